@@ -1,0 +1,34 @@
+# Every target creates .venv when it is missing, so a fresh machine needs only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench-diff clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/reconciler demo
+
+test: $(STAMP)
+	$(BIN)/ruff check reconciler tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check reconciler tests benchmarks
+	$(BIN)/ruff format --check reconciler
+	$(BIN)/mypy
+
+bench-diff: $(STAMP)
+	$(BIN)/python benchmarks/diff.py
+
+clean:
+	rm -rf $(VENV) reconciler-demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Backends: one interface (base.py), one implementation per remote API."""

@@ -1,0 +1,80 @@
+"""The one interface every catalog backend implements, and the values it speaks in.
+
+A backend is a thin adapter: it turns these calls into requests and answers into these
+values, raising only errors from ``reconciler.errors``. Planning, batching, the rate
+budget and retries live outside it, so every backend gets them the same way, and the
+shared contract suite (tests/backends/) runs against each implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.batching import BatchShape
+from reconciler.classify import ItemResult
+from reconciler.plan import AddressRules
+
+
+@dataclass(frozen=True)
+class Record:
+    """One catalog item as the API holds it (for read-back and restore)."""
+
+    item_id: str
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """The remote ids, and how sure we are that they are all of them."""
+
+    ids: Sequence[str]
+    expected: int | None  # what the server says it holds; None when it does not say
+    requests: int = 0
+    detail: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is not None and len(self.ids) == self.expected
+
+
+ProgressCallback = Callable[[int, int | None], None]
+
+__all__ = ["Backend", "Inventory", "ItemResult", "Record"]
+
+
+class Backend(Protocol):
+    """List inventory, delete a batch, read back, restore."""
+
+    name: str
+
+    @property
+    def budget_key(self) -> str:
+        """Requests with the same key share one rate budget (one remote catalog)."""
+
+    @property
+    def batch_shape(self) -> BatchShape:
+        """Limits and encoding of one bulk delete request."""
+
+    @property
+    def address_rules(self) -> AddressRules:
+        """Which ids this API cannot address at all."""
+
+    def check(self) -> str:
+        """A read-only request proving the API is reachable with these credentials."""
+
+    def inventory(self) -> Inventory:
+        """Every id the remote catalog holds, with a proof of completeness."""
+
+    def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
+        """One bulk delete; one result per id, in order. Raises ApiError subclasses."""
+
+    def read_back(self, ids: Sequence[str]) -> list[Record]:
+        """The records of those ids still present remotely."""
+
+    def restore(self, records: Sequence[Record]) -> list[ItemResult]:
+        """Recreate items (upsert); one result per record, in order."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,231 @@
+"""Bloomreach Engagement catalogs over httpx: the only module that speaks its HTTP.
+
+Every httpx exception and every non-2xx answer is translated here into the error tree
+(``reconciler.errors``) via the pure ``classify`` module. Assumptions the public
+documentation does not settle are each kept in one named function below, so the truth,
+once known, is a one-line change:
+
+* ``bulk_delete_entry``: the body is an array of id strings (a production integration
+  sends that; an array of ``{"item_id": ...}`` objects may also be accepted).
+* ``prefix_query``: ``query=<prefix>&field=item_id`` is taken as a case-sensitive prefix
+  match. A wrong guess cannot cause a wrong delete (only listed ids are ever candidates);
+  it shows up as ``inventory_complete: false`` in the report.
+* ``partition_size``: ``matched`` is the number of items matching the query and ``total``
+  the number in the catalog; ``matched_limited: true`` means ``matched`` is a lower bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.backends.base import Inventory, ItemResult, Record
+from reconciler.batching import BatchShape, encode_json
+from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
+from reconciler.clock import Clock
+from reconciler.config import Limits, Target
+from reconciler.errors import FatalApiError, RetriableApiError, SkippableItem
+from reconciler.listing import Page, PageRequest, enumerate_catalog
+from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
+from reconciler.retry import OnRetry, retrying
+
+UNADDRESSABLE_SUBSTRINGS = ("/",)
+USER_AGENT = "catalog-reconciler/0.1"
+
+
+def bulk_delete_entry(item_id: str) -> Any:
+    """One entry of the bulk-delete body (unconfirmed shape, see the module docstring)."""
+    return item_id
+
+
+def prefix_query(prefix: str) -> dict[str, str]:
+    """Listing parameters selecting ids that start with ``prefix`` (unconfirmed semantics)."""
+    return {"query": prefix, "field": "item_id"} if prefix else {}
+
+
+def partition_size(body: dict[str, Any]) -> tuple[int, bool]:
+    """(items matching the query, whether that count is exact)."""
+    matched = body.get("matched", body.get("total"))
+    if not isinstance(matched, int):
+        raise FatalApiError("list items: answer has no 'matched' count")
+    return matched, not bool(body.get("matched_limited", False))
+
+
+class BloomreachBackend:
+    name = "bloomreach"
+
+    def __init__(
+        self,
+        target: Target,
+        limits: Limits,
+        clock: Clock,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        on_retry: OnRetry | None = None,
+        on_list_page: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._target = target
+        self._limits = limits
+        self._clock = clock
+        self._on_retry = on_retry
+        self._on_list_page = on_list_page
+        self._catalog_path = (
+            f"/data/v2/projects/{quote(target.project_token, safe='')}"
+            f"/catalogs/{quote(target.catalog_id, safe='')}"
+        )
+        self._http = httpx.Client(
+            base_url=target.base_url,
+            auth=httpx.BasicAuth(target.api_key_id.value, target.api_secret.value),
+            timeout=limits.timeout_seconds,
+            headers={"user-agent": USER_AGENT, "accept": "application/json"},
+            transport=transport,
+        )
+        self._shape = BatchShape(
+            max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes, entry=bulk_delete_entry
+        )
+        self._rules = AddressRules(
+            forbidden_substrings=UNADDRESSABLE_SUBSTRINGS,
+            fits=self._shape.fits_alone,
+            # JSON escapes a character into at most 6 bytes; shorter ids always fit.
+            fits_below_bytes=(limits.max_batch_bytes - 4) // 6,
+        )
+
+    @property
+    def budget_key(self) -> str:
+        return f"bloomreach:{self._target.base_url}:{self._catalog_path}"
+
+    @property
+    def batch_shape(self) -> BatchShape:
+        return self._shape
+
+    @property
+    def address_rules(self) -> AddressRules:
+        return self._rules
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def check(self) -> str:
+        page = self._with_retries(lambda: self._list_page(PageRequest("", 0, 1)))
+        return f"catalog {self._target.catalog_id} reachable, {page.total} items"
+
+    def inventory(self) -> Inventory:
+        limits = self._limits
+        walker = enumerate_catalog(
+            limits.list_window, limits.list_page_size, self._target.prefix_alphabet
+        )
+        request = next(walker)
+        seen = 0
+        while True:
+            page = self._with_retries(lambda r=request: self._list_page(r))  # type: ignore[misc]
+            seen += len(page.ids)
+            if self._on_list_page:
+                self._on_list_page(seen, page.total)
+            try:
+                request = walker.send(page)
+            except StopIteration as done:
+                result = done.value
+                break
+        detail = "; ".join(
+            f"prefix {s.prefix!r}: {s.found} of {s.expected}" for s in result.shortfalls[:20]
+        )
+        return Inventory(
+            ids=result.ids, expected=result.expected, requests=result.requests, detail=detail
+        )
+
+    def _list_page(self, request: PageRequest) -> Page:
+        params: dict[str, str | int] = {
+            "count": request.count,
+            "skip": request.skip,
+            "order": f"item_id {'desc' if request.descending else 'asc'}",
+            **prefix_query(request.prefix),
+        }
+        body = self._call("GET", "/items", "list items", params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise FatalApiError("list items: answer has no 'data' list")
+        matched, exact = partition_size(body)
+        total = body.get("total", matched)
+        ids = tuple(str(entry["item_id"]) for entry in body["data"] if "item_id" in entry)
+        return Page(ids=ids, matched=matched, total=int(total), matched_is_exact=exact)
+
+    def read_back(self, ids: Sequence[str]) -> list[Record]:
+        present = []
+        for item_id in ids:
+            self._refuse_unaddressable([item_id])
+            try:
+                body = self._with_retries(
+                    lambda i=item_id: self._call(  # type: ignore[misc]
+                        "GET", f"/items/{quote(i, safe='')}", "get item"
+                    )
+                )
+            except FatalApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            data = body.get("data", body) if isinstance(body, dict) else {}
+            present.append(Record(item_id, dict(data.get("properties") or {})))
+        return present
+
+    # -- writing -------------------------------------------------------------------------
+
+    def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
+        """One bulk delete; retries belong to the caller, which owns the rate budget."""
+        self._refuse_unaddressable(ids)
+        body = self._call(
+            "DELETE", "/items/bulk-delete", "bulk delete", content=self._shape.body(ids)
+        )
+        return match_bulk_answer(len(ids), body, "bulk delete")
+
+    def restore(self, records: Sequence[Record]) -> list[ItemResult]:
+        """Recreate items with partial update + upsert (shares the bulk rate budget)."""
+        self._refuse_unaddressable([r.item_id for r in records])
+        payload = [
+            {"item_id": r.item_id, "properties": dict(r.properties), "upsert": True}
+            for r in records
+        ]
+        body = self._call(
+            "POST", "/items/partial-update", "partial update", content=encode_json(payload)
+        )
+        return match_bulk_answer(len(records), body, "partial update")
+
+    # -- the I/O seam --------------------------------------------------------------------
+
+    def _refuse_unaddressable(self, ids: Sequence[str]) -> None:
+        """The planner already skips these; this guard makes sending one impossible."""
+        for item_id in ids:
+            if any(s in item_id for s in UNADDRESSABLE_SUBSTRINGS):
+                raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        return retrying(self._limits, self._clock, self._on_retry)(call)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        content: bytes | None = None,
+    ) -> Any:
+        headers = {"content-type": "application/json"} if content is not None else None
+        try:
+            response = self._http.request(
+                method, self._catalog_path + path, params=params, content=content, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        error = classify_status(
+            response.status_code, response.headers, response.text, operation=operation
+        )
+        if error is not None:
+            raise error
+        return parse_json_body(response.text)
+

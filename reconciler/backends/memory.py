@@ -1,0 +1,98 @@
+"""The in-memory reference backend: the behaviour every real backend must match.
+
+It enforces the same per-item rules as the documented API (non-string or empty ids
+fail per item, unknown ids succeed), and it can be scripted with failures to drive the
+executor through throttling and faults without a network. Tests use it as a fake, never
+a mock: assertions are about the catalog's state afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from reconciler.backends.base import Inventory, ItemResult, Record
+from reconciler.batching import BatchShape
+from reconciler.errors import ApiError, SkippableItem
+from reconciler.plan import AddressRules
+
+
+class MemoryBackend:
+    name = "memory"
+
+    def __init__(
+        self,
+        items: Mapping[str, Mapping[str, Any]] | Iterable[str] = (),
+        *,
+        shape: BatchShape | None = None,
+        forbidden: tuple[str, ...] = ("/",),
+    ) -> None:
+        if isinstance(items, Mapping):
+            self.items: dict[str, dict[str, Any]] = {k: dict(v) for k, v in items.items()}
+        else:
+            self.items = {i: {} for i in items}
+        self._shape = shape or BatchShape(max_ids=10_000, max_bytes=10_000_000)
+        self._rules = AddressRules(
+            forbidden_substrings=forbidden,
+            fits=self._shape.fits_alone,
+            fits_below_bytes=(self._shape.max_bytes - 4) // 6,
+        )
+        self.faults: deque[ApiError] = deque()
+        self.delete_requests: list[list[str]] = []
+        self.deleted: list[str] = []
+
+    @property
+    def budget_key(self) -> str:
+        return f"memory:{id(self)}"
+
+    @property
+    def batch_shape(self) -> BatchShape:
+        return self._shape
+
+    @property
+    def address_rules(self) -> AddressRules:
+        return self._rules
+
+    def check(self) -> str:
+        return f"in-memory catalog with {len(self.items)} items"
+
+    def inventory(self) -> Inventory:
+        self._maybe_fail()
+        return Inventory(ids=sorted(self.items), expected=len(self.items), requests=1)
+
+    def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
+        self._maybe_fail()
+        if len(ids) > self._shape.max_ids or len(self._shape.body(ids)) > self._shape.max_bytes:
+            raise ApiError("bulk delete: HTTP 400: Too many items", status=400)
+        for item_id in ids:
+            if any(s in item_id for s in self._rules.forbidden_substrings):
+                raise SkippableItem(item_id, "unaddressable")
+        self.delete_requests.append(list(ids))
+        return [self._delete_one(item_id) for item_id in ids]
+
+    def _delete_one(self, item_id: object) -> ItemResult:
+        if not isinstance(item_id, str):
+            return ItemResult(False, "Malformed item id. Item id should be a string")
+        if not item_id:
+            return ItemResult(False, "Validation error: item id must not be empty")
+        if self.items.pop(item_id, None) is not None:
+            self.deleted.append(item_id)
+        return ItemResult(True)
+
+    def read_back(self, ids: Sequence[str]) -> list[Record]:
+        self._maybe_fail()
+        return [Record(i, dict(self.items[i])) for i in ids if i in self.items]
+
+    def restore(self, records: Sequence[Record]) -> list[ItemResult]:
+        self._maybe_fail()
+        for record in records:
+            self.items[record.item_id] = dict(record.properties)
+        return [ItemResult(True) for _ in records]
+
+    def close(self) -> None:
+        pass
+
+    def _maybe_fail(self) -> None:
+        if self.faults:
+            raise self.faults.popleft()

@@ -1,0 +1,132 @@
+"""Pure classification of HTTP answers into the error tree; no I/O, no httpx.
+
+Adapters hand over status, headers and body text; this module decides whether the
+answer is usable, retriable (and after how long), or fatal, and extracts the server's
+own error text so reports can quote it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from reconciler.errors import (
+    ApiError,
+    AuthError,
+    BatchAnswerMismatch,
+    FatalApiError,
+    RetriableApiError,
+)
+
+_MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The server's answer for one id of a bulk request."""
+
+    ok: bool
+    error: str = ""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date; None if absent/bad."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def error_text(body: Any) -> str:
+    """The server's own words from ``{"error": ...}`` or ``{"errors": [...]}`` bodies."""
+    if isinstance(body, dict):
+        for key in ("error", "errors", "message", "detail"):
+            if body.get(key):
+                return _flatten(body[key])[:_MAX_ERROR_TEXT]
+    if isinstance(body, str):
+        return body.strip()[:_MAX_ERROR_TEXT]
+    return ""
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "; ".join(_flatten(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in value.items())
+    return str(value)
+
+
+def parse_json_body(text: str) -> Any:
+    """Parse a body that must be JSON; a truncated or garbled one may heal on retry."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        snippet = text[:80].replace("\n", " ")
+        raise RetriableApiError(f"malformed JSON in the answer: {snippet!r}") from None
+
+
+def classify_status(
+    status: int,
+    headers: Mapping[str, str],
+    body_text: str,
+    *,
+    operation: str,
+    now: datetime | None = None,
+) -> ApiError | None:
+    """None for a 2xx; otherwise the error that says what to do next."""
+    if 200 <= status < 300:
+        return None
+    try:
+        body: Any = json.loads(body_text) if body_text else None
+    except ValueError:
+        body = body_text
+    detail = error_text(body) or f"HTTP {status}"
+    message = f"{operation}: HTTP {status}: {detail}"
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
+        return RetriableApiError(message, status=status, retry_after=retry_after)
+    if status in (401, 403):
+        return AuthError(message, status=status)
+    if status >= 500 or status == 408:
+        retry_after = parse_retry_after(headers.get("retry-after"), now)
+        return RetriableApiError(message, status=status, retry_after=retry_after)
+    return FatalApiError(message, status=status)
+
+
+def match_bulk_answer(sent: int, body: Any, operation: str) -> list[ItemResult]:
+    """Match a bulk answer to the request by position; any doubt is a BatchAnswerMismatch.
+
+    The API promises one entry per id in request order. An answer of another length, or
+    an entry without a boolean ``success``, cannot be attributed to ids, so none of them
+    may be recorded as deleted.
+    """
+    if not isinstance(body, list):
+        raise BatchAnswerMismatch(f"{operation}: answer is not a list: {error_text(body)!r}")
+    if len(body) != sent:
+        raise BatchAnswerMismatch(f"{operation}: sent {sent} ids, answer has {len(body)} entries")
+    results = []
+    for entry in body:
+        if not isinstance(entry, dict) or not isinstance(entry.get("success"), bool):
+            raise BatchAnswerMismatch(f"{operation}: unexpected entry {json.dumps(entry)[:100]}")
+        ok = entry["success"]
+        results.append(ItemResult(ok, "" if ok else error_text(entry) or "failed"))
+    return results

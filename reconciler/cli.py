@@ -1,0 +1,156 @@
+"""Command line: argument parsing, exit codes, and one-line errors (never a traceback for ours).
+
+Exit codes (the contract): 0 ok or dry run; 1 unexpected failure; 2 bad usage, config or
+credentials; 3 refused by a safety gate (nothing deleted); 4 finished with failed items.
+With several jobs, the exit code is the most serious of theirs, in the order 1, 2, 3, 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from reconciler import __version__
+from reconciler.config import Config, load_config, resolve_config_path
+from reconciler.errors import (
+    EXIT_CONFIG,
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNEXPECTED,
+    ReconcilerError,
+)
+from reconciler.logging import configure
+
+_SEVERITY = (EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_REFUSED, EXIT_ITEMS_FAILED, EXIT_OK)
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The most serious exit code of several jobs' (see the module docstring)."""
+    return min(codes, key=_SEVERITY.index, default=EXIT_OK)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Bad usage is exit 2 with one line, as for config errors."""
+        self.exit(EXIT_CONFIG, f"reconciler: error: {message} (see 'reconciler --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reconciler", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    parser.add_argument(
+        "--config", help="config file (default: $RECONCILER_CONFIG, then ./reconciler.toml)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    plan = commands.add_parser("plan", help="dry run: diff and report, delete nothing")
+    plan.add_argument("jobs", nargs="*", metavar="JOB")
+    plan.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
+
+    run = commands.add_parser("run", help="reconcile once, now")
+    run.add_argument("jobs", nargs="*", metavar="JOB")
+    run.add_argument("--dry-run", action="store_true", help="plan and report only")
+    run.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
+
+    check = commands.add_parser("check", help="validate config; reach each API read-only")
+    check.add_argument("jobs", nargs="*", metavar="JOB")
+
+    emulator = commands.add_parser("emulator", help="serve the local catalog API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8765)
+    emulator.add_argument("--items", type=Path, help="ids (.csv/.parquet) or records (.jsonl)")
+    emulator.add_argument("--generate", type=int, default=0, metavar="N",
+                          help="generate N items (when no --items)")
+    emulator.add_argument("--rate", default="5/10", metavar="N/SECONDS",
+                          help="bulk requests admitted per window (default 5/10)")
+    emulator.add_argument("--no-retry-after", action="store_true",
+                          help="answer 429 without a Retry-After header")
+
+    demo = commands.add_parser("demo", help="emulator + sample export + one real reconcile")
+    demo.add_argument("--dir", type=Path, default=Path("reconciler-demo"))
+    demo.add_argument("--items", type=int, default=20_000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ReconcilerError as exc:
+        print(f"reconciler: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("reconciler: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place an unexpected error is caught
+        print(f"reconciler: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_UNEXPECTED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "emulator":
+        from reconciler.emulator.serve import serve_from_args
+
+        return serve_from_args(args)
+    if args.command == "demo":
+        from reconciler.demo import run_demo
+
+        return run_demo(args.dir, args.items)
+    config = load_config(resolve_config_path(args.config))
+    configure(config.logging.level, config.logging.format, config.secrets)
+    if args.command == "check":
+        return _check(config, args.jobs)
+    dry_run = args.command == "plan" or bool(getattr(args, "dry_run", False))
+    return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir)
+
+
+def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
+             report_root: Path | None) -> int:
+    from reconciler.runner import RunRequest, run_job
+
+    request = RunRequest(dry_run=dry_run, report_root=report_root,
+                         item_events=config.logging.item_events)
+    codes = []
+    for job in config.select(list(names)):
+        result = run_job(config, job, request)
+        codes.append(result.exit_code)
+        stream = sys.stdout if result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED) else sys.stderr
+        print(f"{job.name}: {result.message}", file=stream)
+        print(f"{job.name}: report {result.report_dir}")
+    return worst_exit_code(codes)
+
+
+def _check(config: Config, names: Sequence[str]) -> int:
+    from reconciler.clock import SystemClock
+    from reconciler.runner import default_backend
+    from reconciler.logging import get_logger
+
+    codes = []
+    for job in config.select(list(names)):
+        problems = []
+        if not job.source.path.is_file():
+            problems.append(f"source {job.source.path} not found")
+        inventory = job.target.inventory
+        if inventory is not None and not inventory.path.is_file():
+            problems.append(f"inventory export {inventory.path} not found")
+        backend = default_backend(job, SystemClock(), get_logger(job=job.name))
+        try:
+            reach = backend.check()
+        except ReconcilerError as exc:
+            problems.append(str(exc))
+            codes.append(exc.exit_code)
+            reach = ""
+        finally:
+            backend.close()
+        if problems:
+            codes.append(EXIT_REFUSED)
+            print(f"{job.name}: FAILED: {'; '.join(problems)}", file=sys.stderr)
+        else:
+            codes.append(EXIT_OK)
+            print(f"{job.name}: ok: {reach}")
+    return worst_exit_code(codes)

@@ -1,0 +1,368 @@
+"""Load the TOML config into frozen dataclasses, failing early with one line that names the key.
+
+Validation is up front and complete: unknown keys, missing keys, wrong types, unset
+``${VAR}`` references and unknown backends are all reported before any file or API is
+touched. Relative paths are relative to the config file, so a config means the same
+thing wherever the daemon is started from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from reconciler.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "reconciler.toml"
+CONFIG_ENV_VAR = "RECONCILER_CONFIG"
+
+BLOOMREACH = "bloomreach"
+PLANNED_BACKENDS = ("adobe-target", "adobe-classic")
+KNOWN_BACKENDS = (BLOOMREACH, *PLANNED_BACKENDS)
+
+# Characters an id may continue with, tried when a listing partition is too big for the
+# API's offset window. Characters seen in listed ids are added at run time, so this only
+# needs to cover what may hide beyond the window; see bloomreach.py.
+DEFAULT_PREFIX_ALPHABET = (
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.:~ #+@%&=,;!$'()*"
+)
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INTERVAL = re.compile(r"^every\s+(\d+)\s*(s|m|h)$")
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_LOG_FORMATS = ("auto", "json", "console")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential that never shows itself in a repr, a log or a report."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class IdFile:
+    """A CSV or Parquet file and the column that holds the ids."""
+
+    path: Path
+    id_column: str = "item_id"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request shaping; the defaults are the Bloomreach documented limits."""
+
+    requests_per_window: int = 5
+    window_seconds: float = 10.0
+    max_batch_ids: int = 10_000
+    max_batch_bytes: int = 10_000_000
+    list_page_size: int = 1000
+    list_window: int = 1001
+    max_attempts: int = 8
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the catalog lives and how to reach it."""
+
+    backend: str
+    base_url: str
+    project_token: str
+    catalog_id: str
+    api_key_id: Secret
+    api_secret: Secret
+    inventory: IdFile | None = None
+    prefix_alphabet: str = DEFAULT_PREFIX_ALPHABET
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must be redacted wherever they might appear."""
+        return tuple(s.value for s in (self.api_key_id, self.api_secret) if s.value)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source export reconciled into one remote catalog."""
+
+    name: str
+    source: IdFile
+    target: Target
+    limits: Limits = Limits()
+    schedule: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Logging:
+    level: str = "info"
+    format: str = "auto"
+    item_events: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    state_dir: Path
+    jobs: dict[str, Job]
+    logging: Logging = Logging()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for job in self.jobs.values() for s in job.target.secrets)
+
+    def select(self, names: list[str]) -> list[Job]:
+        """The named jobs in the order given, or every job when none is named."""
+        if not names:
+            return list(self.jobs.values())
+        unknown = [n for n in names if n not in self.jobs]
+        if unknown:
+            known = ", ".join(self.jobs) or "none"
+            raise ConfigError(f"{self.path}: no job named {unknown[0]!r} (jobs: {known})")
+        return [self.jobs[n] for n in names]
+
+
+def resolve_config_path(cli_value: str | None, environ: dict[str, str] | None = None) -> Path:
+    """``--config``, else ``$RECONCILER_CONFIG``, else ``./reconciler.toml``."""
+    env = os.environ if environ is None else environ
+    return Path(cli_value or env.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file and key on any fault."""
+    env = dict(os.environ if environ is None else environ)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(raw, path, env)
+
+
+def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Config:
+    """Validate an already-parsed TOML document; ``path`` anchors relative paths."""
+    base = path.resolve().parent
+    top = _Table(raw, "", path, environ)
+    state_dir = base / top.string("state_dir", default="var")
+    logging_cfg = _parse_logging(top.optional_table("logging"))
+    jobs_table = top.table("jobs")
+    top.finish()
+    jobs = {name: _parse_job(name, jobs_table.table(name), base) for name in jobs_table.keys()}  # noqa: SIM118
+    if not jobs:
+        raise ConfigError(f"{path}: jobs: define at least one [jobs.NAME] table")
+    return Config(path=path, state_dir=state_dir, jobs=jobs, logging=logging_cfg)
+
+
+def _parse_logging(t: _Table | None) -> Logging:
+    if t is None:
+        return Logging()
+    cfg = Logging(
+        level=t.choice("level", _LOG_LEVELS, default="info"),
+        format=t.choice("format", _LOG_FORMATS, default="auto"),
+        item_events=t.boolean("item_events", default=True),
+    )
+    t.finish()
+    return cfg
+
+
+def _parse_job(name: str, t: _Table, base: Path) -> Job:
+    schedule = t.optional_string("schedule")
+    if schedule is not None:
+        _check_schedule(schedule, t.where("schedule"))
+    source = _parse_id_file(t.table("source"), base)
+    target = _parse_target(t.table("target"), base)
+    limits_table = t.optional_table("limits")
+    limits = _parse_limits(limits_table) if limits_table else Limits()
+    job = Job(
+        name=name,
+        source=source,
+        target=target,
+        limits=limits,
+        schedule=schedule,
+        dry_run=t.boolean("dry_run", default=False),
+    )
+    t.finish()
+    return job
+
+
+def _parse_id_file(t: _Table, base: Path) -> IdFile:
+    spec = IdFile(path=base / t.string("path"), id_column=t.string("id_column", default="item_id"))
+    if not spec.path.name.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
+        raise t.error("path", f"{spec.path.name!r}: expected a .csv, .csv.gz or .parquet file")
+    t.finish()
+    return spec
+
+
+def _parse_target(t: _Table, base: Path) -> Target:
+    backend = t.string("backend")
+    if backend not in KNOWN_BACKENDS:
+        known = ", ".join(KNOWN_BACKENDS)
+        raise t.error("backend", f"unknown backend {backend!r} (known: {known})")
+    if backend in PLANNED_BACKENDS:
+        raise t.error("backend", f"backend {backend!r} is not available in this version yet")
+    inventory_table = t.optional_table("inventory")
+    inventory = _parse_id_file(inventory_table, base) if inventory_table else None
+    target = Target(
+        backend=backend,
+        base_url=t.string("base_url", default="https://api.exponea.com").rstrip("/"),
+        project_token=t.string("project_token"),
+        catalog_id=t.string("catalog_id"),
+        api_key_id=Secret(t.string("api_key_id")),
+        api_secret=Secret(t.string("api_secret")),
+        inventory=inventory,
+        prefix_alphabet=t.string("prefix_alphabet", default=DEFAULT_PREFIX_ALPHABET),
+    )
+    if not target.prefix_alphabet:
+        raise t.error("prefix_alphabet", "must not be empty")
+    t.finish()
+    return target
+
+
+def _parse_limits(t: _Table) -> Limits:
+    d = Limits()
+    limits = Limits(
+        requests_per_window=t.integer("requests_per_window", d.requests_per_window, minimum=1),
+        window_seconds=t.number("window_seconds", d.window_seconds),
+        max_batch_ids=t.integer("max_batch_ids", d.max_batch_ids, minimum=1),
+        max_batch_bytes=t.integer("max_batch_bytes", d.max_batch_bytes, minimum=16),
+        list_page_size=t.integer("list_page_size", d.list_page_size, minimum=1),
+        list_window=t.integer("list_window", d.list_window, minimum=2),
+        max_attempts=t.integer("max_attempts", d.max_attempts, minimum=1),
+        backoff_initial_seconds=t.number("backoff_initial_seconds", d.backoff_initial_seconds),
+        backoff_max_seconds=t.number("backoff_max_seconds", d.backoff_max_seconds),
+        timeout_seconds=t.number("timeout_seconds", d.timeout_seconds),
+    )
+    if limits.list_page_size >= limits.list_window:
+        raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")
+    t.finish()
+    return limits
+
+
+def _check_schedule(value: str, where: str) -> None:
+    """Accept ``every N(s|m|h)`` or a five-field cron line; the scheduler parses the cron."""
+    if _INTERVAL.match(value.strip()) or len(value.split()) == 5:
+        return
+    raise ConfigError(
+        f"{where}: {value!r} is neither a 5-field cron line nor 'every N(s|m|h)'"
+    )
+
+
+_T = TypeVar("_T")
+
+
+class _Table:
+    """One TOML table being validated; remembers which keys were read to find unknown ones."""
+
+    def __init__(
+        self, data: dict[str, Any], prefix: str, path: Path, env: dict[str, str]
+    ) -> None:
+        self._data = data
+        self._prefix = prefix
+        self._path = path
+        self._env = env
+        self._seen: set[str] = set()
+
+    def keys(self) -> list[str]:
+        self._seen.update(self._data)
+        return list(self._data)
+
+    def where(self, key: str) -> str:
+        return f"{self._path}: {self._prefix}{key}"
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.where(key)}: {problem}")
+
+    def _get(self, key: str, kind: type[_T], kind_name: str, required: bool) -> _T | None:
+        self._seen.add(key)
+        if key not in self._data:
+            if required:
+                raise self.error(key, "missing key")
+            return None
+        value = self._data[key]
+        # bool is an int in Python; a config that says `count = true` is still wrong.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(key, f"expected {kind_name}, got {_toml_type(value)}")
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str:
+        """A string, required when there is no default; ``${VAR}`` is expanded."""
+        value = self._get(key, str, "a string", required=default is None)
+        return self._expand(key, value) if value is not None else str(default)
+
+    def optional_string(self, key: str) -> str | None:
+        value = self._get(key, str, "a string", required=False)
+        return None if value is None else self._expand(key, value)
+
+    def choice(self, key: str, options: tuple[str, ...], default: str) -> str:
+        value = self.string(key, default=default)
+        if value not in options:
+            raise self.error(key, f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, bool, "true or false", required=False)
+        return default if value is None else value
+
+    def integer(self, key: str, default: int, minimum: int) -> int:
+        value = self._get(key, int, "an integer", required=False)
+        if value is None:
+            return default
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self._get(key, (int, float), "a number", required=False)  # type: ignore[arg-type]
+        if value is None:
+            return default
+        if value <= 0:
+            raise self.error(key, f"must be greater than 0, got {value}")
+        return float(value)
+
+    def table(self, key: str) -> _Table:
+        found = self.optional_table(key, required=True)
+        assert found is not None  # _get raised for a missing required key
+        return found
+
+    def optional_table(self, key: str, required: bool = False) -> _Table | None:
+        value = self._get(key, dict, "a table", required)
+        if value is None:
+            return None
+        return _Table(value, f"{self._prefix}{key}.", self._path, self._env)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+    def _expand(self, key: str, value: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self._env:
+                raise self.error(key, f"environment variable {name} is not set")
+            return self._env[name]
+
+        return _VAR.sub(replace, value)
+
+
+def _toml_type(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    names.update({dict: "a table", list: "an array"})
+    return names.get(type(value), type(value).__name__)

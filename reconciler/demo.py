@@ -1,0 +1,92 @@
+"""``reconciler demo``: the emulator, a sample export, a plan, then one real reconcile.
+
+Everything runs in this process against the emulator on 127.0.0.1, with an embedded
+config written next to the export so the user can rerun ``reconciler --config ... plan``
+by hand afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from reconciler.cli import run_jobs
+from reconciler.config import load_config
+from reconciler.emulator import Emulator, EmulatorSettings, generate_items
+from reconciler.logging import configure
+
+STALE_AWKWARD = ("SKU/with-slash", "comma,id", "ünïcødé-☃", "00123")
+
+CONFIG = """\
+# Written by `reconciler demo`: one job against the local emulator.
+state_dir = "state"
+
+[logging]
+level = "info"
+format = "json"
+
+[jobs.demo-products]
+schedule = "every 30m"
+
+[jobs.demo-products.source]
+path = "exports/products.csv"
+id_column = "item_id"
+
+[jobs.demo-products.target]
+backend = "bloomreach"
+base_url = "{base_url}"
+project_token = "{project}"
+catalog_id = "{catalog}"
+api_key_id = "${{DEMO_API_KEY_ID}}"
+api_secret = "${{DEMO_API_SECRET}}"
+
+[jobs.demo-products.limits]
+max_batch_ids = 250        # small batches, to show several rate-limited requests
+"""
+
+
+def write_export(path: Path, ids: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["item_id", "title"])
+        writer.writerows([item_id, f"Title of {item_id}"] for item_id in ids)
+
+
+def run_demo(folder: Path, item_count: int) -> int:
+    import os
+
+    folder = folder.resolve()
+    items = generate_items(item_count)
+    sku_ids = sorted(i for i in items if i.startswith("SKU-"))
+    stale = set(sku_ids[::20]) | set(STALE_AWKWARD)  # 5% of the catalog, plus awkward ids
+    source = [i for i in sorted(items) if i not in stale] + [f"NEW-{n:04d}" for n in range(50)]
+    settings = EmulatorSettings()
+    with Emulator(items, settings) as emulator:
+        write_export(folder / "exports" / "products.csv", source)
+        config_path = folder / "reconciler.toml"
+        config_path.write_text(CONFIG.format(
+            base_url=emulator.base_url, project=settings.project_token,
+            catalog=settings.catalog_id,
+        ), encoding="utf-8")
+        os.environ.setdefault("DEMO_API_KEY_ID", settings.api_key_id)
+        os.environ.setdefault("DEMO_API_SECRET", settings.api_secret)
+        config = load_config(config_path)
+        log_path = folder / "demo.log"
+        with log_path.open("a", encoding="utf-8") as log_stream:
+            configure("info", "json", config.secrets, stream=log_stream)
+            print(f"demo: emulator at {emulator.base_url} holds {len(items)} items; "
+                  f"the export at {folder / 'exports/products.csv'} lacks {len(stale)} of them")
+            print("demo: step 1, plan (dry run, deletes nothing)")
+            plan_code = run_jobs(config, [], dry_run=True, report_root=None)
+            print("demo: step 2, run (real deletes against the emulator)")
+            run_code = run_jobs(config, [], dry_run=False, report_root=None)
+        remaining = emulator.ids()
+        gone = set(items) - remaining
+        expected_gone = {i for i in stale if "/" not in i}
+        print(f"demo: the catalog now holds {len(remaining)} items; "
+              f"{len(gone)} deleted, {len(stale) - len(gone)} skipped "
+              f"({'as planned' if gone == expected_gone else 'NOT as planned'})")
+        print(f"demo: config {config_path}; JSON logs {log_path}")
+        print(f"demo: reports under {config.state_dir / 'reports' / 'demo-products'}")
+    return plan_code or run_code or (0 if gone == expected_gone else 1)

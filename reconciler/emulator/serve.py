@@ -1,0 +1,69 @@
+"""``reconciler emulator``: serve the Bloomreach emulator in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from reconciler.config import IdFile
+from reconciler.emulator import Emulator, EmulatorSettings, generate_items
+from reconciler.errors import ConfigError
+from reconciler.source import read_ids
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"5/10"`` means 5 requests per 10 seconds."""
+    count, _, seconds = text.partition("/")
+    try:
+        limit, window = int(count), float(seconds)
+    except ValueError:
+        raise ConfigError(f"--rate: expected N/SECONDS such as 5/10, got {text!r}") from None
+    if limit < 1 or window <= 0:
+        raise ConfigError(f"--rate: expected N >= 1 and SECONDS > 0, got {text!r}")
+    return limit, window
+
+
+def load_items(path: Path) -> dict[str, dict[str, Any]]:
+    """Records from ``.jsonl`` (``{"item_id", "properties"}``), or bare ids from CSV/Parquet."""
+    if path.name.endswith(".jsonl"):
+        items = {}
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    items[str(record["item_id"])] = dict(record.get("properties") or {})
+                except (ValueError, KeyError, TypeError):
+                    raise ConfigError(f"{path}:{number}: expected a JSON record with item_id")
+        return items
+    return {i: {} for i in read_ids(IdFile(path)).to_pylist()}
+
+
+def serve_from_args(args: argparse.Namespace) -> int:
+    limit, window = parse_rate(args.rate)
+    items = load_items(args.items) if args.items else generate_items(args.generate or 1000)
+    settings = EmulatorSettings(
+        bulk_requests_per_window=limit,
+        bulk_window_seconds=window,
+        send_retry_after=not args.no_retry_after,
+    )
+    emulator = Emulator(items, settings)
+    print(
+        f"emulator: http://{args.host}:{args.port} project={settings.project_token} "
+        f"catalog={settings.catalog_id} key={settings.api_key_id}:{settings.api_secret} "
+        f"items={len(items)} bulk rate={limit}/{window:g}s",
+        flush=True,
+    )
+    try:
+        emulator.serve_forever(args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    return 0

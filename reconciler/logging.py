@@ -1,0 +1,80 @@
+"""structlog set-up: JSON lines (or console rendering on a TTY), and secret redaction.
+
+Logs go to stderr so that stdout carries only the command's own result (report paths),
+which scripts can read. Secrets are removed by a processor that every event passes
+through, so no code path has to remember to do it: values of credential-like keys are
+replaced, and any registered secret value is masked wherever it appears in a string.
+"""
+
+from __future__ import annotations
+
+import logging as stdlib_logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "***"
+_SECRET_KEYS = frozenset(
+    {"api_secret", "api_key_id", "authorization", "password", "secret", "token", "client_token"}
+)
+
+
+class SecretRedactor:
+    """A structlog processor masking registered secrets and credential-like keys."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(
+        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in list(event.items()):
+            if key.lower() in _SECRET_KEYS:
+                event[key] = REDACTED
+            elif isinstance(value, str) and self.secrets:
+                event[key] = self.redact(value)
+        return event
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+def configure(
+    level: str = "info",
+    fmt: str = "auto",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> SecretRedactor:
+    """Configure structlog once per process; returns the redactor (reports use it too)."""
+    out = stream or sys.stderr
+    redactor = SecretRedactor(secrets)
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if use_console
+        else structlog.processors.JSONRenderer(ensure_ascii=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(stdlib_logging, level.upper())
+        ),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    return redactor
+
+
+def get_logger(**context: Any) -> Any:
+    return structlog.get_logger().bind(**context)

@@ -1,0 +1,129 @@
+"""Write one run's report folder: summary.json, deletes.csv, skipped.csv, outcomes.csv, report.md.
+
+CSV files are written by Arrow (quoting only where needed), so a plan of millions of ids
+is written at disk speed and ids round-trip exactly through any CSV reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from reconciler.executor import PLANNED, QUEUED, SKIPPED, Outcome
+from reconciler.plan import Plan
+
+SUMMARY = "summary.json"
+DELETES = "deletes.csv"
+SKIPPED_CSV = "skipped.csv"
+OUTCOMES = "outcomes.csv"
+HUMAN = "report.md"
+
+
+def write_report(
+    folder: Path,
+    summary: dict[str, Any],
+    plan: Plan | None,
+    outcomes: Sequence[Outcome] | None,
+) -> None:
+    """Write every file; a refused run (no plan) still gets all of them, empty but headed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    empty = pa.array([], type=pa.string())
+    skipped_ids = plan.skipped_ids if plan else empty
+    skipped_reasons = plan.skipped_reasons if plan else empty
+    if outcomes is None:  # a dry run, or refused before any delete
+        deleted = plan.to_delete if plan else empty
+        done = pa.table({
+            "item_id": deleted,
+            "outcome": pa.array([PLANNED] * len(deleted), type=pa.string()),
+            "detail": pa.array([""] * len(deleted), type=pa.string()),
+        })
+    else:
+        deleted = pa.array([o.item_id for o in outcomes if o.outcome == QUEUED], type=pa.string())
+        done = pa.table({
+            "item_id": pa.array([o.item_id for o in outcomes], type=pa.string()),
+            "outcome": pa.array([o.outcome for o in outcomes], type=pa.string()),
+            "detail": pa.array([o.detail for o in outcomes], type=pa.string()),
+        })
+    skipped_rows = pa.table({
+        "item_id": skipped_ids,
+        "outcome": pa.array([SKIPPED] * len(skipped_ids), type=pa.string()),
+        "detail": skipped_reasons,
+    })
+    _write_csv(folder / DELETES, pa.table({"item_id": deleted}))
+    _write_csv(folder / SKIPPED_CSV, pa.table({"item_id": skipped_ids, "reason": skipped_reasons}))
+    _write_csv(folder / OUTCOMES, pa.concat_tables([done, skipped_rows.cast(done.schema)]))
+    _atomic_write(folder / HUMAN, human_report(summary))
+    # summary.json last: its presence means the folder is complete.
+    _atomic_write(folder / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_csv(path: Path, table: pa.Table) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    os.replace(tmp, path)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def human_report(summary: dict[str, Any]) -> str:
+    """A short Markdown page an operator can read before trusting the tool."""
+    s = summary
+    mode = "dry run, nothing deleted" if s["dry_run"] else "real run"
+    lines = [
+        f"# Reconcile report: {s['job']}",
+        "",
+        f"- Run: `{s['run_id']}` ({mode}), {s['started_at']} to {s['finished_at']}",
+        f"- Target: {s.get('backend', '?')} catalog `{s.get('catalog_id', '?')}`",
+        f"- Exit code: {s['exit_code']}",
+    ]
+    if s.get("refused"):
+        lines += ["", f"**Refused: {s['refused']}.** Nothing was deleted."]
+    if s.get("error"):
+        lines += ["", f"**Stopped: {s['error']}**"]
+    source = s.get("source", {})
+    inventory = s.get("inventory", {})
+    lines += [
+        "",
+        "| | count |",
+        "|---|---:|",
+        f"| source ids (distinct, non-empty) | {s['source_ids']} |",
+        f"| source rows / empty / duplicate / with whitespace | {source.get('rows', 0)} / "
+        f"{source.get('empty_ids', 0)} / {source.get('duplicate_ids', 0)} / "
+        f"{source.get('whitespace_ids', 0)} |",
+        f"| remote ids | {s['remote_ids']} |",
+        f"| to delete | {s['to_delete']} |",
+        f"| skipped | {sum(s['skipped'].values())} |",
+        f"| deleted (queued) | {s['deleted']} |",
+        f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "
+        f"{s.get('not_sent', 0)} |",
+    ]
+    if s["skipped"]:
+        lines += ["", "Skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())]
+    if inventory:
+        if s["inventory_complete"]:
+            lines += ["", f"Inventory ({inventory.get('source')}) is complete."]
+        else:
+            lines += [
+                "",
+                f"**Inventory incomplete**: found {inventory.get('found')} of "
+                f"{inventory.get('expected')} ids the server reports. Ids not found cannot be "
+                "deleted this run; nothing outside the source was deleted because of it. "
+                f"{inventory.get('detail', '')}",
+            ]
+    lines += [
+        "",
+        f"Files: `{DELETES}` (deleted, or would be), `{SKIPPED_CSV}`, `{OUTCOMES}` "
+        f"(every item's outcome), `{SUMMARY}`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""The one retry policy: tenacity, exponential backoff with jitter, Retry-After honoured.
+
+Only ``RetriableApiError`` is retried. When the server said how long to wait, that wins
+over the backoff; the sleep goes through the injected clock, so tests never wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tenacity
+
+from reconciler.clock import Clock
+from reconciler.config import Limits
+from reconciler.errors import RetriableApiError
+
+OnRetry = Callable[[RetriableApiError, int, float], None]
+
+
+def _server_said_or(backoff: tenacity.wait.wait_base) -> Callable[[tenacity.RetryCallState], float]:
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetriableApiError) and error.retry_after is not None:
+            return error.retry_after
+        return float(backoff(state))
+
+    return wait
+
+
+def retrying(limits: Limits, clock: Clock, on_retry: OnRetry | None = None) -> tenacity.Retrying:
+    """A tenacity ``Retrying`` for one request; re-raises the last error when attempts run out."""
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        if on_retry and isinstance(error, RetriableApiError):
+            on_retry(error, state.attempt_number, delay)
+
+    backoff = tenacity.wait_exponential_jitter(
+        initial=limits.backoff_initial_seconds, max=limits.backoff_max_seconds
+    )
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(RetriableApiError),
+        stop=tenacity.stop_after_attempt(limits.max_attempts),
+        wait=_server_said_or(backoff),
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
