@@ -127,8 +127,8 @@ def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
 
 def _check(config: Config, names: Sequence[str]) -> int:
     from reconciler.clock import SystemClock
-    from reconciler.runner import default_backend
     from reconciler.logging import get_logger
+    from reconciler.runner import default_backend
 
     codes = []
     for job in config.select(list(names)):

@@ -7,7 +7,6 @@ is written at disk speed and ids round-trip exactly through any CSV reader.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,13 @@ def write_report(
 def _write_csv(path: Path, table: pa.Table) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     pacsv.write_csv(table, tmp, write_options=pacsv.WriteOptions(quoting_style="needed"))
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def human_report(summary: dict[str, Any]) -> str:
@@ -108,7 +107,8 @@ def human_report(summary: dict[str, Any]) -> str:
         f"{s.get('not_sent', 0)} |",
     ]
     if s["skipped"]:
-        lines += ["", "Skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())]
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
+        lines += ["", f"Skipped by reason: {reasons}"]
     if inventory:
         if s["inventory_complete"]:
             lines += ["", f"Inventory ({inventory.get('source')}) is complete."]

@@ -36,9 +36,11 @@ def retrying(limits: Limits, clock: Clock, on_retry: OnRetry | None = None) -> t
         if on_retry and isinstance(error, RetriableApiError):
             on_retry(error, state.attempt_number, delay)
 
-    backoff = tenacity.wait_exponential_jitter(
-        initial=limits.backoff_initial_seconds, max=limits.backoff_max_seconds
-    )
+    # Exponential from backoff_initial_seconds, capped, plus up to one initial step of jitter
+    # so that writers throttled together do not retry together.
+    backoff = tenacity.wait_exponential(
+        multiplier=limits.backoff_initial_seconds, max=limits.backoff_max_seconds
+    ) + tenacity.wait_random(0, limits.backoff_initial_seconds)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableApiError),
         stop=tenacity.stop_after_attempt(limits.max_attempts),

@@ -54,6 +54,7 @@ class EmulatorSettings:
     bulk_requests_per_window: int = 5
     bulk_window_seconds: float = 10.0
     send_retry_after: bool = True
+    retry_after_fractional: bool = False  # tests: "0.25" instead of whole seconds
     list_window: int = 1001
     default_count: int = 20
     max_bulk_ids: int = 10_000
@@ -290,8 +291,8 @@ class Emulator:
         if wait is None:
             return None
         self.stats.throttled += 1
-        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.settings.send_retry_after \
-            else {}
+        seconds = f"{wait:.3f}" if self.settings.retry_after_fractional else str(math.ceil(wait))
+        headers = {"Retry-After": seconds} if self.settings.send_retry_after else {}
         return 429, {"success": False, "error": "Rate limit exceeded"}, headers
 
     def _list(self, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
@@ -371,7 +372,7 @@ class Emulator:
         for entry in payload:
             item_id = entry.get("item_id") if isinstance(entry, dict) else entry
             problem = _item_id_problem(item_id)
-            if problem:
+            if problem or not isinstance(item_id, str):
                 answer.append({"success": False, "queued": False, "errors": {"_global": [problem]}})
                 continue
             if self.catalog.remove(item_id):
@@ -457,7 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the tests and the demo read stats, not access logs
 
     def _dispatch(self) -> None:

@@ -38,7 +38,9 @@ def load_items(path: Path) -> dict[str, dict[str, Any]]:
                     record = json.loads(line)
                     items[str(record["item_id"])] = dict(record.get("properties") or {})
                 except (ValueError, KeyError, TypeError):
-                    raise ConfigError(f"{path}:{number}: expected a JSON record with item_id")
+                    raise ConfigError(
+                        f"{path}:{number}: expected a JSON record with item_id"
+                    ) from None
         return items
     return {i: {} for i in read_ids(IdFile(path)).to_pylist()}
 

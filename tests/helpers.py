@@ -1,0 +1,98 @@
+"""Helpers shared by the tests: config files, exports, and an emulator-backed job."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reconciler.config import Config, load_config
+from reconciler.emulator import Emulator
+
+# A short rate window, so tests run the real limiter quickly (5 per 0.2 s).
+FAST_LIMITS = {
+    "requests_per_window": 5,
+    "window_seconds": 0.2,
+    "backoff_initial_seconds": 0.01,
+    "backoff_max_seconds": 0.05,
+    "timeout_seconds": 10,
+}
+
+
+def write_csv(path: Path, ids: list[str], column: str = "item_id", gz: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opener: Any = gzip.open if gz else open
+    with opener(path, "wt", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow([column, "title"])
+        writer.writerows([i, f"t-{n}"] for n, i in enumerate(ids))
+    return path
+
+
+def write_parquet(path: Path, ids: list[Any], column: str = "item_id", type_: Any = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({column: pa.array(ids, type=type_)}), path)
+    return path
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def job_toml(
+    name: str,
+    base_url: str,
+    source: Path,
+    *,
+    emulator: Emulator | None = None,
+    limits: dict[str, Any] | None = None,
+    inventory: Path | None = None,
+    target_extra: dict[str, Any] | None = None,
+    api_secret: str | None = None,
+) -> str:
+    s = emulator.settings if emulator else None
+    target = {
+        "backend": "bloomreach",
+        "base_url": base_url,
+        "project_token": s.project_token if s else "demo-project",
+        "catalog_id": s.catalog_id if s else "demo-catalog",
+        "api_key_id": s.api_key_id if s else "demo-key",
+        "api_secret": api_secret or (s.api_secret if s else "demo-secret"),
+        **(target_extra or {}),
+    }
+    lines = [
+        f"[jobs.{name}.source]",
+        f"path = {toml_value(source)}",
+        f"[jobs.{name}.target]",
+        *(f"{k} = {toml_value(v)}" for k, v in target.items()),
+    ]
+    if inventory is not None:
+        lines += [f"[jobs.{name}.target.inventory]", f"path = {toml_value(inventory)}"]
+    lines += [f"[jobs.{name}.limits]"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in {**FAST_LIMITS, **(limits or {})}.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(folder: Path, *jobs: str, logging: str = 'format = "json"') -> Path:
+    path = folder / "reconciler.toml"
+    path.write_text(
+        'state_dir = "state"\n[logging]\n' + logging + "\n" + "".join(jobs), encoding="utf-8"
+    )
+    return path
+
+
+def emulator_config(
+    folder: Path, emulator: Emulator, source_ids: list[str], name: str = "products", **kw: Any
+) -> Config:
+    source = write_csv(folder / "exports" / f"{name}.csv", source_ids)
+    return load_config(write_config(folder, job_toml(name, emulator.base_url, source,
+                                                      emulator=emulator, **kw)))

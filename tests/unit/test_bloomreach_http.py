@@ -1,0 +1,139 @@
+"""The Bloomreach adapter against respx: request shapes and error translation."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.config import Limits, Secret, Target
+from reconciler.errors import (
+    AuthError,
+    BatchAnswerMismatch,
+    RetriableApiError,
+    SkippableItem,
+)
+
+BASE = "https://api.example.test"
+CATALOG = f"{BASE}/data/v2/projects/proj/catalogs/cat"
+TARGET = Target(
+    backend="bloomreach", base_url=BASE, project_token="proj", catalog_id="cat",
+    api_key_id=Secret("kid"), api_secret=Secret("sec"),
+)
+LIMITS = Limits(max_attempts=3, backoff_initial_seconds=1, backoff_max_seconds=2)
+
+
+@pytest.fixture
+def backend(clock):
+    b = BloomreachBackend(TARGET, LIMITS, clock)
+    yield b
+    b.close()
+
+
+@respx.mock
+def test_bulk_delete_sends_a_json_array_of_ids_with_basic_auth(backend):
+    route = respx.delete(f"{CATALOG}/items/bulk-delete").respond(
+        200, json=[{"success": True, "queued": True}, {"success": True, "queued": True}]
+    )
+    results = backend.delete_batch(["a", "ünï"])
+    request = route.calls.last.request
+    assert json.loads(request.content) == ["a", "ünï"]
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["authorization"] == httpx.BasicAuth("kid", "sec")._auth_header
+    assert [r.ok for r in results] == [True, True]
+
+
+@respx.mock
+def test_429_carries_retry_after(backend):
+    respx.delete(f"{CATALOG}/items/bulk-delete").respond(
+        429, headers={"Retry-After": "4"}, json={"success": False, "error": "Too many requests"}
+    )
+    with pytest.raises(RetriableApiError) as caught:
+        backend.delete_batch(["a"])
+    assert caught.value.retry_after == 4.0 and caught.value.throttled
+
+
+@respx.mock
+def test_403_is_an_auth_error_naming_the_server_text(backend):
+    respx.delete(f"{CATALOG}/items/bulk-delete").respond(
+        403, json={"success": False, "errors": ["Missing permission: catalogs.delete_catalog_item"]}
+    )
+    with pytest.raises(AuthError) as caught:
+        backend.delete_batch(["a"])
+    assert str(caught.value) == (
+        "bulk delete: HTTP 403: Missing permission: catalogs.delete_catalog_item"
+    )
+
+
+@respx.mock
+def test_short_answer_is_a_mismatch(backend):
+    respx.delete(f"{CATALOG}/items/bulk-delete").respond(200, json=[{"success": True}])
+    with pytest.raises(BatchAnswerMismatch):
+        backend.delete_batch(["a", "b"])
+
+
+@respx.mock
+def test_connection_errors_and_timeouts_are_retriable(backend):
+    respx.delete(f"{CATALOG}/items/bulk-delete").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(RetriableApiError, match="connection failed"):
+        backend.delete_batch(["a"])
+    respx.get(f"{CATALOG}/items").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(RetriableApiError, match="timed out"):
+        backend.check()
+
+
+def test_unaddressable_ids_are_never_sent(backend):
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.delete(f"{CATALOG}/items/bulk-delete")
+        with pytest.raises(SkippableItem) as caught:
+            backend.delete_batch(["ok", "a/b"])
+        assert caught.value.reason == "unaddressable"
+        assert not route.called
+
+
+@respx.mock
+def test_listing_retries_transient_errors_then_succeeds(backend, clock):
+    page = {"success": True, "data": [{"item_id": "a"}, {"item_id": "b"}], "matched": 2,
+            "total": 2, "limit": 1000, "skip": 0, "matched_limited": False}
+    route = respx.get(f"{CATALOG}/items").mock(side_effect=[
+        httpx.Response(503, json={"success": False, "error": "unavailable"}),
+        httpx.ConnectError("reset"),
+        httpx.Response(200, json=page),
+    ])
+    inventory = backend.inventory()
+    assert list(inventory.ids) == ["a", "b"] and inventory.complete
+    assert route.call_count == 3
+    assert len(clock.sleeps) == 2
+    params = route.calls.last.request.url.params
+    assert (params["count"], params["skip"], params["order"]) == ("1000", "0", "item_id asc")
+
+
+@respx.mock
+def test_listing_that_keeps_failing_raises(backend):
+    respx.get(f"{CATALOG}/items").respond(500, json={"success": False, "error": "boom"})
+    with pytest.raises(RetriableApiError, match="list items: HTTP 500: boom"):
+        backend.inventory()
+
+
+@respx.mock
+def test_prefix_partitions_use_query_and_field(backend):
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = request.url.params.get("query", "")
+        ids = [f"x{n:04d}" for n in range(1500)]
+        matched = [i for i in ids if i.startswith(query)]
+        if request.url.params["order"].endswith("desc"):
+            matched = matched[::-1]
+        skip, count = int(request.url.params["skip"]), int(request.url.params["count"])
+        assert skip + count <= 1001
+        body = {"success": True, "data": [{"item_id": i} for i in matched[skip:skip + count]],
+                "matched": len(matched), "total": len(ids), "matched_limited": False}
+        if query:
+            assert request.url.params["field"] == "item_id"
+        return httpx.Response(200, json=body)
+
+    respx.get(f"{CATALOG}/items").mock(side_effect=answer)
+    inventory = backend.inventory()
+    assert inventory.complete and len(inventory.ids) == 1500

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import Limits, Secret, load_config, resolve_config_path
+from reconciler.errors import EXIT_CONFIG, ConfigError
+
+VALID = """
+state_dir = "var"
+
+[jobs.products-eu]
+schedule = "*/30 * * * *"
+
+[jobs.products-eu.source]
+path = "exports/products.parquet"
+
+[jobs.products-eu.target]
+backend = "bloomreach"
+project_token = "tok"
+catalog_id = "cat"
+api_key_id = "${KEY_ID}"
+api_secret = "${SECRET}"
+"""
+ENV = {"KEY_ID": "key-123", "SECRET": "s3cr3t"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "reconciler.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def error_for(tmp_path: Path, text: str, env: dict[str, str] = ENV) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env)
+    assert caught.value.exit_code == EXIT_CONFIG
+    return str(caught.value).replace(str(path), "CFG")
+
+
+def test_valid_config_expands_variables_and_anchors_paths(tmp_path):
+    config = load_config(write(tmp_path, VALID), ENV)
+    job = config.jobs["products-eu"]
+    assert config.state_dir == tmp_path.resolve() / "var"
+    assert job.source.path == tmp_path.resolve() / "exports/products.parquet"
+    assert job.source.id_column == "item_id"
+    assert job.target.base_url == "https://api.exponea.com"
+    assert job.target.api_secret.value == "s3cr3t"
+    assert job.limits == Limits()
+    assert job.schedule == "*/30 * * * *"
+    assert config.secrets == ("key-123", "s3cr3t")
+
+
+def test_secrets_never_show_in_repr(tmp_path):
+    config = load_config(write(tmp_path, VALID), ENV)
+    assert "s3cr3t" not in repr(config)
+    assert "key-123" not in repr(config)
+    assert str(Secret("x")) == "Secret('***')"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("schedule = ", "schedulle = "), "CFG: jobs.products-eu.schedulle: unknown key"),
+        (('catalog_id = "cat"\n', ""), "CFG: jobs.products-eu.target.catalog_id: missing key"),
+        (('"bloomreach"', '"exponea"'),
+         "CFG: jobs.products-eu.target.backend: unknown backend 'exponea' "
+         "(known: bloomreach, adobe-target, adobe-classic)"),
+        (('"bloomreach"', '"adobe-target"'),
+         "CFG: jobs.products-eu.target.backend: backend 'adobe-target' is not available "
+         "in this version yet"),
+        (('"${SECRET}"', '"${MISSING_VAR}"'),
+         "CFG: jobs.products-eu.target.api_secret: environment variable MISSING_VAR is not set"),
+        (('state_dir = "var"', "state_dir = 5"),
+         "CFG: state_dir: expected a string, got an integer"),
+        (('"*/30 * * * *"', '"every fortnight"'),
+         "CFG: jobs.products-eu.schedule: 'every fortnight' is neither a 5-field cron line "
+         "nor 'every N(s|m|h)'"),
+        (('products.parquet"', 'products.xlsx"'),
+         "CFG: jobs.products-eu.source.path: 'products.xlsx': expected a .csv, .csv.gz or "
+         ".parquet file"),
+    ],
+)
+def test_config_errors_name_file_and_key(tmp_path, change, message):
+    old, new = change
+    assert old in VALID
+    assert error_for(tmp_path, VALID.replace(old, new, 1)) == message
+
+
+def test_wrong_types_in_limits(tmp_path):
+    text = VALID + "[jobs.products-eu.limits]\nmax_batch_ids = \"many\"\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.limits.max_batch_ids: expected an integer, got a string"
+    )
+    text = VALID + "[jobs.products-eu.limits]\nrequests_per_window = true\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.limits.requests_per_window: expected an integer, got a boolean"
+    )
+    text = VALID + "[jobs.products-eu.limits]\nwindow_seconds = 0\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.limits.window_seconds: must be greater than 0, got 0"
+    )
+    text = VALID + "[jobs.products-eu.limits]\nlist_page_size = 1001\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.limits.list_page_size: must be below list_window (1001)"
+    )
+
+
+def test_missing_file_and_bad_toml(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.toml: config file not found$"):
+        load_config(tmp_path / "nope.toml", ENV)
+    assert error_for(tmp_path, "jobs = [").startswith("CFG: not valid TOML: ")
+
+
+def test_no_jobs_is_an_error(tmp_path):
+    assert error_for(tmp_path, 'state_dir = "x"\n[jobs]\n') == (
+        "CFG: jobs: define at least one [jobs.NAME] table"
+    )
+
+
+def test_select_unknown_job(tmp_path):
+    config = load_config(write(tmp_path, VALID), ENV)
+    with pytest.raises(ConfigError) as caught:
+        config.select(["nope"])
+    assert str(caught.value).endswith("no job named 'nope' (jobs: products-eu)")
+    assert [j.name for j in config.select([])] == ["products-eu"]
+
+
+def test_config_path_resolution_order():
+    assert resolve_config_path("a.toml", {"RECONCILER_CONFIG": "b.toml"}) == Path("a.toml")
+    assert resolve_config_path(None, {"RECONCILER_CONFIG": "b.toml"}) == Path("b.toml")
+    assert resolve_config_path(None, {}) == Path("reconciler.toml")
+
+
+def test_example_config_is_valid():
+    example = Path(__file__).parents[2] / "config" / "reconciler.example.toml"
+    env = {name: "x" for name in (
+        "BLOOMREACH_PROJECT_TOKEN", "BLOOMREACH_CATALOG_ID", "BLOOMREACH_API_KEY_ID",
+        "BLOOMREACH_API_SECRET")}
+    config = load_config(example, env)
+    assert list(config.jobs) == ["products-eu"]
+    assert config.jobs["products-eu"].limits == Limits()

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pyarrow as pa
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.plan import AddressRules, make_plan
+
+RULES = AddressRules(forbidden_substrings=("/",))
+ids = st.lists(st.text(alphabet="ab/ 0é", max_size=4), max_size=40)
+
+
+def plan_of(source, remote, rules=RULES):
+    return make_plan(pa.array(source, pa.string()), pa.array(remote, pa.string()), rules)
+
+
+def test_table_case():
+    plan = plan_of(
+        source=["a", "b", "b", "", " c", "x/y"],
+        remote=["a", "z", "y/1", "", "m", "m", "x/y", "00123"],
+    )
+    assert plan.to_delete.to_pylist() == ["00123", "m", "z"]
+    skipped = zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True)
+    assert list(skipped) == [("y/1", "unaddressable")]
+    assert (plan.source.rows, plan.source.empty, plan.source.duplicates) == (6, 1, 1)
+    assert (plan.source.whitespace, plan.source.unique) == (1, 4)
+    assert (plan.remote.rows, plan.remote.duplicates, plan.remote.unique) == (8, 1, 6)
+
+
+def test_remote_empty_id_is_skipped_not_sent():
+    plan = plan_of(source=["a"], remote=["a", ""])
+    assert plan.to_delete.to_pylist() == []
+    assert plan.skipped_counts() == {"empty_id": 1}
+
+
+def test_too_long_ids_are_skipped():
+    rules = AddressRules(fits=lambda i: len(i) < 5, fits_below_bytes=5)
+    plan = plan_of(source=[], remote=["short", "longer-id", "abc"], rules=rules)
+    assert plan.to_delete.to_pylist() == ["abc"]
+    assert plan.skipped_counts() == {"too_long": 2}
+
+
+def test_leading_zeros_and_lookalikes_are_different_ids():
+    plan = plan_of(source=["123", "1e5", "NA"], remote=["00123", "100000", "NA", "na"])
+    assert plan.to_delete.to_pylist() == ["00123", "100000", "na"]
+
+
+@given(ids, ids)
+def test_never_plans_an_id_in_the_source(source, remote):
+    plan = plan_of(source, remote)
+    assert not set(plan.to_delete.to_pylist()) & set(source)
+
+
+@given(ids, ids)
+def test_plan_partitions_remote_minus_source(source, remote):
+    plan = plan_of(source, remote)
+    deletes, skipped = plan.to_delete.to_pylist(), plan.skipped_ids.to_pylist()
+    assert set(deletes) | set(skipped) == set(remote) - set(source)
+    assert not set(deletes) & set(skipped)
+    assert deletes == sorted(set(deletes), key=lambda s: s.encode())
+    assert all("/" not in i and i for i in deletes)
+    assert all(("/" in i) or not i for i in skipped)
+
+
+@given(ids, ids)
+def test_plan_is_deterministic_under_input_order(source, remote):
+    a = plan_of(source, remote)
+    b = plan_of(list(reversed(source)), list(reversed(remote)))
+    assert a.to_delete.equals(b.to_delete)
+    assert a.skipped_ids.equals(b.skipped_ids)
+    assert a.source == b.source
