@@ -16,7 +16,8 @@ strict where the real API is strict, so a client bug shows up here first:
   window per catalog (5 per 10 s by default) answering 429, with ``Retry-After`` unless
   switched off.
 * ``/_emulator/stats`` (GET) and ``/_emulator/faults`` (POST) let a test look inside and
-  queue failures: ``{"list": [503, "reset"], "bulk": [500]}``.
+  queue failures: ``{"list": [503, "reset"], "bulk": [500, "truncated", "short"]}``
+  (``short``: a bulk answer one entry short, which cannot be matched to the ids).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class EmulatorSettings:
     default_count: int = 20
     max_bulk_ids: int = 10_000
     max_bulk_bytes: int = 10_000_000
+    reject_ids: frozenset[str] = frozenset()  # tests: these fail per item in bulk delete
 
 
 @dataclass
@@ -169,6 +171,7 @@ class Emulator:
         self.rate = SlidingWindow(
             self.settings.bulk_requests_per_window, self.settings.bulk_window_seconds
         )
+        self._short_answer = False
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -187,8 +190,13 @@ class Emulator:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def serve_forever(self, host: str, port: int) -> None:
+    def bind(self, host: str, port: int) -> str:
+        """Listen without serving yet (a banner printed after this is a readiness signal)."""
         self._server = _Server((host, port), _Handler, self)
+        return self.base_url
+
+    def serve_forever(self) -> None:
+        assert self._server is not None, "bind() first"
         self._server.serve_forever()
 
     def stop(self) -> None:
@@ -283,6 +291,9 @@ class Emulator:
             raise ConnectionResetError("emulated connection reset")
         if fault == "truncated":
             return 200, _Raw(b'[{"success": tr'), {}
+        if fault == "short":
+            self._short_answer = True  # processed as usual, answered one entry short
+            return None
         status = int(fault)
         return status, {"success": False, "error": HTTPStatus(status).phrase}, {}
 
@@ -372,12 +383,17 @@ class Emulator:
         for entry in payload:
             item_id = entry.get("item_id") if isinstance(entry, dict) else entry
             problem = _item_id_problem(item_id)
+            if item_id in self.settings.reject_ids:
+                problem = "Validation error: rejected by the emulator"
             if problem or not isinstance(item_id, str):
                 answer.append({"success": False, "queued": False, "errors": {"_global": [problem]}})
                 continue
             if self.catalog.remove(item_id):
                 self.stats.deleted.append(item_id)
             answer.append({"success": True, "queued": True})
+        if self._short_answer:
+            self._short_answer = False
+            answer = answer[:-1]
         return 200, answer, {}
 
     def _bulk_update(self, body: bytes, partial: bool) -> tuple[int, Any, dict[str, str]]:

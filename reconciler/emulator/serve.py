@@ -54,18 +54,22 @@ def serve_from_args(args: argparse.Namespace) -> int:
         send_retry_after=not args.no_retry_after,
     )
     emulator = Emulator(items, settings)
+    try:
+        base_url = emulator.bind(args.host, args.port)
+    except OSError as exc:
+        print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return 1
     print(
-        f"emulator: http://{args.host}:{args.port} project={settings.project_token} "
+        f"emulator: {base_url} project={settings.project_token} "
         f"catalog={settings.catalog_id} key={settings.api_key_id}:{settings.api_secret} "
         f"items={len(items)} bulk rate={limit}/{window:g}s",
         flush=True,
     )
     try:
-        emulator.serve_forever(args.host, args.port)
+        emulator.serve_forever()
     except KeyboardInterrupt:
         pass
-    except OSError as exc:
-        print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
-        return 1
+    finally:
+        emulator.stop()
     return 0

@@ -1,0 +1,164 @@
+"""Real ``reconciler`` processes: exit codes, one-line errors, and the commands' output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from reconciler.emulator import generate_items
+from tests.helpers import job_toml, write_config, write_csv
+
+pytestmark = pytest.mark.integration
+
+
+def reconciler(*args, cwd=None, env=None, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def setup(tmp_path, start_emulator):
+    items = generate_items(1500)
+    emulator = start_emulator(items)
+    source = write_csv(tmp_path / "exports" / "products.csv", list(items)[:1000])
+    config = write_config(tmp_path, job_toml("products", emulator.base_url, source,
+                                             emulator=emulator))
+    return emulator, config, items
+
+
+def test_plan_then_run(setup, tmp_path):
+    emulator, config, items = setup
+    planned = reconciler("--config", config, "plan")
+    assert planned.returncode == 0, planned.stderr
+    assert planned.stdout.splitlines()[0] == "products: dry run: 505 ids would be deleted"
+    assert emulator.stats.bulk_delete_requests == 0
+
+    ran = reconciler("--config", config, "run", "products")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[0] == "products: 505 deleted, 0 not deleted"
+    report = ran.stdout.splitlines()[1].removeprefix("products: report ")
+    summary = json.loads((tmp_path / report / "summary.json").read_text())
+    assert summary["deleted"] == 505 and summary["exit_code"] == 0
+    assert len(emulator.ids()) == len(items) - 505
+    # Logs are JSON lines on stderr.
+    events = [json.loads(line) for line in ran.stderr.splitlines()]
+    assert events[-1]["event"] == "run.finished"
+
+
+def test_config_from_the_environment_variable(setup):
+    _, config, _ = setup
+    result = reconciler("run", "--dry-run", env={"RECONCILER_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_error_is_one_line_exit_2(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[jobs.x.source]\npath = "a.csv"\nid_colum = "sku"\n', encoding="utf-8")
+    result = reconciler("--config", path, "plan")
+    assert result.returncode == 2
+    assert result.stderr == f"reconciler: {path}: jobs.x.source.id_colum: unknown key\n"
+    assert result.stdout == ""
+
+
+def test_unset_variable_names_the_key(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[jobs.x.source]\npath = "a.csv"\n[jobs.x.target]\nbackend = "bloomreach"\n'
+        'project_token = "p"\ncatalog_id = "c"\napi_key_id = "${NO_SUCH_VAR_HERE}"\n'
+        'api_secret = "s"\n', encoding="utf-8")
+    result = reconciler("--config", path, "check")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"reconciler: {path}: jobs.x.target.api_key_id: environment variable "
+        "NO_SUCH_VAR_HERE is not set\n"
+    )
+
+
+def test_missing_config_and_unknown_job(setup, tmp_path):
+    result = reconciler("--config", tmp_path / "nope.toml", "run")
+    assert (result.returncode, result.stderr) == (
+        2, f"reconciler: {tmp_path / 'nope.toml'}: config file not found\n")
+    _, config, _ = setup
+    result = reconciler("--config", config, "run", "ghost")
+    assert result.returncode == 2
+    assert result.stderr == f"reconciler: {config}: no job named 'ghost' (jobs: products)\n"
+
+
+def test_bad_usage_is_exit_2():
+    result = reconciler("frobnicate")
+    assert result.returncode == 2
+    assert result.stderr.startswith("reconciler: error: argument command: invalid choice")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_missing_source_is_refused_exit_3(setup, tmp_path):
+    emulator, config, _ = setup
+    (tmp_path / "exports" / "products.csv").unlink()
+    result = reconciler("--config", config, "run")
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert lines == [f"products: {tmp_path / 'exports' / 'products.csv'}: file not found"]
+    assert emulator.stats.bulk_delete_requests == 0
+
+
+def test_check(setup):
+    emulator, config, items = setup
+    result = reconciler("--config", config, "check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"products: ok: catalog demo-catalog reachable, {len(items)} items\n"
+    assert emulator.stats.bulk_delete_requests == 0
+
+
+def test_check_with_a_bad_secret(tmp_path, start_emulator):
+    emulator = start_emulator(["a"])
+    source = write_csv(tmp_path / "s.csv", ["a"])
+    config = write_config(tmp_path, job_toml("p", emulator.base_url, source, emulator=emulator,
+                                             api_secret="nope"))
+    result = reconciler("--config", config, "check")
+    assert result.returncode == 2
+    assert result.stderr == "p: FAILED: list items: HTTP 403: invalid secret\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_emulator_command_serves_the_api(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "--port", str(port), "--generate", "50",
+         "--rate", "2/10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner and "items=56" in banner
+        base = f"http://127.0.0.1:{port}/data/v2/projects/demo-project/catalogs/demo-catalog"
+        auth = ("demo-key", "demo-secret")
+        listed = httpx.get(f"{base}/items", params={"count": 5}, auth=auth)  # bound before banner
+        assert listed.status_code == 200 and listed.json()["total"] == 56
+        codes = [httpx.request("DELETE", f"{base}/items/bulk-delete", json=["x"], auth=auth)
+                 .status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_demo(tmp_path):
+    result = reconciler("demo", "--dir", tmp_path / "demo", "--items", "3000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "deleted, 1 skipped (as planned)" in result.stdout
+    reports = tmp_path / "demo" / "state" / "reports" / "demo-products"
+    assert len(list(reports.iterdir())) == 2
