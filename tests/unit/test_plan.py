@@ -69,3 +69,15 @@ def test_plan_is_deterministic_under_input_order(source, remote):
     assert a.to_delete.equals(b.to_delete)
     assert a.skipped_ids.equals(b.skipped_ids)
     assert a.source == b.source
+
+
+@given(ids, ids)
+def test_id_statistics_match_a_plain_count(source, remote):
+    plan = plan_of(source, remote)
+    for column, stats in ((source, plan.source), (remote, plan.remote)):
+        non_empty = [i for i in column if i]
+        assert stats.rows == len(column)
+        assert stats.empty == column.count("")
+        assert stats.unique == len(set(non_empty))
+        assert stats.duplicates == len(non_empty) - len(set(non_empty))
+    assert plan.source.whitespace == sum(1 for i in source if i != i.strip())
