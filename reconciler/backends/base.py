@@ -41,7 +41,20 @@ class Inventory:
 
 ProgressCallback = Callable[[int, int | None], None]
 
-__all__ = ["Backend", "Inventory", "ItemResult", "Record"]
+
+def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) -> AddressRules:
+    """What a backend can address: no forbidden substring, and small enough to send alone.
+
+    JSON escapes one character into at most 6 bytes, so ids shorter than a sixth of the
+    body limit always fit and only longer ones are encoded to be sure.
+    """
+    return AddressRules(
+        forbidden_substrings=forbidden_substrings,
+        fits=shape.fits_alone,
+        fits_below_bytes=(shape.max_bytes - 4) // 6,
+    )
+
+__all__ = ["Backend", "Inventory", "ItemResult", "Record", "address_rules_for"]
 
 
 class Backend(Protocol):

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.backends.base import Inventory, ItemResult, Record
+from reconciler.backends.base import Inventory, ItemResult, Record, address_rules_for
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
 from reconciler.clock import Clock
@@ -86,12 +86,7 @@ class BloomreachBackend:
         self._shape = BatchShape(
             max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes, entry=bulk_delete_entry
         )
-        self._rules = AddressRules(
-            forbidden_substrings=UNADDRESSABLE_SUBSTRINGS,
-            fits=self._shape.fits_alone,
-            # JSON escapes a character into at most 6 bytes; shorter ids always fit.
-            fits_below_bytes=(limits.max_batch_bytes - 4) // 6,
-        )
+        self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
 
     @property
     def budget_key(self) -> str:

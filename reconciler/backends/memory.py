@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.backends.base import Inventory, ItemResult, Record
+from reconciler.backends.base import Inventory, ItemResult, Record, address_rules_for
 from reconciler.batching import BatchShape
 from reconciler.errors import ApiError, SkippableItem
 from reconciler.plan import AddressRules
@@ -33,11 +33,7 @@ class MemoryBackend:
         else:
             self.items = {i: {} for i in items}
         self._shape = shape or BatchShape(max_ids=10_000, max_bytes=10_000_000)
-        self._rules = AddressRules(
-            forbidden_substrings=forbidden,
-            fits=self._shape.fits_alone,
-            fits_below_bytes=(self._shape.max_bytes - 4) // 6,
-        )
+        self._rules = address_rules_for(self._shape, forbidden)
         self.faults: deque[ApiError] = deque()
         self.delete_requests: list[list[str]] = []
         self.deleted: list[str] = []

@@ -269,3 +269,19 @@ def test_two_jobs_one_config(tmp_path, start_emulator):
     for job in config.jobs.values():
         assert run_job(config, job, RunRequest(dry_run=False)).exit_code == EXIT_OK
     assert first.ids() == {"a"} and second.ids() == {"c"}
+
+
+def test_incomplete_listing_is_reported_and_deletes_only_ids_seen(tmp_path, start_emulator):
+    # "Q" ids hide between the first and last pages and "Q" is not in the alphabet.
+    ids = [f"{c}{n:03d}" for c in "AQZ" for n in range(30)]
+    emulator = start_emulator(ids, list_window=20)
+    limits = {"list_window": 20, "list_page_size": 10}
+    config = emulator_config(tmp_path, emulator, ["A000"], limits=limits,
+                             target_extra={"prefix_alphabet": "AZ0123456789"})
+    result = run(config)
+    assert result.exit_code == EXIT_OK
+    summary = result.summary
+    assert summary["inventory_complete"] is False
+    assert (summary["inventory"]["found"], summary["inventory"]["expected"]) == (60, 90)
+    assert "Inventory incomplete" in (result.report_dir / "report.md").read_text()
+    assert emulator.ids() == {"A000"} | {f"Q{n:03d}" for n in range(30)}
