@@ -54,7 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="reconcile once, now")
     run.add_argument("jobs", nargs="*", metavar="JOB")
     run.add_argument("--dry-run", action="store_true", help="plan and report only")
+    run.add_argument("--verify", action="store_true",
+                     help="only read back earlier deletes (verified_gone / still_present)")
     run.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
+
+    history = commands.add_parser("history", help="list runs from the journal")
+    history.add_argument("job", nargs="?", metavar="JOB")
+    history.add_argument("--limit", type=int, default=20)
+
+    outcomes = commands.add_parser("outcomes", help="export one run's per-item outcomes")
+    outcomes.add_argument("run_id", metavar="RUN_ID")
+    outcomes.add_argument("--outcome", help="only items in this state (e.g. failed)")
+    outcomes.add_argument("--format", choices=("csv", "json"), default="csv")
 
     check = commands.add_parser("check", help="validate config; reach each API read-only")
     check.add_argument("jobs", nargs="*", metavar="JOB")
@@ -105,23 +116,40 @@ def _dispatch(args: argparse.Namespace) -> int:
     configure(config.logging.level, config.logging.format, config.secrets)
     if args.command == "check":
         return _check(config, args.jobs)
+    if args.command in ("history", "outcomes"):
+        from reconciler import history
+
+        if args.command == "history":
+            return history.print_history(config, args.job, args.limit, sys.stdout)
+        return history.print_outcomes(config, args.run_id, args.outcome, args.format, sys.stdout)
     dry_run = args.command == "plan" or bool(getattr(args, "dry_run", False))
-    return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir)
+    return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
+                    verify_only=bool(getattr(args, "verify", False)))
 
 
 def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
-             report_root: Path | None) -> int:
+             report_root: Path | None, verify_only: bool = False) -> int:
+    from reconciler.logging import get_logger
     from reconciler.runner import RunRequest, run_job
+    from reconciler.signals import StopFlag, graceful_stop
 
     request = RunRequest(dry_run=dry_run, report_root=report_root,
-                         item_events=config.logging.item_events)
+                         item_events=config.logging.item_events, verify_only=verify_only)
+    jobs = config.select(list(names))
     codes = []
-    for job in config.select(list(names)):
-        result = run_job(config, job, request)
-        codes.append(result.exit_code)
-        stream = sys.stdout if result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED) else sys.stderr
-        print(f"{job.name}: {result.message}", file=stream)
-        print(f"{job.name}: report {result.report_dir}")
+    log = get_logger()
+    stop = StopFlag()
+    with graceful_stop(stop, lambda name: log.warning("signal.stop_requested", signal=name)):
+        for job in jobs:
+            if stop():
+                break
+            result = run_job(config, job, request, stop=stop)
+            codes.append(result.exit_code)
+            ok = result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED)
+            print(f"{job.name}: {result.message}", file=sys.stdout if ok else sys.stderr)
+            print(f"{job.name}: report {result.report_dir}")
+    if stop() and len(codes) < len(jobs):
+        codes.append(EXIT_ITEMS_FAILED)  # jobs left unrun because of the stop
     return worst_exit_code(codes)
 
 

@@ -7,6 +7,7 @@ policy in microseconds and without depending on wall-clock timing.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -24,12 +25,21 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The real clock. With a ``wake`` event, a sleep ends early when it is set (a stop)."""
+
+    def __init__(self, wake: threading.Event | None = None) -> None:
+        self._wake = wake
+
     def monotonic(self) -> float:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds <= 0:
+            return
+        if self._wake is None:
             time.sleep(seconds)
+        else:
+            self._wake.wait(seconds)
 
     def utcnow(self) -> datetime:
         return datetime.now(UTC)

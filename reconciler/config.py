@@ -74,6 +74,8 @@ class Limits:
     backoff_initial_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     timeout_seconds: float = 30.0
+    retry_deadline_seconds: float = 600.0
+    verify_after_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,8 @@ def _parse_limits(t: _Table) -> Limits:
         backoff_initial_seconds=t.number("backoff_initial_seconds", d.backoff_initial_seconds),
         backoff_max_seconds=t.number("backoff_max_seconds", d.backoff_max_seconds),
         timeout_seconds=t.number("timeout_seconds", d.timeout_seconds),
+        retry_deadline_seconds=t.number("retry_deadline_seconds", d.retry_deadline_seconds),
+        verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds),
     )
     if limits.list_page_size >= limits.list_window:
         raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")

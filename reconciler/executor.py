@@ -3,16 +3,17 @@
 Outcomes:
 
 * ``queued``: the server answered ``success: true`` for this id (bulk delete only queues;
-  the API confirms nothing more).
+  read-back later confirms it).
 * ``failed``: the server refused this id (its own error text is the detail), or refused
-  the whole batch with a non-retriable 4xx.
+  it alone with a 400 after its batch was split down to it.
 * ``unknown``: the request may or may not have been applied (the answer could not be
-  matched to the ids, or retries ran out); never reported as deleted.
-* ``not_sent``: the run stopped (a credentials error, or the API stayed down) before
-  this id's batch was sent.
+  matched to the ids, or retries ran out); never reported as deleted, resent on resume.
+* ``not_sent``: the run stopped (a signal, a credentials error, the API stayed down)
+  before this id was sent; the next run resumes it.
 
 A throttled or failed request is resent with the same ids, so nothing is lost or sent
-twice in one run.
+twice in one run. The ``ledger`` hears of every batch before it is sent and of every
+outcome when it is known, which is how the journal makes a run survive a crash.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from reconciler.backends.base import Backend, ItemResult
 from reconciler.batching import split_batches
@@ -42,6 +44,7 @@ NOT_SENT = "not_sent"
 SKIPPED = "skipped"
 PLANNED = "planned"
 FINAL_OUTCOMES = (QUEUED, FAILED, UNKNOWN, NOT_SENT)
+STOP_REQUESTED = "stopped on request (signal); the next run resumes the rest"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class ExecutionResult:
     requests: int = 0
     throttled: int = 0
     retries: int = 0
+    splits: int = 0
     budget_wait_seconds: float = 0.0
     stopped: str = ""  # why the run stopped early, if it did
     stop_error: ApiError | None = None
@@ -65,6 +69,28 @@ class ExecutionResult:
     def counts(self) -> dict[str, int]:
         counts = Counter(o.outcome for o in self.outcomes)
         return {name: counts.get(name, 0) for name in FINAL_OUTCOMES}
+
+
+class Ledger(Protocol):
+    """Where batches and outcomes are recorded (the journal; nothing for a test)."""
+
+    def sending(self, seq: int, ids: Sequence[str]) -> None:
+        """Called before the request for these ids goes out."""
+
+    def answered(self, seq: int | None, outcomes: Sequence[Outcome]) -> None:
+        """Called once the outcomes are known (``seq`` is None for ids never sent)."""
+
+
+class NoLedger:
+    def sending(self, seq: int, ids: Sequence[str]) -> None:
+        pass
+
+    def answered(self, seq: int | None, outcomes: Sequence[Outcome]) -> None:
+        pass
+
+
+class _StopNow(Exception):
+    """A stop was requested before the request went out."""
 
 
 OutcomeSink = Callable[[Outcome], None]
@@ -81,6 +107,9 @@ class Executor:
         clock: Clock,
         budget: SlidingWindowBudget | None = None,
         *,
+        ledger: Ledger | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        first_seq: int = 1,
         on_outcome: OutcomeSink | None = None,
         on_batch: BatchSink | None = None,
         on_retry: Callable[[ApiError, int, float], None] | None = None,
@@ -91,37 +120,61 @@ class Executor:
         self._budget = budget or SlidingWindowBudget(
             limits.requests_per_window, limits.window_seconds
         )
+        self._ledger = ledger or NoLedger()
+        self._should_stop = should_stop
+        self._next_seq = first_seq
         self._on_outcome = on_outcome
         self._on_batch = on_batch
         self._on_retry = on_retry
 
     def run(self, ids: Iterable[str]) -> ExecutionResult:
         result = ExecutionResult()
-        batches = split_batches(ids, self._backend.batch_shape)
-        for batch in batches:
+        for batch in split_batches(ids, self._backend.batch_shape):
+            if not result.stopped and self._should_stop():
+                result.stopped = STOP_REQUESTED
             if result.stopped:
-                self._record(result, [Outcome(i, NOT_SENT, result.stopped) for i in batch])
+                self._record(result, None, [Outcome(i, NOT_SENT, result.stopped) for i in batch])
                 continue
-            result.batches += 1
-            started = self._clock.monotonic()
-            outcomes = self._send(batch, result)
-            self._record(result, outcomes)
-            if self._on_batch:
-                self._on_batch(result.batches, outcomes, self._clock.monotonic() - started)
+            self._deliver(batch, result)
         return result
 
-    def _record(self, result: ExecutionResult, outcomes: list[Outcome]) -> None:
+    def _deliver(self, batch: list[str], result: ExecutionResult) -> None:
+        """Send one batch; a batch refused whole with a 400 is split in halves and resent."""
+        seq = self._next_seq
+        self._next_seq += 1
+        result.batches += 1
+        started = self._clock.monotonic()
+        self._ledger.sending(seq, batch)
+        outcomes = self._send(batch, result)
+        if outcomes is None:  # split: the halves are new batches of their own
+            result.splits += 1
+            self._ledger.answered(seq, [])
+            middle = len(batch) // 2
+            self._deliver(batch[:middle], result)
+            self._deliver(batch[middle:], result)
+            return
+        self._record(result, seq, outcomes)
+        if self._on_batch:
+            self._on_batch(seq, outcomes, self._clock.monotonic() - started)
+
+    def _record(self, result: ExecutionResult, seq: int | None,
+                outcomes: list[Outcome]) -> None:
+        self._ledger.answered(seq, outcomes)
         result.outcomes.extend(outcomes)
         if self._on_outcome:
             for outcome in outcomes:
                 self._on_outcome(outcome)
 
-    def _send(self, batch: list[str], result: ExecutionResult) -> list[Outcome]:
+    def _send(self, batch: list[str], result: ExecutionResult) -> list[Outcome] | None:
+        """The outcomes of one batch, or None when it must be split."""
+
         def attempt() -> list[ItemResult]:
             wait = self._budget.wait_time(self._clock.monotonic())
             if wait > 0:
                 result.budget_wait_seconds += wait
                 self._clock.sleep(wait)
+            if self._should_stop():
+                raise _StopNow
             result.requests += 1
             try:
                 return self._backend.delete_batch(batch)
@@ -141,15 +194,20 @@ class Executor:
 
         try:
             answers = retrying(self._limits, self._clock, on_retry)(attempt)
+        except _StopNow:
+            result.stopped = STOP_REQUESTED
+            return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except BatchAnswerMismatch as exc:
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except AuthError as exc:
             self._stop(result, exc, f"stopped: {exc}")
             return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except RetriableApiError as exc:
-            self._stop(result, exc, f"stopped after {self._limits.max_attempts} attempts: {exc}")
+            self._stop(result, exc, f"stopped, the API kept failing: {exc}")
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except FatalApiError as exc:
+            if exc.status == 400 and len(batch) > 1:
+                return None
             return [Outcome(i, FAILED, str(exc)) for i in batch]
         return [
             Outcome(i, QUEUED) if answer.ok else Outcome(i, FAILED, answer.error)

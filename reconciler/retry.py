@@ -1,7 +1,8 @@
 """The one retry policy: tenacity, exponential backoff with jitter, Retry-After honoured.
 
-Only ``RetriableApiError`` is retried. When the server said how long to wait, that wins
-over the backoff; the sleep goes through the injected clock, so tests never wait.
+Only ``RetriableApiError`` is retried, up to ``max_attempts`` or ``retry_deadline_seconds``,
+whichever comes first. When the server said how long to wait, that wins over the backoff;
+the sleep goes through the injected clock, so tests never wait.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def _server_said_or(backoff: tenacity.wait.wait_base) -> Callable[[tenacity.Retr
     return wait
 
 
+class _StopAfterClockDelay(tenacity.stop.stop_base):
+    """Stop once ``deadline`` seconds have passed on the injected clock (tenacity's own
+    ``stop_after_delay`` reads the real monotonic clock)."""
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline_at = clock.monotonic() + deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return self._clock.monotonic() >= self._deadline_at
+
+
 def retrying(limits: Limits, clock: Clock, on_retry: OnRetry | None = None) -> tenacity.Retrying:
     """A tenacity ``Retrying`` for one request; re-raises the last error when attempts run out."""
 
@@ -43,7 +56,8 @@ def retrying(limits: Limits, clock: Clock, on_retry: OnRetry | None = None) -> t
     ) + tenacity.wait_random(0, limits.backoff_initial_seconds)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableApiError),
-        stop=tenacity.stop_after_attempt(limits.max_attempts),
+        stop=tenacity.stop_after_attempt(limits.max_attempts)
+        | _StopAfterClockDelay(clock, limits.retry_deadline_seconds),
         wait=_server_said_or(backoff),
         sleep=clock.sleep,
         before_sleep=before_sleep,

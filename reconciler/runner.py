@@ -1,21 +1,28 @@
-"""Wire one run of one job: source, inventory, plan, deletes, report. The only wiring module.
+"""Wire one run of one job: lock, journal, source, inventory, read-back, plan, deletes, report.
 
-``plan``, ``run`` and (later) the daemon all call ``run_job``. Whatever happens, the
-run ends with a report folder and one exit code from the contract; errors of the user's
-(config, source, credentials) become one line, not a traceback.
+``plan``, ``run`` and (later) the daemon all call ``run_job``. Whatever happens, the run
+ends with a report folder, a journal row and one exit code from the contract; errors of
+the user's (config, source, credentials) become one line, not a traceback.
+
+A real run first looks in the journal for an interrupted run of the same job. If there is
+one, this run finishes that stored plan instead of making a new one: ids already queued
+are not sent again, ids left ``sent``/``unknown``/``planned`` are (re)sent, and ids that
+are back in the current source are skipped. The next run makes a fresh plan.
 """
 
 from __future__ import annotations
 
 import secrets as token_source
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from reconciler.backends.base import Backend, Inventory
+from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.clock import Clock, SystemClock
 from reconciler.config import Config, Job
@@ -24,16 +31,33 @@ from reconciler.errors import (
     EXIT_OK,
     ApiError,
     ReconcilerError,
+    SafetyRefusal,
     SourceError,
 )
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
+from reconciler.journal import (
+    DRY,
+    FAILED_RUN,
+    FINISHED,
+    PLANNED,
+    REFUSED,
+    STILL_PRESENT,
+    STOPPED,
+    VERIFIED_GONE,
+    Journal,
+    RunRow,
+)
+from reconciler.locks import JobLock
 from reconciler.logging import get_logger
-from reconciler.plan import Plan, make_plan
+from reconciler.plan import IdStats, Plan, make_plan
 from reconciler.ratelimit import SlidingWindowBudget
 from reconciler.report import write_report
+from reconciler.signals import StopFlag
 from reconciler.source import read_ids
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
+SKIP_BACK_IN_SOURCE = "back_in_source"
+_JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
 def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
@@ -48,6 +72,7 @@ class RunRequest:
     dry_run: bool
     report_root: Path | None = None  # --report-dir: reports go to DIR/<job>/
     item_events: bool = True
+    verify_only: bool = False  # run --verify: read back earlier deletes, delete nothing
 
 
 @dataclass
@@ -71,19 +96,45 @@ def report_dir_for(config: Config, job: Job, run_id: str, report_root: Path | No
     return config.state_dir / "reports" / job.name / run_id
 
 
+class JournalLedger:
+    """The executor's ledger, written to the journal; times itself for the summary."""
+
+    def __init__(self, journal: Journal, run_id: str, plan_run: str, clock: Clock) -> None:
+        self.journal, self.run_id, self.plan_run, self.clock = journal, run_id, plan_run, clock
+        self.seconds = 0.0
+
+    def sending(self, seq: int, ids: Sequence[str]) -> None:
+        started = time.perf_counter()
+        now = self.clock.utcnow().timestamp()
+        self.journal.mark_sent(self.run_id, self.plan_run, seq, ids, now)
+        self.seconds += time.perf_counter() - started
+
+    def answered(self, seq: int | None, outcomes: Sequence[Outcome]) -> None:
+        started = time.perf_counter()
+        self.journal.record_outcomes(
+            self.run_id, self.plan_run, seq,
+            [(o.item_id, _JOURNAL_STATE[o.outcome], o.detail) for o in outcomes],
+            self.clock.utcnow().timestamp(),
+        )
+        self.seconds += time.perf_counter() - started
+
+
 class _Run:
     """The state of one run while it is wired together; ``execute`` returns its result."""
 
     def __init__(
-        self, config: Config, job: Job, request: RunRequest, clock: Clock, factory: BackendFactory
+        self, config: Config, job: Job, request: RunRequest, clock: Clock,
+        factory: BackendFactory, stop: StopFlag,
     ) -> None:
-        self.job, self.request, self.clock, self.factory = job, request, clock, factory
+        self.config, self.job, self.request = config, job, request
+        self.clock, self.factory, self.stop = clock, factory, stop
         self.run_id = new_run_id(clock)
-        self.dry_run = request.dry_run or job.dry_run
+        self.dry_run = request.dry_run or job.dry_run or request.verify_only
         self.folder = report_dir_for(config, job, self.run_id, request.report_root)
         self.log = get_logger(job=job.name, run_id=self.run_id)
         self.plan: Plan | None = None
         self.outcomes: list[Outcome] | None = None
+        self.status = FINISHED
         self.summary: dict[str, Any] = {
             "job": job.name,
             "run_id": self.run_id,
@@ -106,21 +157,28 @@ class _Run:
 
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
-        backend = self.factory(self.job, self.clock, self.log)
+        journal: Journal | None = None
         try:
-            exit_code, message = self._reconcile(backend)
-        except SourceError as exc:
+            with JobLock(self.config.state_dir, self.job.name):
+                journal = Journal.in_state_dir(self.config.state_dir)
+                exit_code, message = self._journaled(journal)
+        except (SourceError, SafetyRefusal) as exc:
             exit_code, message = exc.exit_code, str(exc)
+            self.status = REFUSED
             self.summary["refused"] = message
             self.log.error("run.refused", reason=message)
         except ReconcilerError as exc:
             exit_code, message = exc.exit_code, str(exc)
+            self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
-        finally:
-            backend.close()
         self.summary["finished_at"] = _iso(self.clock)
         self.summary["exit_code"] = exit_code
+        if journal is not None:
+            journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
+                               else self.status, exit_code, self.summary["finished_at"],
+                               self.summary)
+            journal.close()
         write_report(self.folder, self.summary, self.plan, self.outcomes)
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
@@ -128,38 +186,42 @@ class _Run:
             self.outcomes or [],
         )
 
-    def _reconcile(self, backend: Backend) -> tuple[int, str]:
+    def _journaled(self, journal: Journal) -> tuple[int, str]:
+        interrupted = None if self.dry_run else journal.interrupted_run(self.job.name)
+        journal.start_run(self.run_id, self.job.name, self.dry_run, self.summary["started_at"],
+                          resumed_from=interrupted.run_id if interrupted else None)
+        backend = self.factory(self.job, self.clock, self.log)
+        try:
+            if interrupted is not None:
+                return self._resume(journal, backend, interrupted)
+            return self._reconcile(journal, backend)
+        finally:
+            backend.close()
+
+    # -- a fresh plan --------------------------------------------------------------------
+
+    def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
         source = read_ids(self.job.source)
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
         remote = self._inventory(backend)
+        if self.request.verify_only or not self.dry_run:
+            self._verify(journal, remote)
         self.plan = plan = make_plan(source, remote, backend.address_rules)
         self._summarize_plan(plan)
         self.log.info(
             "plan.made", to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
             source_ids=plan.source.unique, remote_ids=plan.remote.unique,
         )
+        if self.request.verify_only:
+            return EXIT_OK, f"verified: {self.summary.get('verified', {})}"
         if self.dry_run:
             return EXIT_OK, f"dry run: {len(plan.to_delete)} ids would be deleted"
-        self._log_skipped(plan)
-        result = Executor(
-            backend, self.job.limits, self.clock,
-            SlidingWindowBudget(self.job.limits.requests_per_window,
-                                self.job.limits.window_seconds),
-            on_outcome=self._log_outcome, on_batch=self._log_batch,
-        ).run(plan.to_delete.to_pylist())
-        self.outcomes = result.outcomes
-        counts = result.counts()
-        self.summary.update(
-            deleted=counts[QUEUED], failed=counts[FAILED], unknown=counts[UNKNOWN],
-            not_sent=counts[NOT_SENT], batches=result.batches, requests=result.requests,
-            throttled=result.throttled, retries=result.retries,
-            budget_wait_seconds=round(result.budget_wait_seconds, 3),
+        journal.store_plan(
+            self.run_id, plan.to_delete.to_pylist(),
+            zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True),
         )
-        if result.stopped:
-            self.summary["error"] = result.stopped
-        bad = counts[FAILED] + counts[UNKNOWN] + counts[NOT_SENT]
-        message = f"{counts[QUEUED]} deleted, {bad} not deleted"
-        return (EXIT_ITEMS_FAILED if bad else EXIT_OK), message
+        self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
+        return self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
 
     def _inventory(self, backend: Backend) -> pa.Array:
         spec = self.job.target.inventory
@@ -172,7 +234,7 @@ class _Run:
             self.summary["inventory_complete"] = True
             return remote
         started = self.clock.monotonic()
-        inventory: Inventory = backend.inventory()
+        inventory = backend.inventory()
         self.summary["inventory_complete"] = inventory.complete
         self.summary["inventory"] = {
             "source": "api", "expected": inventory.expected, "found": len(inventory.ids),
@@ -184,6 +246,96 @@ class _Run:
             seconds=round(self.clock.monotonic() - started, 3),
         )
         return pa.array(inventory.ids, type=pa.string())
+
+    def _verify(self, journal: Journal, remote: pa.Array) -> None:
+        """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
+        queued = journal.queued_before(self.job.name, self.run_id)
+        if not queued:
+            return
+        if not self.summary["inventory_complete"]:
+            self.summary["verified"] = {"skipped": "inventory incomplete", "pending": len(queued)}
+            return
+        ids = pa.array([q[1] for q in queued], type=remote.type)
+        present = pc.is_in(ids, value_set=remote).to_pylist()
+        now = self.clock.utcnow().timestamp()
+        after = self.job.limits.verify_after_seconds
+        updates = []
+        for (plan_run, item_id, queued_at, _sends), listed in zip(queued, present, strict=True):
+            if not listed:
+                updates.append((plan_run, item_id, VERIFIED_GONE, ""))
+            elif now - queued_at >= after:
+                detail = f"still listed {int(now - queued_at)} s after it was queued; resent"
+                updates.append((plan_run, item_id, STILL_PRESENT, detail))
+        journal.mark_verified(updates)
+        gone = sum(1 for u in updates if u[2] == VERIFIED_GONE)
+        still = len(updates) - gone
+        self.summary["verified"] = {VERIFIED_GONE: gone, STILL_PRESENT: still,
+                                    "pending": len(queued) - len(updates)}
+        self.log.info("verify.done", **self.summary["verified"])
+
+    # -- finishing an interrupted plan ---------------------------------------------------
+
+    def _resume(self, journal: Journal, backend: Backend, old: RunRow) -> tuple[int, str]:
+        at = journal.state_counts(old.run_id)
+        self.summary["resumed_from"] = old.run_id
+        self.summary["resumed_at"] = at
+        self.log.warning("run.resuming", resumed_from=old.run_id, states=at)
+        source = read_ids(self.job.source)  # the plan is re-checked against today's source
+        pending = journal.resendable(old.run_id)
+        pending_ids = pa.array([p.item_id for p in pending], type=source.type)
+        back = pc.is_in(pending_ids, value_set=source)
+        back_ids = pending_ids.filter(back).to_pylist()
+        to_send = pending_ids.filter(pc.invert(back)).to_pylist()
+        journal.record_outcomes(self.run_id, old.run_id, None,
+                                [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids],
+                                self.clock.utcnow().timestamp())
+        self.plan = Plan(
+            to_delete=pa.array(to_send, pa.string()),
+            skipped_ids=pa.array(back_ids, pa.string()),
+            skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids), pa.string()),
+            source=IdStats(rows=len(source), empty=0, duplicates=0),
+            remote=IdStats(rows=0, empty=0, duplicates=0),
+        )
+        self.summary.update(to_delete=len(to_send), skipped=self.plan.skipped_counts(),
+                            inventory={"source": "journal", "plan_run": old.run_id})
+        self._log_skipped(back_ids, [SKIP_BACK_IN_SOURCE] * len(back_ids))
+        code, message = self._execute(journal, backend, old.run_id, to_send)
+        if not journal.resendable(old.run_id):
+            journal.set_status(old.run_id, FINISHED)
+        return code, f"resumed {old.run_id}: {message}"
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _execute(self, journal: Journal, backend: Backend, plan_run: str,
+                 ids: list[str]) -> tuple[int, str]:
+        ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
+        started = self.clock.monotonic()
+        result = Executor(
+            backend, self.job.limits, self.clock,
+            SlidingWindowBudget(self.job.limits.requests_per_window,
+                                self.job.limits.window_seconds),
+            ledger=ledger, should_stop=self.stop,
+            on_outcome=self._log_outcome, on_batch=self._log_batch,
+        ).run(ids)
+        self.outcomes = result.outcomes
+        counts = result.counts()
+        self.summary.update(
+            deleted=counts[QUEUED], failed=counts[FAILED], unknown=counts[UNKNOWN],
+            not_sent=counts[NOT_SENT], batches=result.batches, requests=result.requests,
+            throttled=result.throttled, retries=result.retries, splits=result.splits,
+            budget_wait_seconds=round(result.budget_wait_seconds, 3),
+            delete_seconds=round(self.clock.monotonic() - started, 3),
+            journal_seconds=round(ledger.seconds, 3),
+        )
+        if result.stopped:
+            self.status = STOPPED
+            self.summary["error"] = result.stopped
+            self.log.warning("run.stopped", reason=result.stopped)
+        bad = counts[FAILED] + counts[UNKNOWN] + counts[NOT_SENT]
+        message = f"{counts[QUEUED]} deleted, {bad} not deleted"
+        return (EXIT_ITEMS_FAILED if bad else EXIT_OK), message
+
+    # -- reporting -----------------------------------------------------------------------
 
     def _summarize_plan(self, plan: Plan) -> None:
         self.summary.update(
@@ -202,12 +354,10 @@ class _Run:
             duplicate_ids=plan.remote.duplicates,
         )
 
-    def _log_skipped(self, plan: Plan) -> None:
+    def _log_skipped(self, ids: list[str], reasons: list[str]) -> None:
         if not self.request.item_events:
             return
-        for item_id, reason in zip(
-            plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True
-        ):
+        for item_id, reason in zip(ids, reasons, strict=True):
             self.log.info("item", item_id=item_id, outcome=SKIPPED, detail=reason)
 
     def _log_outcome(self, outcome: Outcome) -> None:
@@ -216,7 +366,7 @@ class _Run:
         level = self.log.info if outcome.outcome == QUEUED else self.log.warning
         level("item", item_id=outcome.item_id, outcome=outcome.outcome, detail=outcome.detail)
 
-    def _log_batch(self, number: int, outcomes: Any, seconds: float) -> None:
+    def _log_batch(self, number: int, outcomes: Sequence[Outcome], seconds: float) -> None:
         queued = sum(1 for o in outcomes if o.outcome == QUEUED)
         self.log.info(
             "batch", batch=number, size=len(outcomes), queued=queued,
@@ -231,9 +381,12 @@ def run_job(
     *,
     clock: Clock | None = None,
     backend_factory: BackendFactory = default_backend,
+    stop: StopFlag | None = None,
 ) -> RunResult:
     """Reconcile one job once (or plan it, when ``dry_run``); always writes a report."""
-    return _Run(config, job, request, clock or SystemClock(), backend_factory).execute()
+    stop = stop or StopFlag()
+    clock = clock or SystemClock(wake=stop.event)
+    return _Run(config, job, request, clock, backend_factory, stop).execute()
 
 
 def _iso(clock: Clock) -> str:
@@ -242,5 +395,5 @@ def _iso(clock: Clock) -> str:
 
 def _loggable(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("dry_run", "source_ids", "remote_ids", "inventory_complete", "to_delete",
-            "skipped", "deleted", "failed", "unknown", "not_sent", "exit_code")
-    return {k: summary.get(k) for k in keys}
+            "skipped", "deleted", "failed", "unknown", "not_sent", "exit_code", "resumed_from")
+    return {k: summary.get(k) for k in keys if k in summary}

@@ -96,3 +96,56 @@ def emulator_config(
     source = write_csv(folder / "exports" / f"{name}.csv", source_ids)
     return load_config(write_config(folder, job_toml(name, emulator.base_url, source,
                                                       emulator=emulator, **kw)))
+
+
+def reconciler_command(*args: Any) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "reconciler", *map(str, args)]
+
+
+def run_reconciler(*args: Any, timeout: float = 120, env: dict[str, str] | None = None) -> Any:
+    """Run a real ``reconciler`` process to completion."""
+    import os
+    import subprocess
+
+    return subprocess.run(reconciler_command(*args), capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+class Started:
+    """A real ``reconciler`` process writing to files (a full pipe would block it)."""
+
+    def __init__(self, *args: Any) -> None:
+        import subprocess
+        import tempfile
+
+        self._out = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (kept open)
+        self._err = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self.process = subprocess.Popen(reconciler_command(*args), stdout=self._out,
+                                        stderr=self._err, text=True)
+        self.pid = self.process.pid
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        self.process.wait(timeout)
+        self._out.seek(0)
+        self._err.seek(0)
+        return self._out.read(), self._err.read()
+
+
+def start_reconciler(*args: Any) -> Started:
+    """Start a real ``reconciler`` process (to be killed or signalled by the test)."""
+    return Started(*args)

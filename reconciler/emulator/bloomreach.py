@@ -17,7 +17,11 @@ strict where the real API is strict, so a client bug shows up here first:
   switched off.
 * ``/_emulator/stats`` (GET) and ``/_emulator/faults`` (POST) let a test look inside and
   queue failures: ``{"list": [503, "reset"], "bulk": [500, "truncated", "short"]}``
-  (``short``: a bulk answer one entry short, which cannot be matched to the ids).
+  (``short``: a bulk answer one entry short, which cannot be matched to the ids;
+  ``reset-after``/``truncated``/``slow``: the request is applied, the answer is lost,
+  cut or late). ``fault_rate`` draws such faults at random (seeded).
+* ``hold(route, after)``: requests past the ``after``-th on a route block until
+  ``release()``, so a test can kill a client while its request is provably in flight.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import base64
 import bisect
 import json
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -61,6 +66,13 @@ class EmulatorSettings:
     max_bulk_ids: int = 10_000
     max_bulk_bytes: int = 10_000_000
     reject_ids: frozenset[str] = frozenset()  # tests: these fail per item in bulk delete
+    lose_ids: frozenset[str] = frozenset()  # tests: answered queued, never actually deleted
+    # Random faults: each list/bulk request fails with this probability, the kind drawn
+    # from fault_kinds ("500", "502", "503", "reset", "reset-after", "truncated", "slow").
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ("500", "503", "reset", "reset-after", "truncated", "slow")
+    slow_seconds: float = 0.5
+    seed: int = 0
 
 
 @dataclass
@@ -171,7 +183,11 @@ class Emulator:
         self.rate = SlidingWindow(
             self.settings.bulk_requests_per_window, self.settings.bulk_window_seconds
         )
-        self._short_answer = False
+        self._random = random.Random(self.settings.seed)
+        self._arrivals = {"list": 0, "bulk": 0}
+        self._hold_after: dict[str, int | None] = {"list": None, "bulk": None}
+        self.held = threading.Event()
+        self._released = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -199,7 +215,18 @@ class Emulator:
         assert self._server is not None, "bind() first"
         self._server.serve_forever()
 
+    def hold(self, route: str, after: int) -> None:
+        """Block ``route`` requests past the ``after``-th until ``release``."""
+        self._released.clear()
+        self.held.clear()
+        self._hold_after[route] = after
+
+    def release(self) -> None:
+        self._hold_after = {"list": None, "bulk": None}
+        self._released.set()
+
     def stop(self) -> None:
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -250,9 +277,31 @@ class Emulator:
         denied = self._authorize(headers.get("authorization", ""), kind)
         if denied is not None:
             return denied
-        fault = self._take_fault("list" if kind in ("list", "get") else "bulk")
+        route_name = "list" if kind in ("list", "get") else "bulk"
+        self._maybe_hold(route_name)
+        fault, after = self._take_fault(route_name)
         if fault is not None:
             return fault
+        status, payload, headers = self._apply(kind, item_id, query, body)
+        if after == "reset-after":
+            raise ConnectionResetError("emulated reset after the request was applied")
+        if after == "truncated":
+            return 200, _Raw(json.dumps(payload).encode()[:20]), {}
+        if after == "short" and isinstance(payload, list):
+            return status, payload[:-1], headers
+        return status, payload, headers
+
+    def _maybe_hold(self, route: str) -> None:
+        with self.lock:
+            self._arrivals[route] += 1
+            after = self._hold_after[route]
+            holding = after is not None and self._arrivals[route] > after
+        if holding:
+            self.held.set()
+            self._released.wait()
+
+    def _apply(self, kind: str, item_id: str, query: dict[str, list[str]],
+               body: bytes) -> tuple[int, Any, dict[str, str]]:
         with self.lock:
             if kind == "list":
                 return self._list(query)
@@ -282,20 +331,26 @@ class Emulator:
             return 403, {"success": False, "errors": [f"Missing permission: {name}"]}, {}
         return None
 
-    def _take_fault(self, route: str) -> tuple[int, Any, dict[str, str]] | None:
+    def _take_fault(
+        self, route: str
+    ) -> tuple[tuple[int, Any, dict[str, str]] | None, str | None]:
+        """(an answer instead of applying the request, or a fault to apply after it)."""
         with self.lock:
-            if not self.faults[route]:
-                return None
-            fault = self.faults[route].popleft()
+            if self.faults[route]:
+                fault: int | str = self.faults[route].popleft()
+            elif self.settings.fault_rate and self._random.random() < self.settings.fault_rate:
+                fault = self._random.choice(self.settings.fault_kinds)
+            else:
+                return None, None
+        if fault in ("reset-after", "truncated", "short"):
+            return None, str(fault)  # applied first, then the answer is lost, cut or short
+        if fault == "slow":
+            time.sleep(self.settings.slow_seconds)
+            return None, None
         if fault == "reset":
             raise ConnectionResetError("emulated connection reset")
-        if fault == "truncated":
-            return 200, _Raw(b'[{"success": tr'), {}
-        if fault == "short":
-            self._short_answer = True  # processed as usual, answered one entry short
-            return None
         status = int(fault)
-        return status, {"success": False, "error": HTTPStatus(status).phrase}, {}
+        return (status, {"success": False, "error": HTTPStatus(status).phrase}, {}), None
 
     def _throttle(self) -> tuple[int, Any, dict[str, str]] | None:
         wait = self.rate.admit(time.monotonic())
@@ -388,12 +443,9 @@ class Emulator:
             if problem or not isinstance(item_id, str):
                 answer.append({"success": False, "queued": False, "errors": {"_global": [problem]}})
                 continue
-            if self.catalog.remove(item_id):
+            if item_id not in self.settings.lose_ids and self.catalog.remove(item_id):
                 self.stats.deleted.append(item_id)
             answer.append({"success": True, "queued": True})
-        if self._short_answer:
-            self._short_answer = False
-            answer = answer[:-1]
         return 200, answer, {}
 
     def _bulk_update(self, body: bytes, partial: bool) -> tuple[int, Any, dict[str, str]]:
@@ -491,12 +543,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             return
         data = bytes(payload) if isinstance(payload, _Raw) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client is gone (killed, or timed out)
 
     do_GET = do_DELETE = do_PUT = do_POST = _dispatch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -12,17 +11,12 @@ import httpx
 import pytest
 
 from reconciler.emulator import generate_items
-from tests.helpers import job_toml, write_config, write_csv
+from tests.helpers import job_toml, run_reconciler, write_config, write_csv
 
 pytestmark = pytest.mark.integration
 
 
-def reconciler(*args, cwd=None, env=None, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+reconciler = run_reconciler
 
 
 @pytest.fixture

@@ -1,0 +1,323 @@
+"""The durable journal: runs and per-item state in SQLite (WAL), so nothing is lost on a crash.
+
+Item states, and the one order they move in::
+
+    planned ──► sent ──► queued ──► verified_gone | still_present
+                  │  ├─► failed
+                  │  └─► unknown ──► (resent) sent ...
+                  └─ (crash: resent by the next run)
+    skipped                (never sent: unaddressable, empty, too long, back in the source)
+
+The plan is stored whole before the first delete. A batch is recorded, and its items
+marked ``sent``, in one transaction *before* the request goes out; outcomes are written
+when the answer is in. A process killed at any point therefore leaves every item either
+answered or resendable, and resending a bulk delete of an already deleted id is harmless.
+
+Items belong to the run that planned them (``plan_run``); a run that resumes an
+interrupted one works the same rows and records ``resumed_from``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ConfigError
+
+PLANNED = "planned"
+SENT = "sent"
+QUEUED = "queued"
+FAILED = "failed"
+UNKNOWN = "unknown"
+SKIPPED = "skipped"
+VERIFIED_GONE = "verified_gone"
+STILL_PRESENT = "still_present"
+RESENDABLE = (PLANNED, SENT, UNKNOWN)
+
+RUNNING = "running"
+FINISHED = "finished"
+STOPPED = "stopped"
+REFUSED = "refused"
+FAILED_RUN = "failed"
+DRY = "dry"
+
+JOURNAL_NAME = "journal.sqlite3"
+
+_MIGRATIONS: tuple[str, ...] = (
+    # 1: runs, items, batches.
+    """
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        dry_run INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        resumed_from TEXT,
+        exit_code INTEGER,
+        pid INTEGER,
+        host TEXT,
+        summary TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX runs_by_job ON runs (job, started_at);
+    CREATE TABLE items (
+        plan_run TEXT NOT NULL REFERENCES runs (run_id),
+        item_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        batch INTEGER,
+        sends INTEGER NOT NULL DEFAULT 0,
+        queued_at REAL,
+        PRIMARY KEY (plan_run, item_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_by_state ON items (state, plan_run);
+    CREATE TABLE batches (
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        seq INTEGER NOT NULL,
+        plan_run TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        answered_at REAL,
+        PRIMARY KEY (run_id, seq)
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    job: str
+    dry_run: bool
+    status: str
+    started_at: str
+    finished_at: str | None
+    resumed_from: str | None
+    exit_code: int | None
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    item_id: str
+    state: str
+    detail: str
+    sends: int
+
+
+class Journal:
+    """One SQLite file per state_dir; safe to open from several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: cannot open the journal: {exc}") from None
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> Journal:
+        return cls(state_dir / JOURNAL_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        with self._transaction():
+            version = self.schema_version
+            if version > len(_MIGRATIONS):
+                raise sqlite3.DatabaseError(
+                    f"schema version {version} is newer than this program knows "
+                    f"({len(_MIGRATIONS)}); upgrade catalog-reconciler"
+                )
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def start_run(
+        self, run_id: str, job: str, dry_run: bool, started_at: str,
+        resumed_from: str | None = None,
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, job, dry_run, status, started_at, resumed_from, pid,"
+                " host) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, job, int(dry_run), RUNNING, started_at, resumed_from, os.getpid(),
+                 socket.gethostname()),
+            )
+
+    def finish_run(
+        self, run_id: str, status: str, exit_code: int, finished_at: str, summary: dict[str, Any]
+    ) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, summary = ?"
+                " WHERE run_id = ?",
+                (status, exit_code, finished_at, json.dumps(summary, ensure_ascii=False), run_id),
+            )
+
+    def set_status(self, run_id: str, status: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
+
+    def run(self, run_id: str) -> RunRow | None:
+        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
+        return _run_row(row) if row else None
+
+    def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
+        where, args = ("WHERE job = ?", (job,)) if job else ("", ())
+        rows = self._db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, run_id DESC"
+            f" LIMIT {int(limit)}", args,
+        ).fetchall()
+        return [_run_row(r) for r in rows]
+
+    def interrupted_run(self, job: str) -> RunRow | None:
+        """The newest real run of ``job`` whose stored plan still has resendable items."""
+        marks = ",".join("?" * len(RESENDABLE))
+        row = self._db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND dry_run = 0"
+            f" AND status IN (?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
+            f" i.plan_run = r.run_id AND i.state IN ({marks}))"
+            " ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            (job, RUNNING, STOPPED, *RESENDABLE),
+        ).fetchone()
+        return _run_row(row) if row else None
+
+    # -- items ---------------------------------------------------------------------------
+
+    def store_plan(
+        self, run_id: str, to_delete: Iterable[str], skipped: Iterable[tuple[str, str]]
+    ) -> None:
+        """The whole plan, in one transaction, before the first delete."""
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO items (plan_run, item_id, state) VALUES (?, ?, ?)",
+                ((run_id, item_id, PLANNED) for item_id in to_delete),
+            )
+            db.executemany(
+                "INSERT INTO items (plan_run, item_id, state, detail) VALUES (?, ?, ?, ?)",
+                ((run_id, item_id, SKIPPED, reason) for item_id, reason in skipped),
+            )
+
+    def mark_sent(self, run_id: str, plan_run: str, seq: int, ids: Sequence[str],
+                  now: float) -> None:
+        """Record the batch and mark its items sent, before the request goes out."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO batches (run_id, seq, plan_run, size, state, sent_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, seq, plan_run, len(ids), SENT, now),
+            )
+            db.executemany(
+                "UPDATE items SET state = ?, batch = ?, sends = sends + 1"
+                " WHERE plan_run = ? AND item_id = ?",
+                ((SENT, seq, plan_run, item_id) for item_id in ids),
+            )
+
+    def record_outcomes(
+        self, run_id: str, plan_run: str, seq: int | None,
+        outcomes: Iterable[tuple[str, str, str]], now: float,
+    ) -> None:
+        """Write (item_id, state, detail) outcomes, and close the batch when there is one."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE items SET state = ?, detail = ?,"
+                " queued_at = CASE WHEN ? = 'queued' THEN ? ELSE queued_at END"
+                " WHERE plan_run = ? AND item_id = ?",
+                ((state, detail, state, now, plan_run, item_id)
+                 for item_id, state, detail in outcomes),
+            )
+            if seq is not None:
+                db.execute(
+                    "UPDATE batches SET state = 'answered', answered_at = ?"
+                    " WHERE run_id = ? AND seq = ?", (now, run_id, seq),
+                )
+
+    def resendable(self, plan_run: str) -> list[ItemRow]:
+        marks = ",".join("?" * len(RESENDABLE))
+        rows = self._db.execute(
+            f"SELECT item_id, state, detail, sends FROM items WHERE plan_run = ?"
+            f" AND state IN ({marks}) ORDER BY item_id", (plan_run, *RESENDABLE),
+        ).fetchall()
+        return [ItemRow(*r) for r in rows]
+
+    def items(self, plan_run: str, state: str | None = None) -> list[ItemRow]:
+        where, args = ("AND state = ?", (plan_run, state)) if state else ("", (plan_run,))
+        rows = self._db.execute(
+            f"SELECT item_id, state, detail, sends FROM items WHERE plan_run = ? {where}"
+            " ORDER BY item_id", args,
+        ).fetchall()
+        return [ItemRow(*r) for r in rows]
+
+    def state_counts(self, plan_run: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT state, COUNT(*) FROM items WHERE plan_run = ? GROUP BY state", (plan_run,)
+        ).fetchall()
+        return {state: count for state, count in rows}
+
+    def max_batch_seq(self, run_id: str) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM batches WHERE run_id = ?",
+                               (run_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def queued_before(self, job: str, run_id: str) -> list[tuple[str, str, float, int]]:
+        """(plan_run, item_id, queued_at, sends) of ids queued by earlier runs, not yet verified."""
+        rows = self._db.execute(
+            "SELECT i.plan_run, i.item_id, i.queued_at, i.sends FROM items i"
+            " JOIN runs r ON r.run_id = i.plan_run"
+            " WHERE r.job = ? AND i.plan_run != ? AND i.state IN ('queued', 'still_present')",
+            (job, run_id),
+        ).fetchall()
+        return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
+
+    def mark_verified(self, updates: Iterable[tuple[str, str, str, str]]) -> None:
+        """(plan_run, item_id, state, detail) for read-back results."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE items SET state = ?, detail = ? WHERE plan_run = ? AND item_id = ?",
+                ((state, detail, plan_run, item_id) for plan_run, item_id, state, detail
+                 in updates),
+            )
+
+
+_RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
+                " exit_code, summary")
+
+
+def _run_row(row: tuple[Any, ...]) -> RunRow:
+    run_id, job, dry_run, status, started, finished, resumed, code, summary = row
+    return RunRow(run_id, job, bool(dry_run), status, started, finished, resumed, code,
+                  json.loads(summary or "{}"))

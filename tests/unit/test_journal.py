@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from reconciler.errors import ConfigError
+from reconciler.journal import Journal
+from reconciler.locks import JobBusy, JobLock
+
+
+@pytest.fixture
+def journal(tmp_path):
+    j = Journal.in_state_dir(tmp_path)
+    yield j
+    j.close()
+
+
+def test_schema_is_versioned_and_wal(journal, tmp_path):
+    assert journal.schema_version == 1
+    mode = sqlite3.connect(tmp_path / "journal.sqlite3").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
+    Journal.in_state_dir(tmp_path).close()  # migrating twice is a no-op
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(ConfigError, match="schema version 99 is newer than this program knows"):
+        Journal.in_state_dir(tmp_path)
+
+
+def test_item_lifecycle_and_resendable(journal):
+    journal.start_run("r1", "job", False, "t0")
+    journal.store_plan("r1", ["a", "b", "c", "d"], [("x/y", "unaddressable")])
+    journal.mark_sent("r1", "r1", 1, ["a", "b"], 10.0)
+    assert journal.state_counts("r1") == {"sent": 2, "planned": 2, "skipped": 1}
+    journal.record_outcomes("r1", "r1", 1, [("a", "queued", ""), ("b", "unknown", "short")], 11.0)
+    assert [i.item_id for i in journal.resendable("r1")] == ["b", "c", "d"]
+    assert journal.interrupted_run("job").run_id == "r1"
+    assert journal.queued_before("job", "r2") == [("r1", "a", 11.0, 1)]
+
+
+def test_finished_runs_are_not_resumed_and_dry_runs_never(journal):
+    journal.start_run("dry", "job", True, "t0")
+    journal.store_plan("dry", ["a"], [])
+    journal.finish_run("dry", "dry", 0, "t1", {})
+    assert journal.interrupted_run("job") is None
+    journal.start_run("real", "job", False, "t2")
+    journal.store_plan("real", ["a"], [])
+    journal.record_outcomes("real", "real", None, [("a", "queued", "")], 1.0)
+    journal.finish_run("real", "finished", 0, "t3", {"deleted": 1})
+    assert journal.interrupted_run("job") is None
+    assert [r.run_id for r in journal.runs("job")] == ["real", "dry"]
+    assert journal.run("real").summary == {"deleted": 1}
+
+
+def test_a_failed_transaction_leaves_nothing(journal):
+    journal.start_run("r1", "job", False, "t0")
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.store_plan("r1", ["a", "a"], [])  # the same id twice violates the key
+    assert journal.state_counts("r1") == {}
+
+
+def test_job_lock_is_exclusive_and_released(tmp_path):
+    with JobLock(tmp_path, "job"):
+        with pytest.raises(JobBusy) as caught:
+            JobLock(tmp_path, "job").acquire()
+        assert str(caught.value).startswith("job 'job' is already being run by process ")
+        JobLock(tmp_path, "other").acquire().release()
+    JobLock(tmp_path, "job").acquire().release()
