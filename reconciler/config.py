@@ -122,6 +122,11 @@ class Config:
     state_dir: Path
     jobs: dict[str, Job]
     logging: Logging = Logging()
+    budget_dir: Path | None = None  # where catalogs' shared rate budgets live
+
+    @property
+    def budgets(self) -> Path:
+        return self.budget_dir or self.state_dir / "budgets"
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -163,13 +168,16 @@ def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Co
     base = path.resolve().parent
     top = _Table(raw, "", path, environ)
     state_dir = base / top.string("state_dir", default="var")
+    budget_dir_value = top.optional_string("budget_dir")
+    budget_dir = base / budget_dir_value if budget_dir_value else None
     logging_cfg = _parse_logging(top.optional_table("logging"))
     jobs_table = top.table("jobs")
     top.finish()
     jobs = {name: _parse_job(name, jobs_table.table(name), base) for name in jobs_table.keys()}  # noqa: SIM118
     if not jobs:
         raise ConfigError(f"{path}: jobs: define at least one [jobs.NAME] table")
-    return Config(path=path, state_dir=state_dir, jobs=jobs, logging=logging_cfg)
+    return Config(path=path, state_dir=state_dir, jobs=jobs, logging=logging_cfg,
+                  budget_dir=budget_dir)
 
 
 def _parse_logging(t: _Table | None) -> Logging:

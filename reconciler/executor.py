@@ -169,23 +169,17 @@ class Executor:
         """The outcomes of one batch, or None when it must be split."""
 
         def attempt() -> list[ItemResult]:
-            wait = self._budget.wait_time(self._clock.monotonic())
-            if wait > 0:
-                result.budget_wait_seconds += wait
-                self._clock.sleep(wait)
-            if self._should_stop():
-                raise _StopNow
+            token = self._wait_for_slot(result)
             result.requests += 1
             try:
                 return self._backend.delete_batch(batch)
             except RetriableApiError as exc:
                 if exc.throttled:
                     result.throttled += 1
-                    if exc.retry_after is not None:
-                        self._budget.pause_until(self._clock.monotonic() + exc.retry_after)
+                    self._budget.throttled(self._clock.monotonic(), exc.retry_after)
                 raise
             finally:
-                self._budget.record(self._clock.monotonic())
+                self._budget.complete(token, self._clock.monotonic())
 
         def on_retry(error: RetriableApiError, attempt_number: int, delay: float) -> None:
             result.retries += 1
@@ -213,6 +207,20 @@ class Executor:
             Outcome(i, QUEUED) if answer.ok else Outcome(i, FAILED, answer.error)
             for i, answer in zip(batch, answers, strict=True)
         ]
+
+    def _wait_for_slot(self, result: ExecutionResult) -> str:
+        """Wait until the budget admits a request; a stop request ends the wait."""
+        while True:
+            grant = self._budget.acquire(self._clock.monotonic())
+            if grant.token is not None:
+                if self._should_stop():
+                    self._budget.complete(grant.token, self._clock.monotonic())
+                    raise _StopNow
+                return grant.token
+            result.budget_wait_seconds += grant.wait
+            self._clock.sleep(grant.wait)
+            if self._should_stop():
+                raise _StopNow
 
     @staticmethod
     def _stop(result: ExecutionResult, error: ApiError, reason: str) -> None:

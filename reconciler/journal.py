@@ -47,6 +47,7 @@ STOPPED = "stopped"
 REFUSED = "refused"
 FAILED_RUN = "failed"
 DRY = "dry"
+RESUMED = "resumed"  # interrupted; a later run (its resumed_from names this one) finished it
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -197,9 +198,10 @@ class Journal:
         return _run_row(row) if row else None
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
+        """Newest first, in the order the runs started (rowid: timestamps tie within a second)."""
         where, args = ("WHERE job = ?", (job,)) if job else ("", ())
         rows = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY started_at DESC, run_id DESC"
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY rowid DESC"
             f" LIMIT {int(limit)}", args,
         ).fetchall()
         return [_run_row(r) for r in rows]
@@ -211,7 +213,7 @@ class Journal:
             f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND dry_run = 0"
             f" AND status IN (?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
             f" i.plan_run = r.run_id AND i.state IN ({marks}))"
-            " ORDER BY started_at DESC, run_id DESC LIMIT 1",
+            " ORDER BY rowid DESC LIMIT 1",
             (job, RUNNING, STOPPED, *RESENDABLE),
         ).fetchone()
         return _run_row(row) if row else None

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
 from reconciler.config import Config, Job
 from reconciler.errors import (
@@ -41,6 +42,7 @@ from reconciler.journal import (
     FINISHED,
     PLANNED,
     REFUSED,
+    RESUMED,
     STILL_PRESENT,
     STOPPED,
     VERIFIED_GONE,
@@ -50,7 +52,6 @@ from reconciler.journal import (
 from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, make_plan
-from reconciler.ratelimit import SlidingWindowBudget
 from reconciler.report import write_report
 from reconciler.signals import StopFlag
 from reconciler.source import read_ids
@@ -301,7 +302,7 @@ class _Run:
         self._log_skipped(back_ids, [SKIP_BACK_IN_SOURCE] * len(back_ids))
         code, message = self._execute(journal, backend, old.run_id, to_send)
         if not journal.resendable(old.run_id):
-            journal.set_status(old.run_id, FINISHED)
+            journal.set_status(old.run_id, RESUMED)
         return code, f"resumed {old.run_id}: {message}"
 
     # -- sending -------------------------------------------------------------------------
@@ -310,10 +311,11 @@ class _Run:
                  ids: list[str]) -> tuple[int, str]:
         ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
         started = self.clock.monotonic()
+        limits = self.job.limits
+        budget = FileBudget(budget_path(self.config.budgets, backend.budget_key),
+                            limits.requests_per_window, limits.window_seconds)
         result = Executor(
-            backend, self.job.limits, self.clock,
-            SlidingWindowBudget(self.job.limits.requests_per_window,
-                                self.job.limits.window_seconds),
+            backend, limits, self.clock, budget,
             ledger=ledger, should_stop=self.stop,
             on_outcome=self._log_outcome, on_batch=self._log_batch,
         ).run(ids)

@@ -27,13 +27,23 @@ from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
-from reconciler.errors import FatalApiError, RetriableApiError, SkippableItem
+from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
 from reconciler.listing import Page, PageRequest, enumerate_catalog
 from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
 from reconciler.retry import OnRetry, retrying
 
 UNADDRESSABLE_SUBSTRINGS = ("/",)
 USER_AGENT = "catalog-reconciler/0.1"
+
+
+# What a 403 means the key lacks, by operation. Only the delete permission is documented
+# (catalogs.delete_catalog_item); the others follow the UI's naming.
+REQUIRED_PERMISSION = {
+    "list items": "Catalogs > View catalog items",
+    "get item": "Catalogs > View catalog items",
+    "bulk delete": "Catalogs > Delete catalog item (catalogs.delete_catalog_item)",
+    "partial update": "Catalogs > Update catalog item",
+}
 
 
 def bulk_delete_entry(item_id: str) -> Any:
@@ -220,7 +230,17 @@ class BloomreachBackend:
         error = classify_status(
             response.status_code, response.headers, response.text, operation=operation
         )
+        if isinstance(error, AuthError):
+            raise AuthError(f"{error}; {_auth_hint(response.status_code, operation)}",
+                            status=error.status)
         if error is not None:
             raise error
         return parse_json_body(response.text)
 
+
+
+def _auth_hint(status: int, operation: str) -> str:
+    if status == 401:
+        return "check target.api_key_id and target.api_secret"
+    permission = REQUIRED_PERMISSION.get(operation, "the permission for this operation")
+    return f"the API key needs the permission '{permission}' (or check target.api_secret)"

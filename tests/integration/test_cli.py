@@ -119,7 +119,10 @@ def test_check_with_a_bad_secret(tmp_path, start_emulator):
                                              api_secret="nope"))
     result = reconciler("--config", config, "check")
     assert result.returncode == 2
-    assert result.stderr == "p: FAILED: list items: HTTP 403: invalid secret\n"
+    assert result.stderr == (
+        "p: FAILED: list items: HTTP 403: invalid secret; the API key needs the permission "
+        "'Catalogs > View catalog items' (or check target.api_secret)\n"
+    )
 
 
 def free_port() -> int:

@@ -71,7 +71,7 @@ def test_sigkill_then_the_next_run_finishes_exactly_the_plan(tmp_path, start_emu
         assert resumed.summary["resumed_at"].get("queued", 0) == after * 100
         # The third run read the catalog back: every id of the plan is confirmed gone.
         assert journal.state_counts(runs[2].run_id) == {"verified_gone": 1000}
-        assert runs[2].status == "finished"
+        assert runs[2].status == "resumed"
     journal.close()
 
 

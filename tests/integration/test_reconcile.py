@@ -157,7 +157,10 @@ def test_wrong_secret_is_a_config_error_and_deletes_nothing(tmp_path, start_emul
     config = emulator_config(tmp_path, emulator, [], api_secret="wrong-secret-value")
     result = run(config)
     assert result.exit_code == EXIT_CONFIG
-    assert result.message == "list items: HTTP 403: invalid secret"
+    assert result.message == (
+        "list items: HTTP 403: invalid secret; the API key needs the permission "
+        "'Catalogs > View catalog items' (or check target.api_secret)"
+    )
     assert emulator.stats.bulk_delete_requests == 0
 
 
@@ -170,7 +173,11 @@ def test_missing_delete_permission_stops_the_run(tmp_path, start_emulator):
     outcomes = read_csv(result.report_dir / "outcomes.csv")
     sent = [o for o in outcomes if o["outcome"] != "skipped"]
     assert {o["outcome"] for o in sent} == {"not_sent"}
-    assert "Missing permission: catalogs.delete_catalog_item" in sent[0]["detail"]
+    assert sent[0]["detail"] == (
+        "stopped: bulk delete: HTTP 403: Missing permission: catalogs.delete_catalog_item; "
+        "the API key needs the permission 'Catalogs > Delete catalog item "
+        "(catalogs.delete_catalog_item)' (or check target.api_secret)"
+    )
 
 
 def test_per_item_failures_and_unmatched_answers_are_reported(tmp_path, start_emulator):

@@ -64,7 +64,9 @@ def test_403_is_an_auth_error_naming_the_server_text(backend):
     with pytest.raises(AuthError) as caught:
         backend.delete_batch(["a"])
     assert str(caught.value) == (
-        "bulk delete: HTTP 403: Missing permission: catalogs.delete_catalog_item"
+        "bulk delete: HTTP 403: Missing permission: catalogs.delete_catalog_item; the API key "
+        "needs the permission 'Catalogs > Delete catalog item (catalogs.delete_catalog_item)' "
+        "(or check target.api_secret)"
     )
 
 
@@ -137,3 +139,15 @@ def test_prefix_partitions_use_query_and_field(backend):
     respx.get(f"{CATALOG}/items").mock(side_effect=answer)
     inventory = backend.inventory()
     assert inventory.complete and len(inventory.ids) == 1500
+
+
+@respx.mock
+def test_401_points_at_the_credentials(backend):
+    respx.get(f"{CATALOG}/items").respond(401, json={"success": False,
+                                                      "errors": ["Access key not found"]})
+    with pytest.raises(AuthError) as caught:
+        backend.check()
+    assert str(caught.value) == (
+        "list items: HTTP 401: Access key not found; check target.api_key_id and "
+        "target.api_secret"
+    )
