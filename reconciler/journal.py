@@ -26,6 +26,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,8 @@ _MIGRATIONS: tuple[str, ...] = (
         queued_at REAL,
         PRIMARY KEY (plan_run, item_id)
     ) WITHOUT ROWID;
-    CREATE INDEX items_by_state ON items (state, plan_run);
+    CREATE INDEX items_to_verify ON items (plan_run)
+        WHERE state IN ('queued', 'still_present');
     CREATE TABLE batches (
         run_id TEXT NOT NULL REFERENCES runs (run_id),
         seq INTEGER NOT NULL,
@@ -236,25 +238,64 @@ class Journal:
 
     def mark_sent(self, run_id: str, plan_run: str, seq: int, ids: Sequence[str],
                   now: float) -> None:
-        """Record the batch and mark its items sent, before the request goes out."""
+        """Record the batch and mark its items sent, before the request goes out.
+
+        A batch is normally a contiguous run of the sorted resendable ids, so one range
+        update over the primary key marks it; a count check proves the range holds exactly
+        this batch's ids, and anything else falls back to one update per id.
+        """
+        marks = ",".join("?" * len(RESENDABLE))
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO batches (run_id, seq, plan_run, size, state, sent_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, seq, plan_run, len(ids), SENT, now),
             )
+            if ids and self._is_contiguous(plan_run, ids):
+                db.execute(
+                    "UPDATE items SET state = ?, batch = ?, sends = sends + 1"
+                    f" WHERE plan_run = ? AND item_id BETWEEN ? AND ? AND state IN ({marks})",
+                    (SENT, seq, plan_run, ids[0], ids[-1], *RESENDABLE),
+                )
+                return
             db.executemany(
                 "UPDATE items SET state = ?, batch = ?, sends = sends + 1"
                 " WHERE plan_run = ? AND item_id = ?",
                 ((SENT, seq, plan_run, item_id) for item_id in ids),
             )
 
+    def _is_contiguous(self, plan_run: str, ids: Sequence[str]) -> bool:
+        """Whether the resendable items from ids[0] to ids[-1] are exactly ``ids``."""
+        if any(a >= b for a, b in pairwise(ids)):
+            return False  # not strictly ascending (SQLite's BINARY order is code point order)
+        marks = ",".join("?" * len(RESENDABLE))
+        (count,) = self._db.execute(
+            f"SELECT COUNT(*) FROM items WHERE plan_run = ? AND item_id BETWEEN ? AND ?"
+            f" AND state IN ({marks})", (plan_run, ids[0], ids[-1], *RESENDABLE),
+        ).fetchone()
+        return int(count) == len(ids)
+
     def record_outcomes(
         self, run_id: str, plan_run: str, seq: int | None,
-        outcomes: Iterable[tuple[str, str, str]], now: float,
+        outcomes: Sequence[tuple[str, str, str]], now: float,
     ) -> None:
-        """Write (item_id, state, detail) outcomes, and close the batch when there is one."""
+        """Write (item_id, state, detail) outcomes, and close the batch when there is one.
+
+        The common answer, every id of a batch queued, is one range update over the rows
+        this batch marked sent; the other outcomes are then written one by one.
+        """
         with self._transaction() as db:
+            if seq is not None and outcomes:
+                queued = sum(1 for _, state, _ in outcomes if state == QUEUED)
+                if queued > len(outcomes) // 2:
+                    first, last = outcomes[0][0], outcomes[-1][0]
+                    cursor = db.execute(
+                        "UPDATE items SET state = ?, detail = '', queued_at = ? WHERE"
+                        " plan_run = ? AND item_id BETWEEN ? AND ? AND batch = ? AND state = ?",
+                        (QUEUED, now, plan_run, min(first, last), max(first, last), seq, SENT),
+                    )
+                    if cursor.rowcount == len(outcomes):
+                        outcomes = [o for o in outcomes if o[1] != QUEUED]
             db.executemany(
                 "UPDATE items SET state = ?, detail = ?,"
                 " queued_at = CASE WHEN ? = 'queued' THEN ? ELSE queued_at END"
@@ -290,18 +331,21 @@ class Journal:
         ).fetchall()
         return {state: count for state, count in rows}
 
-    def max_batch_seq(self, run_id: str) -> int:
-        row = self._db.execute("SELECT MAX(seq) FROM batches WHERE run_id = ?",
-                               (run_id,)).fetchone()
-        return int(row[0] or 0)
+    def next_batch_seq(self, plan_run: str) -> int:
+        """Batch numbers stay unique within a plan across the runs that work it."""
+        row = self._db.execute("SELECT MAX(batch) FROM items WHERE plan_run = ?",
+                               (plan_run,)).fetchone()
+        return int(row[0] or 0) + 1
 
     def queued_before(self, job: str, run_id: str) -> list[tuple[str, str, float, int]]:
         """(plan_run, item_id, queued_at, sends) of ids queued by earlier runs, not yet verified."""
+        # Served by the partial index items_to_verify: only rows still to verify are read.
         rows = self._db.execute(
             "SELECT i.plan_run, i.item_id, i.queued_at, i.sends FROM items i"
-            " JOIN runs r ON r.run_id = i.plan_run"
-            " WHERE r.job = ? AND i.plan_run != ? AND i.state IN ('queued', 'still_present')",
-            (job, run_id),
+            " INDEXED BY items_to_verify"
+            " WHERE i.state IN ('queued', 'still_present') AND i.plan_run != ?"
+            " AND i.plan_run IN (SELECT run_id FROM runs WHERE job = ?)",
+            (run_id, job),
         ).fetchall()
         return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
 

@@ -158,6 +158,7 @@ class _Run:
 
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
+        started = self.clock.monotonic()
         journal: Journal | None = None
         try:
             with JobLock(self.config.state_dir, self.job.name):
@@ -174,6 +175,7 @@ class _Run:
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
         self.summary["finished_at"] = _iso(self.clock)
+        self.summary["run_seconds"] = round(self.clock.monotonic() - started, 3)
         self.summary["exit_code"] = exit_code
         if journal is not None:
             journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
@@ -316,7 +318,7 @@ class _Run:
                             limits.requests_per_window, limits.window_seconds)
         result = Executor(
             backend, limits, self.clock, budget,
-            ledger=ledger, should_stop=self.stop,
+            ledger=ledger, should_stop=self.stop, first_seq=journal.next_batch_seq(plan_run),
             on_outcome=self._log_outcome, on_batch=self._log_batch,
         ).run(ids)
         self.outcomes = result.outcomes

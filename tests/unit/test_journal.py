@@ -70,3 +70,40 @@ def test_job_lock_is_exclusive_and_released(tmp_path):
         assert str(caught.value).startswith("job 'job' is already being run by process ")
         JobLock(tmp_path, "other").acquire().release()
     JobLock(tmp_path, "job").acquire().release()
+
+
+def test_contiguous_batches_are_marked_by_range_and_others_one_by_one(journal):
+    journal.start_run("r1", "job", False, "t0")
+    journal.store_plan("r1", ["a", "b", "c", "d", "e"], [])
+    journal.mark_sent("r1", "r1", 1, ["a", "b"], 1.0)  # contiguous: the range path
+    journal.mark_sent("r1", "r1", 2, ["c", "e"], 1.0)  # "d" lies between: one by one
+    states = {i.item_id: i.state for i in journal.items("r1")}
+    assert states == {"a": "sent", "b": "sent", "c": "sent", "d": "planned", "e": "sent"}
+    assert journal.next_batch_seq("r1") == 3
+
+
+def test_mixed_outcomes_are_each_recorded(journal):
+    journal.start_run("r1", "job", False, "t0")
+    journal.store_plan("r1", [f"i{n}" for n in range(6)], [])
+    ids = [f"i{n}" for n in range(6)]
+    journal.mark_sent("r1", "r1", 1, ids, 1.0)
+    journal.record_outcomes("r1", "r1", 1, [
+        ("i0", "queued", ""), ("i1", "failed", "no"), ("i2", "queued", ""),
+        ("i3", "queued", ""), ("i4", "queued", ""), ("i5", "unknown", "lost"),
+    ], 2.0)
+    rows = {i.item_id: (i.state, i.detail) for i in journal.items("r1")}
+    assert rows == {"i0": ("queued", ""), "i1": ("failed", "no"), "i2": ("queued", ""),
+                    "i3": ("queued", ""), "i4": ("queued", ""), "i5": ("unknown", "lost")}
+    # A later run's batch of the same plan never touches rows of batch 1.
+    journal.start_run("r2", "job", False, "t1", resumed_from="r1")
+    journal.mark_sent("r2", "r1", 2, ["i5"], 3.0)
+    journal.record_outcomes("r2", "r1", 2, [("i5", "queued", "")], 4.0)
+    assert journal.state_counts("r1") == {"queued": 5, "failed": 1}
+
+
+def test_unicode_ids_keep_their_order_in_range_updates(journal):
+    ids = sorted(["a", "z", "é", "☃", "😀", "A", "0"])
+    journal.start_run("r1", "job", False, "t0")
+    journal.store_plan("r1", ids, [])
+    journal.mark_sent("r1", "r1", 1, ids[2:5], 1.0)
+    assert [i.item_id for i in journal.items("r1", "sent")] == ids[2:5]
