@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-diff clean
+.PHONY: demo test lint bench-diff bench-throughput clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 bench-diff: $(STAMP)
 	$(BIN)/python benchmarks/diff.py
+
+bench-throughput: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
 
 clean:
 	rm -rf $(VENV) reconciler-demo .pytest_cache .mypy_cache .ruff_cache
