@@ -40,6 +40,10 @@ api_secret = "demo-secret"
 [jobs.{name}.limits]
 requests_per_window = {limit}
 window_seconds = {window}
+[jobs.{name}.safety]          # this measures throughput: let the run delete at once
+grace_runs = 1
+max_delete_fraction = 1.0
+max_deletes_per_day = "off"
 """
 
 

@@ -79,6 +79,26 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Safety:
+    """Fail-closed rules; the defaults protect a user who writes no [safety] table at all."""
+
+    max_age: float | None = 26 * 3600.0  # seconds; a source file older than this is refused
+    min_ids: int = 1
+    max_shrink: float = 0.10  # vs the source count of the last successful run
+    max_error_share: float = 0.01  # empty ids among the source rows
+    canary_ids: tuple[str, ...] = ()
+    max_deletes: int | None = None
+    max_delete_fraction: float = 0.10  # of the remote catalog, per run
+    max_deletes_per_day: float | None = 0.20  # a count (>= 1) or a fraction of the catalog
+    protect: tuple[str, ...] = ()  # exact ids, glob patterns, "file:PATH" lists
+    protect_files: tuple[Path, ...] = ()
+    grace_runs: int = 2
+    grace_period: float | None = None  # seconds
+    max_plan_age: float = 24 * 3600.0
+    backup_retention: float = 30 * 86400.0
+
+
+@dataclass(frozen=True)
 class Target:
     """Where the catalog lives and how to reach it."""
 
@@ -107,6 +127,7 @@ class Job:
     limits: Limits = Limits()
     schedule: str | None = None
     dry_run: bool = False
+    safety: Safety = Safety()
 
 
 @dataclass(frozen=True)
@@ -200,6 +221,7 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
     target = _parse_target(t.table("target"), base)
     limits_table = t.optional_table("limits")
     limits = _parse_limits(limits_table) if limits_table else Limits()
+    safety_table = t.optional_table("safety")
     job = Job(
         name=name,
         source=source,
@@ -207,6 +229,7 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
         limits=limits,
         schedule=schedule,
         dry_run=t.boolean("dry_run", default=False),
+        safety=_parse_safety(safety_table, base) if safety_table else Safety(),
     )
     t.finish()
     return job
@@ -265,6 +288,43 @@ def _parse_limits(t: _Table) -> Limits:
         raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")
     t.finish()
     return limits
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> float | None:
+    """``"26h"``, ``"7d"``, ``"90m"``, ``"30s"`` in seconds; None when malformed."""
+    match = _DURATION.match(value)
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _parse_safety(t: _Table, base: Path) -> Safety:
+    d = Safety()
+    protect = t.string_list("protect")
+    files = tuple(base / p.removeprefix("file:") for p in protect if p.startswith("file:"))
+    safety = Safety(
+        max_age=t.duration("max_age", d.max_age, allow_off=True),
+        min_ids=t.integer("min_ids", d.min_ids, minimum=0),
+        max_shrink=t.fraction("max_shrink", d.max_shrink),
+        max_error_share=t.fraction("max_error_share", d.max_error_share),
+        canary_ids=tuple(t.string_list("canary_ids")),
+        max_deletes=t.optional_integer("max_deletes"),
+        max_delete_fraction=t.fraction("max_delete_fraction", d.max_delete_fraction),
+        max_deletes_per_day=t.count_or_fraction("max_deletes_per_day", d.max_deletes_per_day),
+        protect=tuple(p for p in protect if not p.startswith("file:")),
+        protect_files=files,
+        grace_runs=t.integer("grace_runs", d.grace_runs, minimum=1),
+        grace_period=t.duration("grace_period", d.grace_period, allow_off=True),
+        max_plan_age=t.duration("max_plan_age", d.max_plan_age) or d.max_plan_age,
+        backup_retention=t.duration("backup_retention", d.backup_retention)
+        or d.backup_retention,
+    )
+    t.finish()
+    return safety
 
 
 def _check_schedule(value: str, where: str) -> None:
@@ -347,6 +407,51 @@ class _Table:
         if value <= 0:
             raise self.error(key, f"must be greater than 0, got {value}")
         return float(value)
+
+    def string_list(self, key: str) -> list[str]:
+        value = self._get(key, list, "an array of strings", required=False)
+        if value is None:
+            return []
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(key, "expected an array of strings")
+        return [self._expand(key, v) for v in value]
+
+    def optional_integer(self, key: str) -> int | None:
+        value = self._get(key, int, "an integer", required=False)
+        if value is not None and value < 0:
+            raise self.error(key, f"must be at least 0, got {value}")
+        return value
+
+    def fraction(self, key: str, default: float) -> float:
+        value = self._get(key, (int, float), "a number", required=False)  # type: ignore[arg-type]
+        if value is None:
+            return default
+        if not 0 <= value <= 1:
+            raise self.error(key, f"expected a fraction from 0 to 1, got {value}")
+        return float(value)
+
+    def count_or_fraction(self, key: str, default: float | None) -> float | None:
+        value = self._get(key, (int, float, str), "a number or \"off\"",  # type: ignore[arg-type]
+                          required=False)
+        if value is None:
+            return default
+        if value == "off":
+            return None
+        if isinstance(value, str) or value < 0 or (isinstance(value, float) and value > 1):
+            raise self.error(key, f"expected a count, a fraction below 1 or \"off\", got {value!r}")
+        return float(value)
+
+    def duration(self, key: str, default: float | None, allow_off: bool = False) -> float | None:
+        value = self._get(key, str, 'a duration such as "26h"', required=False)
+        if value is None:
+            return default
+        if allow_off and value == "off":
+            return None
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            raise self.error(key, f"expected a duration such as \"26h\", \"7d\" or \"90m\","
+                                  f" got {value!r}")
+        return seconds
 
     def table(self, key: str) -> _Table:
         found = self.optional_table(key, required=True)

@@ -42,6 +42,10 @@ api_secret = "${{DEMO_API_SECRET}}"
 
 [jobs.demo-products.limits]
 max_batch_ids = 250        # small batches, to show several rate-limited requests
+
+[jobs.demo-products.safety]
+grace_runs = 2             # the default: an id must be missing in two runs in a row
+protect = ["SKU-0000*"]    # ids never to delete, whatever the export says
 """
 
 
@@ -79,14 +83,18 @@ def run_demo(folder: Path, item_count: int) -> int:
                   f"the export at {folder / 'exports/products.csv'} lacks {len(stale)} of them")
             print("demo: step 1, plan (dry run, deletes nothing)")
             plan_code = run_jobs(config, [], dry_run=True, report_root=None)
-            print("demo: step 2, run (real deletes against the emulator)")
+            print("demo: step 2, run (the first run that sees ids missing only notes them: grace)")
+            run_jobs(config, [], dry_run=False, report_root=None)
+            print("demo: step 3, run again (still missing: now they are deleted)")
             run_code = run_jobs(config, [], dry_run=False, report_root=None)
         remaining = emulator.ids()
         gone = set(items) - remaining
-        expected_gone = {i for i in stale if "/" not in i}
+        protected = {i for i in stale if i.startswith("SKU-0000")}
+        expected_gone = {i for i in stale if "/" not in i} - protected
         print(f"demo: the catalog now holds {len(remaining)} items; "
-              f"{len(gone)} deleted, {len(stale) - len(gone)} skipped "
-              f"({'as planned' if gone == expected_gone else 'NOT as planned'})")
+              f"{len(gone)} deleted, {len(stale) - len(gone)} skipped (unaddressable or "
+              f"protected; {'as planned' if gone == expected_gone else 'NOT as planned'})")
+        print(f"demo: backups of deleted items under {config.state_dir / 'backups'}")
         print(f"demo: config {config_path}; JSON logs {log_path}")
         print(f"demo: reports under {config.state_dir / 'reports' / 'demo-products'}")
     return plan_code or run_code or (0 if gone == expected_gone else 1)

@@ -92,6 +92,16 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     );
     """,
+    # 2: grace: how many consecutive real runs found an id missing from the source.
+    """
+    CREATE TABLE absences (
+        job TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        runs INTEGER NOT NULL,
+        first_missing REAL NOT NULL,
+        PRIMARY KEY (job, item_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -348,6 +358,38 @@ class Journal:
             (run_id, job),
         ).fetchall()
         return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
+
+    def absences(self, job: str) -> dict[str, tuple[int, float]]:
+        rows = self._db.execute(
+            "SELECT item_id, runs, first_missing FROM absences WHERE job = ?", (job,)
+        ).fetchall()
+        return {item_id: (int(runs), float(first)) for item_id, runs, first in rows}
+
+    def replace_absences(self, job: str, absences: dict[str, tuple[int, float]]) -> None:
+        """This run's view replaces the last: ids not missing now start from zero again."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM absences WHERE job = ?", (job,))
+            db.executemany(
+                "INSERT INTO absences (job, item_id, runs, first_missing) VALUES (?, ?, ?, ?)",
+                ((job, item_id, runs, first) for item_id, (runs, first) in absences.items()),
+            )
+
+    def last_source_ids(self, job: str) -> int | None:
+        """Distinct source ids of the newest real run that finished (the shrink baseline)."""
+        row = self._db.execute(
+            "SELECT json_extract(summary, '$.source_ids') FROM runs WHERE job = ?"
+            " AND dry_run = 0 AND status = ? AND json_extract(summary, '$.source_ids') > 0"
+            " ORDER BY rowid DESC LIMIT 1", (job, FINISHED),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def queued_since(self, job: str, since: float) -> int:
+        """Ids of ``job`` the server queued for deletion at or after ``since`` (epoch)."""
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM items WHERE queued_at >= ? AND plan_run IN"
+            " (SELECT run_id FROM runs WHERE job = ?)", (since, job),
+        ).fetchone()
+        return int(row[0])
 
     def mark_verified(self, updates: Iterable[tuple[str, str, str, str]]) -> None:
         """(plan_run, item_id, state, detail) for read-back results."""

@@ -154,3 +154,22 @@ def _skip_reasons(ids: pa.Array, rules: AddressRules) -> pa.Array:
         SKIP_EMPTY,
         pc.if_else(unaddressable, SKIP_UNADDRESSABLE, pc.if_else(too_long, SKIP_TOO_LONG, null)),
     )
+
+
+def defer(plan: Plan, mask: pa.Array, reason: str) -> Plan:
+    """Move the ids of ``to_delete`` where ``mask`` is true to the skipped list with ``reason``."""
+    moved = plan.to_delete.filter(mask)
+    if not len(moved):
+        return plan
+    skipped = pa.table({
+        "item_id": pa.concat_arrays([plan.skipped_ids.cast(pa.string()), moved.cast(pa.string())]),
+        "reason": pa.concat_arrays([plan.skipped_reasons.cast(pa.string()),
+                                    pa.array([reason] * len(moved), pa.string())]),
+    }).sort_by([("reason", "ascending"), ("item_id", "ascending")])
+    return Plan(
+        to_delete=plan.to_delete.filter(pc.invert(mask)),
+        skipped_ids=skipped.column("item_id").combine_chunks(),
+        skipped_reasons=skipped.column("reason").combine_chunks(),
+        source=plan.source,
+        remote=plan.remote,
+    )

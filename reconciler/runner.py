@@ -22,11 +22,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciler import backups
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
-from reconciler.config import Config, Job
+from reconciler.config import Config, IdFile, Job
 from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -51,13 +52,26 @@ from reconciler.journal import (
 )
 from reconciler.locks import JobLock
 from reconciler.logging import get_logger
-from reconciler.plan import IdStats, Plan, make_plan
+from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.report import write_report
+from reconciler.safety import (
+    SKIP_PENDING_GRACE,
+    SKIP_PROTECTED,
+    Gate,
+    SourceFacts,
+    grace_due,
+    judge_caps,
+    judge_source,
+    lost_leading_zeros,
+    protected_mask,
+    refusal,
+)
 from reconciler.signals import StopFlag
 from reconciler.source import read_ids
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
 SKIP_BACK_IN_SOURCE = "back_in_source"
+SKIP_NO_BACKUP = "no_backup"
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -204,29 +218,124 @@ class _Run:
     # -- a fresh plan --------------------------------------------------------------------
 
     def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
+        now = self.clock.utcnow().timestamp()
+        backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
+                      now)
         source = read_ids(self.job.source)
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
-        remote = self._inventory(backend)
+        snapshot = self._snapshot_writer()
+        try:
+            remote = self._inventory(backend, snapshot)
+        finally:
+            if snapshot is not None:
+                snapshot.close()
         if self.request.verify_only or not self.dry_run:
             self._verify(journal, remote)
-        self.plan = plan = make_plan(source, remote, backend.address_rules)
+        plan = make_plan(source, remote, backend.address_rules)
         self._summarize_plan(plan)
+        if self.request.verify_only:
+            return EXIT_OK, f"verified: {self.summary.get('verified', {})}"
+        plan, absences = self._judge(journal, plan, source, now)
+        self.plan = plan
         self.log.info(
             "plan.made", to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
             source_ids=plan.source.unique, remote_ids=plan.remote.unique,
         )
-        if self.request.verify_only:
-            return EXIT_OK, f"verified: {self.summary.get('verified', {})}"
         if self.dry_run:
-            return EXIT_OK, f"dry run: {len(plan.to_delete)} ids would be deleted"
+            return EXIT_OK, (f"dry run: {len(plan.to_delete)} ids would be deleted"
+                             + self._pending_note())
+        journal.replace_absences(self.job.name, absences)
+        self.plan = plan = self._backup(backend, plan, snapshot)
+        self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
         journal.store_plan(
             self.run_id, plan.to_delete.to_pylist(),
             zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True),
         )
         self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
-        return self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
+        code, message = self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
+        return code, message + self._pending_note()
 
-    def _inventory(self, backend: Backend) -> pa.Array:
+    def _pending_note(self) -> str:
+        pending = self.summary.get("pending_grace", 0)
+        return f" ({pending} more pending grace)" if pending else ""
+
+    # -- safety ---------------------------------------------------------------------------
+
+    def _judge(self, journal: Journal, plan: Plan, source: pa.Array,
+               now: float) -> tuple[Plan, dict[str, tuple[int, float]]]:
+        """Protect, then gate the whole remaining diff, then defer what is within grace."""
+        rules = self.job.safety
+        plan = defer(plan, self._protected(plan.to_delete), SKIP_PROTECTED)
+        canaries = pa.array(list(rules.canary_ids), type=pa.string())
+        present = pc.is_in(canaries, value_set=source.cast(pa.string())).to_pylist()
+        facts = SourceFacts(
+            path=str(self.job.source.path),
+            age_seconds=now - self.job.source.path.stat().st_mtime,
+            rows=plan.source.rows, unique=plan.source.unique, empty=plan.source.empty,
+            last_unique=journal.last_source_ids(self.job.name),
+            missing_canaries=tuple(c for c, p in zip(rules.canary_ids, present, strict=True)
+                                   if not p),
+            lost_leading_zeros=lost_leading_zeros(plan.to_delete, source),
+        )
+        gates = judge_source(rules, facts) + judge_caps(
+            rules, len(plan.to_delete), plan.remote.unique,
+            journal.queued_since(self.job.name, now - 86400),
+        )
+        self.summary["gates"] = [g.as_dict() for g in gates]
+        for gate in gates:
+            (self.log.info if gate.passed else self.log.error)(
+                "gate", name=gate.name, passed=gate.passed, detail=gate.detail, **gate.numbers)
+        reason = refusal(gates)
+        if reason is not None:
+            raise SafetyRefusal(reason)
+        due, pending, absences = grace_due(plan.to_delete.to_pylist(),
+                                           journal.absences(self.job.name), rules, now)
+        plan = defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(pending, pa.string())),
+                     SKIP_PENDING_GRACE)
+        self.summary["pending_grace"] = len(pending)
+        self.summary["gates"].append(Gate(
+            "grace", True, f"{len(due)} ids due, {len(pending)} pending grace "
+            f"(grace_runs {rules.grace_runs})", {"due": len(due), "pending": len(pending)},
+        ).as_dict())
+        self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
+        return plan, absences
+
+    def _protected(self, ids: pa.Array) -> pa.Array:
+        rules = self.job.safety
+        listed = [read_ids(IdFile(path)) for path in rules.protect_files]
+        values = pa.concat_arrays([a.cast(pa.string()) for a in listed]) if listed else \
+            pa.array([], pa.string())
+        return protected_mask(ids, rules.protect, values)
+
+    def _snapshot_writer(self) -> backups.RecordWriter | None:
+        """Listed records stream here on real runs, for the backup (see backups.py)."""
+        if self.dry_run or self.job.target.inventory is not None:
+            return None
+        path = backups.backup_dir(self.config.state_dir, self.job.name) / \
+            f"{self.run_id}.inventory{backups.SUFFIX}"
+        return backups.RecordWriter(path)
+
+    def _backup(self, backend: Backend, plan: Plan,
+                snapshot: backups.RecordWriter | None) -> Plan:
+        """Back up every id about to be deleted; ids with no record to back up are skipped."""
+        wanted = set(plan.to_delete.to_pylist())
+        if snapshot is not None:
+            records = list(backups.records_for(snapshot.path, wanted))
+            snapshot.path.unlink()
+        else:
+            records = [{"item_id": r.item_id, "properties": dict(r.properties)}
+                       for r in backend.read_back(sorted(wanted))]
+        path = backups.backup_path(self.config.state_dir, self.job.name, self.run_id)
+        written = backups.write_backup(path, records)
+        self.summary["backup"] = {"path": str(path), "records": written}
+        self.log.info("backup.written", path=str(path), records=written)
+        missing = wanted - {r["item_id"] for r in records}
+        return defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(sorted(missing),
+                                                                     pa.string())),
+                     SKIP_NO_BACKUP)
+
+    def _inventory(self, backend: Backend,
+                   snapshot: backups.RecordWriter | None = None) -> pa.Array:
         spec = self.job.target.inventory
         if spec is not None:
             try:
@@ -237,7 +346,7 @@ class _Run:
             self.summary["inventory_complete"] = True
             return remote
         started = self.clock.monotonic()
-        inventory = backend.inventory()
+        inventory = backend.inventory(snapshot.write if snapshot is not None else None)
         self.summary["inventory_complete"] = inventory.complete
         self.summary["inventory"] = {
             "source": "api", "expected": inventory.expected, "found": len(inventory.ids),
@@ -287,21 +396,28 @@ class _Run:
         pending = journal.resendable(old.run_id)
         pending_ids = pa.array([p.item_id for p in pending], type=source.type)
         back = pc.is_in(pending_ids, value_set=source)
+        protected = pc.and_(self._protected(pending_ids), pc.invert(back))
         back_ids = pending_ids.filter(back).to_pylist()
-        to_send = pending_ids.filter(pc.invert(back)).to_pylist()
-        journal.record_outcomes(self.run_id, old.run_id, None,
-                                [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids],
-                                self.clock.utcnow().timestamp())
+        protected_ids = pending_ids.filter(protected).to_pylist()
+        to_send = pending_ids.filter(pc.invert(pc.or_(back, protected))).to_pylist()
+        journal.record_outcomes(
+            self.run_id, old.run_id, None,
+            [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
+            + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids],
+            self.clock.utcnow().timestamp(),
+        )
         self.plan = Plan(
             to_delete=pa.array(to_send, pa.string()),
-            skipped_ids=pa.array(back_ids, pa.string()),
-            skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids), pa.string()),
+            skipped_ids=pa.array(back_ids + protected_ids, pa.string()),
+            skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
+                                     + [SKIP_PROTECTED] * len(protected_ids), pa.string()),
             source=IdStats(rows=len(source), empty=0, duplicates=0),
             remote=IdStats(rows=0, empty=0, duplicates=0),
         )
         self.summary.update(to_delete=len(to_send), skipped=self.plan.skipped_counts(),
                             inventory={"source": "journal", "plan_run": old.run_id})
-        self._log_skipped(back_ids, [SKIP_BACK_IN_SOURCE] * len(back_ids))
+        self._log_skipped(self.plan.skipped_ids.to_pylist(),
+                          self.plan.skipped_reasons.to_pylist())
         code, message = self._execute(journal, backend, old.run_id, to_send)
         if not journal.resendable(old.run_id):
             journal.set_status(old.run_id, RESUMED)

@@ -39,6 +39,16 @@ def write_parquet(path: Path, ids: list[Any], column: str = "item_id", type_: An
     return path
 
 
+# Most tests are about something else than the safety gates: they start from rules that let
+# a run delete at once (the gates' own tests set the defaults back or tighten them).
+PERMISSIVE_SAFETY = {
+    "grace_runs": 1,
+    "min_ids": 0,
+    "max_delete_fraction": 1.0,
+    "max_deletes_per_day": "off",
+}
+
+
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -58,6 +68,7 @@ def job_toml(
     inventory: Path | None = None,
     target_extra: dict[str, Any] | None = None,
     api_secret: str | None = None,
+    safety: dict[str, Any] | None = None,
 ) -> str:
     s = emulator.settings if emulator else None
     target = {
@@ -79,7 +90,15 @@ def job_toml(
         lines += [f"[jobs.{name}.target.inventory]", f"path = {toml_value(inventory)}"]
     lines += [f"[jobs.{name}.limits]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in {**FAST_LIMITS, **(limits or {})}.items()]
+    rules = PERMISSIVE_SAFETY if safety is None else safety
+    lines += [f"[jobs.{name}.safety]"]
+    lines += [f"{k} = {toml_list(v) if isinstance(v, list) else toml_value(v)}"
+              for k, v in rules.items()]
     return "\n".join(lines) + "\n"
+
+
+def toml_list(values: list[str]) -> str:
+    return "[" + ", ".join(toml_value(v) for v in values) + "]"
 
 
 def write_config(folder: Path, *jobs: str, logging: str = 'format = "json"') -> Path:

@@ -40,6 +40,7 @@ class Inventory:
 
 
 ProgressCallback = Callable[[int, int | None], None]
+RecordSink = Callable[[Sequence[dict[str, Any]]], None]
 
 
 def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) -> AddressRules:
@@ -54,7 +55,7 @@ def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) 
         fits_below_bytes=(shape.max_bytes - 4) // 6,
     )
 
-__all__ = ["Backend", "Inventory", "ItemResult", "Record", "address_rules_for"]
+__all__ = ["Backend", "Inventory", "ItemResult", "Record", "RecordSink", "address_rules_for"]
 
 
 class Backend(Protocol):
@@ -77,8 +78,11 @@ class Backend(Protocol):
     def check(self) -> str:
         """A read-only request proving the API is reachable with these credentials."""
 
-    def inventory(self) -> Inventory:
-        """Every id the remote catalog holds, with a proof of completeness."""
+    def inventory(self, records: RecordSink | None = None) -> Inventory:
+        """Every id the remote catalog holds, with a proof of completeness.
+
+        ``records`` hears every listed record (``{"item_id", "properties"}``) page by page,
+        which is how backups get full records without holding the catalog in memory."""
 
     def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
         """One bulk delete; one result per id, in order. Raises ApiError subclasses."""
@@ -88,6 +92,9 @@ class Backend(Protocol):
 
     def restore(self, records: Sequence[Record]) -> list[ItemResult]:
         """Recreate items (upsert); one result per record, in order."""
+
+    def delete_all(self) -> None:
+        """Delete every item of the catalog (only ever from ``purge``)."""
 
     def close(self) -> None:
         """Release connections."""

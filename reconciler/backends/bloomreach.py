@@ -22,7 +22,13 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.backends.base import Inventory, ItemResult, Record, address_rules_for
+from reconciler.backends.base import (
+    Inventory,
+    ItemResult,
+    Record,
+    RecordSink,
+    address_rules_for,
+)
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
 from reconciler.clock import Clock
@@ -43,6 +49,7 @@ REQUIRED_PERMISSION = {
     "get item": "Catalogs > View catalog items",
     "bulk delete": "Catalogs > Delete catalog item (catalogs.delete_catalog_item)",
     "partial update": "Catalogs > Update catalog item",
+    "delete all items": "Catalogs > Delete catalog items",
 }
 
 
@@ -119,7 +126,7 @@ class BloomreachBackend:
         page = self._with_retries(lambda: self._list_page(PageRequest("", 0, 1)))
         return f"catalog {self._target.catalog_id} reachable, {page.total} items"
 
-    def inventory(self) -> Inventory:
+    def inventory(self, records: RecordSink | None = None) -> Inventory:
         limits = self._limits
         walker = enumerate_catalog(
             limits.list_window, limits.list_page_size, self._target.prefix_alphabet
@@ -127,7 +134,11 @@ class BloomreachBackend:
         request = next(walker)
         seen = 0
         while True:
-            page = self._with_retries(lambda r=request: self._list_page(r))  # type: ignore[misc]
+            page, data = self._with_retries(
+                lambda r=request: self._list_page_records(r)  # type: ignore[misc]
+            )
+            if records is not None:
+                records(data)
             seen += len(page.ids)
             if self._on_list_page:
                 self._on_list_page(seen, page.total)
@@ -144,6 +155,9 @@ class BloomreachBackend:
         )
 
     def _list_page(self, request: PageRequest) -> Page:
+        return self._list_page_records(request)[0]
+
+    def _list_page_records(self, request: PageRequest) -> tuple[Page, list[dict[str, Any]]]:
         params: dict[str, str | int] = {
             "count": request.count,
             "skip": request.skip,
@@ -155,8 +169,12 @@ class BloomreachBackend:
             raise FatalApiError("list items: answer has no 'data' list")
         matched, exact = partition_size(body)
         total = body.get("total", matched)
-        ids = tuple(str(entry["item_id"]) for entry in body["data"] if "item_id" in entry)
-        return Page(ids=ids, matched=matched, total=int(total), matched_is_exact=exact)
+        data = [
+            {"item_id": str(entry["item_id"]), "properties": entry.get("properties") or {}}
+            for entry in body["data"] if isinstance(entry, dict) and "item_id" in entry
+        ]
+        ids = tuple(str(entry["item_id"]) for entry in data)
+        return Page(ids=ids, matched=matched, total=int(total), matched_is_exact=exact), data
 
     def read_back(self, ids: Sequence[str]) -> list[Record]:
         present = []
@@ -185,6 +203,10 @@ class BloomreachBackend:
             "DELETE", "/items/bulk-delete", "bulk delete", content=self._shape.body(ids)
         )
         return match_bulk_answer(len(ids), body, "bulk delete")
+
+    def delete_all(self) -> None:
+        """DELETE .../items: every item, no undo. Only ``purge`` calls this."""
+        self._with_retries(lambda: self._call("DELETE", "/items", "delete all items"))
 
     def restore(self, records: Sequence[Record]) -> list[ItemResult]:
         """Recreate items with partial update + upsert (shares the bulk rate budget)."""

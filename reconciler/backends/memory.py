@@ -12,7 +12,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.backends.base import Inventory, ItemResult, Record, address_rules_for
+from reconciler.backends.base import (
+    Inventory,
+    ItemResult,
+    Record,
+    RecordSink,
+    address_rules_for,
+)
 from reconciler.batching import BatchShape
 from reconciler.errors import ApiError, SkippableItem
 from reconciler.plan import AddressRules
@@ -53,9 +59,16 @@ class MemoryBackend:
     def check(self) -> str:
         return f"in-memory catalog with {len(self.items)} items"
 
-    def inventory(self) -> Inventory:
+    def inventory(self, records: RecordSink | None = None) -> Inventory:
         self._maybe_fail()
+        if records is not None:
+            records([{"item_id": i, "properties": dict(p)} for i, p in self.items.items()])
         return Inventory(ids=sorted(self.items), expected=len(self.items), requests=1)
+
+    def delete_all(self) -> None:
+        self._maybe_fail()
+        self.deleted.extend(self.items)
+        self.items.clear()
 
     def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
         self._maybe_fail()

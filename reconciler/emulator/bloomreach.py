@@ -310,6 +310,10 @@ class Emulator:
             if kind == "delete-one":
                 self.catalog.remove(item_id)
                 return 200, {"success": True}, {}
+            if kind == "delete-all":
+                self.stats.deleted.extend(self.catalog.items)
+                self.catalog = Catalog({})
+                return 200, {"success": True}, {}
             throttled = self._throttle()
             if throttled is not None:
                 return throttled
@@ -324,7 +328,8 @@ class Emulator:
             return 401, {"success": False, "errors": ["Access key not found"]}, {}
         if secret != s.api_secret:
             return 403, {"success": False, "errors": ["invalid secret"]}, {}
-        needed = {"list": "list", "get": "get", "delete-one": "delete", "bulk-delete": "delete"}
+        needed = {"list": "list", "get": "get", "delete-one": "delete", "bulk-delete": "delete",
+                  "delete-all": "delete"}
         permission = needed.get(kind, "update")
         if permission not in s.permissions:
             name = PERMISSION_NAMES[permission]
@@ -488,7 +493,8 @@ def _route(method: str, rest: str) -> tuple[str, str] | None:
     if rest == "/items/partial-update":
         return ("partial-update", "") if method == "POST" else None
     if rest == "/items":
-        return {"GET": ("list", ""), "PUT": ("update", "")}.get(method)
+        return {"GET": ("list", ""), "PUT": ("update", ""), "DELETE": ("delete-all", "")}.get(
+            method)
     if rest.startswith("/items/"):
         item_id = unquote(rest[len("/items/"):])
         return {"GET": ("get", item_id), "DELETE": ("delete-one", item_id)}.get(method)

@@ -156,6 +156,6 @@ def test_emulator_command_serves_the_api(tmp_path):
 def test_demo(tmp_path):
     result = reconciler("demo", "--dir", tmp_path / "demo", "--items", "3000")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "deleted, 1 skipped (as planned)" in result.stdout
+    assert "protected; as planned)" in result.stdout
     reports = tmp_path / "demo" / "state" / "reports" / "demo-products"
-    assert len(list(reports.iterdir())) == 2
+    assert len(list(reports.iterdir())) == 3

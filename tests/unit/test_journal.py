@@ -17,7 +17,7 @@ def journal(tmp_path):
 
 
 def test_schema_is_versioned_and_wal(journal, tmp_path):
-    assert journal.schema_version == 1
+    assert journal.schema_version == 2
     mode = sqlite3.connect(tmp_path / "journal.sqlite3").execute("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
     Journal.in_state_dir(tmp_path).close()  # migrating twice is a no-op
@@ -107,3 +107,34 @@ def test_unicode_ids_keep_their_order_in_range_updates(journal):
     journal.store_plan("r1", ids, [])
     journal.mark_sent("r1", "r1", 1, ids[2:5], 1.0)
     assert [i.item_id for i in journal.items("r1", "sent")] == ids[2:5]
+
+
+def test_migrating_a_version_1_journal_keeps_its_runs(tmp_path):
+    from reconciler import journal as journal_module
+
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.executescript(journal_module._MIGRATIONS[0])
+    db.execute("PRAGMA user_version=1")
+    db.execute("INSERT INTO runs (run_id, job, dry_run, status, started_at) VALUES"
+               " ('old', 'job', 0, 'finished', 't0')")
+    db.commit()
+    db.close()
+    upgraded = Journal.in_state_dir(tmp_path)
+    assert upgraded.schema_version == 2
+    assert [r.run_id for r in upgraded.runs("job")] == ["old"]
+    upgraded.replace_absences("job", {"a": (1, 5.0)})
+    assert upgraded.absences("job") == {"a": (1, 5.0)}
+    upgraded.close()
+
+
+def test_shrink_baseline_and_daily_count(journal):
+    journal.start_run("r1", "job", False, "t0")
+    journal.store_plan("r1", ["a", "b"], [])
+    journal.record_outcomes("r1", "r1", None, [("a", "queued", ""), ("b", "queued", "")], 50.0)
+    journal.finish_run("r1", "finished", 0, "t1", {"source_ids": 1200})
+    journal.start_run("r2", "job", True, "t2")
+    journal.finish_run("r2", "dry", 0, "t3", {"source_ids": 5})
+    assert journal.last_source_ids("job") == 1200
+    assert journal.queued_since("job", 40.0) == 2
+    assert journal.queued_since("job", 60.0) == 0
+    assert journal.last_source_ids("other") is None

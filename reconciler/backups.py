@@ -1,0 +1,97 @@
+"""Backups of deleted items: the undo the APIs lack. No backup, no delete.
+
+Before any id is deleted, its full remote record (id and properties) is appended to
+``state_dir/backups/<job>/<run_id>.jsonl.gz`` and fsynced. Records come from the listing
+(every page is streamed to a snapshot file, so a large catalog is never held in memory),
+or are read back one by one when the inventory came from an export file.
+``reconciler restore RUN_ID`` reads them back and recreates the items.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import SafetyRefusal
+
+SUFFIX = ".jsonl.gz"
+
+
+def backup_dir(state_dir: Path, job: str) -> Path:
+    return state_dir / "backups" / job
+
+
+def backup_path(state_dir: Path, job: str, run_id: str) -> Path:
+    return backup_dir(state_dir, job) / f"{run_id}{SUFFIX}"
+
+
+class RecordWriter:
+    """Appends records to a gzipped JSON-lines file; ``close`` flushes and fsyncs."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.count = 0
+        self._raw = path.open("wb")
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=3)
+
+    def write(self, records: Iterable[dict[str, Any]]) -> None:
+        for record in records:
+            self._gz.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+            self.count += 1
+
+    def close(self) -> None:
+        self._gz.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                yield json.loads(line)
+
+
+def write_backup(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write and fsync a backup; any failure refuses the run before anything is deleted."""
+    try:
+        writer = RecordWriter(path)
+        writer.write(records)
+        writer.close()
+    except OSError as exc:
+        raise SafetyRefusal(f"cannot write the backup {path}: {exc}; nothing deleted") from None
+    return writer.count
+
+
+def records_for(snapshot: Path, ids: set[str]) -> Iterator[dict[str, Any]]:
+    """The first record of each wanted id in a listing snapshot."""
+    seen: set[str] = set()
+    for record in read_records(snapshot):
+        item_id = record.get("item_id")
+        if item_id in ids and item_id not in seen:
+            seen.add(item_id)
+            yield record
+
+
+def prune(state_dir: Path, job: str, retention_seconds: float, now: float) -> list[Path]:
+    """Delete backups older than the retention; returns what was removed."""
+    removed: list[Path] = []
+    folder = backup_dir(state_dir, job)
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(f"*{SUFFIX}"):
+        if now - path.stat().st_mtime > retention_seconds:
+            path.unlink()
+            removed.append(path)
+    return removed

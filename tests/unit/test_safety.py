@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.config import Safety
+from reconciler.safety import (
+    SourceFacts,
+    glob_to_regex,
+    grace_due,
+    judge_caps,
+    judge_source,
+    lost_leading_zeros,
+    protected_mask,
+    refusal,
+)
+
+FACTS = SourceFacts(path="s.csv", age_seconds=3600, rows=1000, unique=1000, empty=0,
+                    last_unique=1000, missing_canaries=(), lost_leading_zeros=0)
+
+
+def failed(gates):
+    return [g.name for g in gates if not g.passed]
+
+
+def test_healthy_source_passes_every_gate():
+    assert failed(judge_source(Safety(), FACTS)) == []
+
+
+@pytest.mark.parametrize(("facts", "gate", "detail"), [
+    (replace(FACTS, unique=0, rows=0, last_unique=None), "min_ids",
+     "the source holds 0 ids; min_ids is 1"),
+    (replace(FACTS, unique=500, rows=500), "max_shrink",
+     "the source shrank by 50.0% since the last successful run (1000 -> 500 ids); "
+     "max_shrink is 10%"),
+    (replace(FACTS, age_seconds=30 * 3600), "max_age",
+     "the source file is 30.0 h old; max_age is 26.0 h"),
+    (replace(FACTS, empty=50, rows=1050), "max_error_share",
+     "50 of 1050 source rows have an empty id (4.8%); max_error_share is 1.0%"),
+    (replace(FACTS, lost_leading_zeros=7), "leading_zeros",
+     "7 ids to delete equal a source id but for leading zeros (was the export read as "
+     "numbers?)"),
+])
+def test_each_source_gate_refuses_with_its_numbers(facts, gate, detail):
+    gates = judge_source(Safety(), facts)
+    assert failed(gates) == [gate]
+    assert refusal(gates) == f"{gate}: {detail}"
+
+
+def test_missing_canary():
+    rules = replace(Safety(), canary_ids=("SKU-1", "SKU-2"))
+    gates = judge_source(rules, replace(FACTS, missing_canaries=("SKU-2",)))
+    assert refusal(gates) == "canary_ids: canary ids missing from the source: SKU-2"
+
+
+def test_caps():
+    rules = replace(Safety(), max_deletes=50, max_deletes_per_day=120)
+    assert failed(judge_caps(rules, 40, 1000, 0)) == []
+    assert failed(judge_caps(rules, 60, 1000, 0)) == ["max_deletes"]
+    assert failed(judge_caps(rules, 40, 300, 0)) == ["max_delete_fraction"]
+    assert failed(judge_caps(rules, 40, 1000, 100)) == ["max_deletes_per_day"]
+    fraction_daily = replace(Safety(), max_deletes_per_day=0.05)
+    assert failed(judge_caps(fraction_daily, 40, 1000, 20)) == ["max_deletes_per_day"]
+
+
+def test_protection_by_id_glob_and_file():
+    ids = pa.array(["GIFT-1", "SKU-1", "SKU-2", "KEEP", "x"])
+    mask = protected_mask(ids, ("GIFT-*", "SKU-[2]", "KEEP"), pa.array(["x"]))
+    assert mask.to_pylist() == [True, False, True, True, True]
+
+
+@given(st.text(alphabet="ab*?[]!.^$-", max_size=8), st.text(alphabet="ab.^$-!]", max_size=8))
+def test_glob_translation_agrees_with_fnmatch(pattern, name):
+    import re
+
+    assert bool(re.match(glob_to_regex(pattern), name, re.S)) == fnmatch.fnmatchcase(name,
+                                                                                     pattern)
+
+
+def test_grace_defers_until_enough_consecutive_runs():
+    rules = Safety()  # grace_runs = 2
+    due, pending, seen = grace_due(["a", "b"], {"a": (1, 0.0)}, rules, now=100.0)
+    assert (due, pending) == (["a"], ["b"])
+    assert seen == {"a": (2, 0.0), "b": (1, 100.0)}
+    by_period = replace(Safety(), grace_runs=5, grace_period=60.0)
+    due, pending, _ = grace_due(["a", "b"], {"a": (1, 0.0)}, by_period, now=100.0)
+    assert (due, pending) == (["a"], ["b"])
+
+
+def test_lost_leading_zeros():
+    remote_only = pa.array(["00123", "0042", "000", "0abc", "777"])
+    assert lost_leading_zeros(remote_only, pa.array(["123", "42", "abc"])) == 3
