@@ -21,6 +21,7 @@ from reconciler.errors import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNEXPECTED,
+    ConfigError,
     ReconcilerError,
 )
 from reconciler.logging import configure
@@ -50,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="dry run: diff and report, delete nothing")
     plan.add_argument("jobs", nargs="*", metavar="JOB")
     plan.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
+    plan.add_argument("--out", type=Path, metavar="PLAN.json",
+                      help="save the plan for 'apply' (one job)")
+
+    apply = commands.add_parser("apply", help="delete exactly the ids of a saved plan")
+    apply.add_argument("plan_file", type=Path, metavar="PLAN.json")
+    apply.add_argument("--approve", action="store_true", help="go past a delete cap")
+    apply.add_argument("--reason", default="", help="why (required with --approve; logged)")
+    apply.add_argument("--report-dir", type=Path, help="write the report to DIR/<job>/")
+
+    restore = commands.add_parser("restore", help="recreate the items a run deleted")
+    restore.add_argument("run_id", metavar="RUN_ID")
+    restore.add_argument("--ids", type=Path, metavar="FILE", help="only these ids (CSV/Parquet)")
+
+    purge = commands.add_parser("purge", help="delete EVERY item of a job's catalog")
+    purge.add_argument("job", metavar="JOB")
+    purge.add_argument("--confirm", required=True, metavar="CATALOG_ID",
+                       help="the job's catalog id, typed again")
 
     run = commands.add_parser("run", help="reconcile once, now")
     run.add_argument("jobs", nargs="*", metavar="JOB")
@@ -122,19 +140,50 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "history":
             return history.print_history(config, args.job, args.limit, sys.stdout)
         return history.print_outcomes(config, args.run_id, args.outcome, args.format, sys.stdout)
+    if args.command in ("restore", "purge", "apply"):
+        return _single(config, args)
     dry_run = args.command == "plan" or bool(getattr(args, "dry_run", False))
+    plan_out = getattr(args, "out", None)
+    if plan_out is not None and len(config.select(args.jobs)) != 1:
+        raise ConfigError("plan --out saves one job's plan: name exactly one JOB")
     return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
-                    verify_only=bool(getattr(args, "verify", False)))
+                    verify_only=bool(getattr(args, "verify", False)), plan_out=plan_out)
+
+
+def _single(config: Config, args: argparse.Namespace) -> int:
+    """restore, purge and apply: one job, one report."""
+    from reconciler import operations, saved_plan
+    from reconciler.runner import RunRequest, run_job
+
+    if args.command == "restore":
+        result = operations.restore(config, args.run_id, args.ids)
+    elif args.command == "purge":
+        result = operations.purge(config, args.job, args.confirm)
+    else:
+        if args.approve and not args.reason.strip():
+            raise ConfigError("apply --approve needs --reason TEXT (it is logged)")
+        saved = saved_plan.load(args.plan_file)
+        job = config.select([saved.job])[0]
+        request = RunRequest(dry_run=False, report_root=args.report_dir, apply=saved,
+                             approve=args.approve, reason=args.reason,
+                             item_events=config.logging.item_events)
+        result = run_job(config, job, request)
+    ok = result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED)
+    print(f"{result.job}: {result.message}", file=sys.stdout if ok else sys.stderr)
+    print(f"{result.job}: report {result.report_dir}")
+    return result.exit_code
 
 
 def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
-             report_root: Path | None, verify_only: bool = False) -> int:
+             report_root: Path | None, verify_only: bool = False,
+             plan_out: Path | None = None) -> int:
     from reconciler.logging import get_logger
     from reconciler.runner import RunRequest, run_job
     from reconciler.signals import StopFlag, graceful_stop
 
     request = RunRequest(dry_run=dry_run, report_root=report_root,
-                         item_events=config.logging.item_events, verify_only=verify_only)
+                         item_events=config.logging.item_events, verify_only=verify_only,
+                         plan_out=plan_out)
     jobs = config.select(list(names))
     codes = []
     log = get_logger()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.backends.base import Backend, ItemResult
-from reconciler.batching import split_batches
+from reconciler.batching import BatchShape, split_batches
 from reconciler.clock import Clock
 from reconciler.config import Limits
 from reconciler.errors import (
@@ -113,8 +113,13 @@ class Executor:
         on_outcome: OutcomeSink | None = None,
         on_batch: BatchSink | None = None,
         on_retry: Callable[[ApiError, int, float], None] | None = None,
+        send: Callable[[list[str]], list[ItemResult]] | None = None,
+        shape: BatchShape | None = None,
     ) -> None:
         self._backend = backend
+        # What one request does with a batch: a bulk delete, unless told otherwise (restore).
+        self._send_batch = send or backend.delete_batch
+        self._shape = shape or backend.batch_shape
         self._limits = limits
         self._clock = clock
         self._budget = budget or SlidingWindowBudget(
@@ -129,7 +134,7 @@ class Executor:
 
     def run(self, ids: Iterable[str]) -> ExecutionResult:
         result = ExecutionResult()
-        for batch in split_batches(ids, self._backend.batch_shape):
+        for batch in split_batches(ids, self._shape):
             if not result.stopped and self._should_stop():
                 result.stopped = STOP_REQUESTED
             if result.stopped:
@@ -172,7 +177,7 @@ class Executor:
             token = self._wait_for_slot(result)
             result.requests += 1
             try:
-                return self._backend.delete_batch(batch)
+                return self._send_batch(batch)
             except RetriableApiError as exc:
                 if exc.throttled:
                     result.throttled += 1

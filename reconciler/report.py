@@ -29,8 +29,13 @@ def write_report(
     summary: dict[str, Any],
     plan: Plan | None,
     outcomes: Sequence[Outcome] | None,
+    action: str = "deleted",
 ) -> None:
-    """Write every file; a refused run (no plan) still gets all of them, empty but headed."""
+    """Write every file; a refused run (no plan) still gets all of them, empty but headed.
+
+    For a restore (``action="restored"``) the ids the API queued go to ``restored.csv``
+    and ``deletes.csv`` stays empty: nothing was deleted.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     empty = pa.array([], type=pa.string())
     skipped_ids = plan.skipped_ids if plan else empty
@@ -54,6 +59,9 @@ def write_report(
         "outcome": pa.array([SKIPPED] * len(skipped_ids), type=pa.string()),
         "detail": skipped_reasons,
     })
+    if action != "deleted":
+        _write_csv(folder / f"{action}.csv", pa.table({"item_id": deleted}))
+        deleted = empty
     _write_csv(folder / DELETES, pa.table({"item_id": deleted}))
     _write_csv(folder / SKIPPED_CSV, pa.table({"item_id": skipped_ids, "reason": skipped_reasons}))
     _write_csv(folder / OUTCOMES, pa.concat_tables([done, skipped_rows.cast(done.schema)]))

@@ -12,6 +12,7 @@ are back in the current source are skipped. The next run makes a fresh plan.
 
 from __future__ import annotations
 
+import getpass
 import secrets as token_source
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler import backups
+from reconciler import backups, saved_plan
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.budgets import FileBudget, budget_path
@@ -66,12 +67,15 @@ from reconciler.safety import (
     protected_mask,
     refusal,
 )
+from reconciler.saved_plan import SavedPlan
 from reconciler.signals import StopFlag
 from reconciler.source import read_ids
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
 SKIP_BACK_IN_SOURCE = "back_in_source"
 SKIP_NO_BACKUP = "no_backup"
+SKIP_DRIFTED = "drifted"
+SKIP_ALREADY_GONE = "already_gone"
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -88,6 +92,10 @@ class RunRequest:
     report_root: Path | None = None  # --report-dir: reports go to DIR/<job>/
     item_events: bool = True
     verify_only: bool = False  # run --verify: read back earlier deletes, delete nothing
+    plan_out: Path | None = None  # plan --out: save the plan (even past a cap) for apply
+    apply: SavedPlan | None = None  # apply: delete exactly this saved plan's ids
+    approve: bool = False
+    reason: str = ""
 
 
 @dataclass
@@ -148,6 +156,7 @@ class _Run:
         self.folder = report_dir_for(config, job, self.run_id, request.report_root)
         self.log = get_logger(job=job.name, run_id=self.run_id)
         self.plan: Plan | None = None
+        self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
         self.summary: dict[str, Any] = {
@@ -204,6 +213,8 @@ class _Run:
         )
 
     def _journaled(self, journal: Journal) -> tuple[int, str]:
+        if self.request.apply is not None:
+            return self._apply(journal, self.request.apply)
         interrupted = None if self.dry_run else journal.interrupted_run(self.job.name)
         journal.start_run(self.run_id, self.job.name, self.dry_run, self.summary["started_at"],
                           resumed_from=interrupted.run_id if interrupted else None)
@@ -241,6 +252,8 @@ class _Run:
             "plan.made", to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
             source_ids=plan.source.unique, remote_ids=plan.remote.unique,
         )
+        if self.request.plan_out is not None:
+            self._save_plan(plan, source, remote, now)
         if self.dry_run:
             return EXIT_OK, (f"dry run: {len(plan.to_delete)} ids would be deleted"
                              + self._pending_note())
@@ -254,6 +267,23 @@ class _Run:
         self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
         code, message = self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
         return code, message + self._pending_note()
+
+    def _save_plan(self, plan: Plan, source: pa.Array, remote: pa.Array, now: float) -> None:
+        path = self.request.plan_out
+        assert path is not None
+        saved_plan.write(path, SavedPlan(
+            job=self.job.name, run_id=self.run_id, created_at=now,
+            source_path=str(self.job.source.path),
+            source_sha256=saved_plan.file_sha256(self.job.source.path),
+            inventory_sha256=saved_plan.ids_sha256(remote), remote_ids=plan.remote.unique,
+            to_delete=tuple(plan.to_delete.to_pylist()), skipped=plan.skipped_counts(),
+            caps_refusal=self.caps_refusal,
+        ))
+        self.summary["saved_plan"] = str(path)
+        self.log.info("plan.saved", path=str(path), to_delete=len(plan.to_delete))
+        if self.caps_refusal is not None:
+            raise SafetyRefusal(f"{self.caps_refusal}; the plan is saved in {path}: "
+                                "'reconciler apply PLAN --approve --reason TEXT' goes past the cap")
 
     def _pending_note(self) -> str:
         pending = self.summary.get("pending_grace", 0)
@@ -277,17 +307,16 @@ class _Run:
                                    if not p),
             lost_leading_zeros=lost_leading_zeros(plan.to_delete, source),
         )
-        gates = judge_source(rules, facts) + judge_caps(
-            rules, len(plan.to_delete), plan.remote.unique,
-            journal.queued_since(self.job.name, now - 86400),
-        )
-        self.summary["gates"] = [g.as_dict() for g in gates]
-        for gate in gates:
-            (self.log.info if gate.passed else self.log.error)(
-                "gate", name=gate.name, passed=gate.passed, detail=gate.detail, **gate.numbers)
-        reason = refusal(gates)
-        if reason is not None:
-            raise SafetyRefusal(reason)
+        source_gates = judge_source(rules, facts)
+        cap_gates = judge_caps(rules, len(plan.to_delete), plan.remote.unique,
+                               journal.queued_since(self.job.name, now - 86400))
+        self._record_gates(source_gates + cap_gates)
+        source_reason = refusal(source_gates)
+        if source_reason is not None:
+            raise SafetyRefusal(source_reason)
+        self.caps_refusal = refusal(cap_gates)
+        if self.caps_refusal is not None and self.request.plan_out is None:
+            raise SafetyRefusal(self.caps_refusal)
         due, pending, absences = grace_due(plan.to_delete.to_pylist(),
                                            journal.absences(self.job.name), rules, now)
         plan = defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(pending, pa.string())),
@@ -299,6 +328,12 @@ class _Run:
         ).as_dict())
         self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
         return plan, absences
+
+    def _record_gates(self, gates: list[Gate]) -> None:
+        self.summary.setdefault("gates", []).extend(g.as_dict() for g in gates)
+        for gate in gates:
+            (self.log.info if gate.passed else self.log.error)(
+                "gate", name=gate.name, passed=gate.passed, detail=gate.detail, **gate.numbers)
 
     def _protected(self, ids: pa.Array) -> pa.Array:
         rules = self.job.safety
@@ -316,7 +351,7 @@ class _Run:
         return backups.RecordWriter(path)
 
     def _backup(self, backend: Backend, plan: Plan,
-                snapshot: backups.RecordWriter | None) -> Plan:
+                snapshot: backups.RecordWriter | None, missing_reason: str = "") -> Plan:
         """Back up every id about to be deleted; ids with no record to back up are skipped."""
         wanted = set(plan.to_delete.to_pylist())
         if snapshot is not None:
@@ -332,7 +367,7 @@ class _Run:
         missing = wanted - {r["item_id"] for r in records}
         return defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(sorted(missing),
                                                                      pa.string())),
-                     SKIP_NO_BACKUP)
+                     missing_reason or SKIP_NO_BACKUP)
 
     def _inventory(self, backend: Backend,
                    snapshot: backups.RecordWriter | None = None) -> pa.Array:
@@ -384,6 +419,54 @@ class _Run:
         self.summary["verified"] = {VERIFIED_GONE: gone, STILL_PRESENT: still,
                                     "pending": len(queued) - len(updates)}
         self.log.info("verify.done", **self.summary["verified"])
+
+    # -- applying a saved plan -----------------------------------------------------------
+
+    def _apply(self, journal: Journal, saved: SavedPlan) -> tuple[int, str]:
+        """Delete exactly the saved plan's ids, minus those that drifted since it was made."""
+        rules, now = self.job.safety, self.clock.utcnow().timestamp()
+        self.summary.update(applied_plan=saved.run_id, plan_created_at=saved.created_at)
+        journal.start_run(self.run_id, self.job.name, False, self.summary["started_at"])
+        if now - saved.created_at > rules.max_plan_age:
+            raise SafetyRefusal(
+                f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "
+                f"{rules.max_plan_age / 3600:.1f} h: make a new one")
+        source = read_ids(self.job.source)
+        self.summary["source_changed"] = (
+            saved_plan.file_sha256(self.job.source.path) != saved.source_sha256)
+        ids = pa.array(list(saved.to_delete), pa.string())
+        stats = IdStats(rows=len(source), empty=0, duplicates=0)
+        plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
+                    skipped_reasons=pa.array([], pa.string()), source=stats,
+                    remote=IdStats(rows=saved.remote_ids, empty=0, duplicates=0))
+        drifted = pc.or_(pc.is_in(ids, value_set=source.cast(pa.string())),
+                         self._protected(ids))
+        plan = defer(plan, drifted, SKIP_DRIFTED)
+        gates = judge_caps(rules, len(plan.to_delete), saved.remote_ids,
+                           journal.queued_since(self.job.name, now - 86400))
+        self._record_gates(gates)
+        reason = refusal(gates)
+        if reason is not None:
+            if not self.request.approve:
+                raise SafetyRefusal(f"{reason}; 'apply --approve --reason TEXT' goes past it")
+            approval = {"user": getpass.getuser(), "reason": self.request.reason,
+                        "past": reason}
+            self.summary["approved"] = approval
+            self.log.warning("apply.approved", **approval)
+        backend = self.factory(self.job, self.clock, self.log)
+        try:
+            self.plan = plan = self._backup(backend, plan, None, SKIP_ALREADY_GONE)
+            self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
+                                source_ids=plan.source.rows, remote_ids=saved.remote_ids)
+            journal.store_plan(
+                self.run_id, plan.to_delete.to_pylist(),
+                zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True))
+            self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
+            code, message = self._execute(journal, backend, self.run_id,
+                                          plan.to_delete.to_pylist())
+        finally:
+            backend.close()
+        return code, f"applied {saved.run_id}: {message}"
 
     # -- finishing an interrupted plan ---------------------------------------------------
 

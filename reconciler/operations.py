@@ -1,0 +1,151 @@
+"""``restore`` and ``purge``: the two operations outside the normal plan-and-delete run.
+
+``restore RUN_ID`` recreates the items a run deleted, from its backup, through bulk
+partial update with ``upsert: true``, under the same rate budget, with per-item outcomes.
+``purge JOB --confirm CATALOG_ID`` deletes every item of a catalog, only when the catalog
+id is typed again by hand, and only after a backup of the whole catalog is on disk. No
+schedule and no config key can reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from reconciler import backups
+from reconciler.backends.base import Record
+from reconciler.batching import BatchShape
+from reconciler.budgets import FileBudget, budget_path
+from reconciler.clock import Clock, SystemClock
+from reconciler.config import Config, IdFile, Job
+from reconciler.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, SafetyRefusal
+from reconciler.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
+from reconciler.journal import FINISHED, Journal
+from reconciler.locks import JobLock
+from reconciler.logging import get_logger
+from reconciler.plan import IdStats, Plan
+from reconciler.report import write_report
+from reconciler.runner import RunResult, default_backend, new_run_id, report_dir_for
+from reconciler.source import read_ids
+
+SKIP_NOT_IN_BACKUP = "not_in_backup"
+
+
+def _iso(clock: Clock) -> str:
+    return clock.utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _summary(job: Job, run_id: str, clock: Clock, **extra: Any) -> dict[str, Any]:
+    return {"job": job.name, "run_id": run_id, "dry_run": False, "backend": job.target.backend,
+            "catalog_id": job.target.catalog_id, "source_ids": 0, "remote_ids": 0,
+            "inventory_complete": False, "to_delete": 0, "skipped": {}, "deleted": 0,
+            "failed": 0, "started_at": _iso(clock), "finished_at": None, **extra}
+
+
+def restore(config: Config, run_id: str, ids_file: Path | None = None,
+            clock: Clock | None = None) -> RunResult:
+    clock = clock or SystemClock()
+    journal = Journal.in_state_dir(config.state_dir)
+    try:
+        run = journal.run(run_id)
+        if run is None:
+            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+        job = config.select([run.job])[0]
+        path = backups.backup_path(config.state_dir, job.name, run_id)
+        if not path.exists():
+            raise ConfigError(f"no backup for run {run_id} ({path})")
+        records = {r["item_id"]: dict(r.get("properties") or {})
+                   for r in backups.read_records(path)}
+        wanted = sorted(records)
+        absent: list[str] = []
+        if ids_file is not None:
+            asked = set(read_ids(IdFile(ids_file)).to_pylist())
+            wanted = sorted(asked & set(records))
+            absent = sorted(asked - set(records))
+        restore_id = new_run_id(clock)
+        log = get_logger(job=job.name, run_id=restore_id)
+        summary = _summary(job, restore_id, clock, restore_of=run_id, to_restore=len(wanted))
+        with JobLock(config.state_dir, job.name):
+            journal.start_run(restore_id, job.name, False, summary["started_at"])
+            backend = default_backend(job, clock, log)
+            limits = job.limits
+            shape = BatchShape(limits.max_batch_ids, limits.max_batch_bytes,
+                               entry=lambda i: {"item_id": i, "properties": records[i],
+                                                "upsert": True})
+            try:
+                result = Executor(
+                    backend, limits, clock,
+                    FileBudget(budget_path(config.budgets, backend.budget_key),
+                               limits.requests_per_window, limits.window_seconds),
+                    send=lambda ids: backend.restore([Record(i, records[i]) for i in ids]),
+                    shape=shape,
+                ).run(wanted)
+            finally:
+                backend.close()
+            counts = result.counts()
+            bad = counts[FAILED] + counts[UNKNOWN] + counts[NOT_SENT]
+            summary.update(restored=counts[QUEUED], failed=counts[FAILED],
+                           unknown=counts[UNKNOWN], not_sent=counts[NOT_SENT],
+                           skipped={SKIP_NOT_IN_BACKUP: len(absent)} if absent else {},
+                           finished_at=_iso(clock), exit_code=EXIT_ITEMS_FAILED if bad else EXIT_OK)
+            journal.finish_run(restore_id, FINISHED, summary["exit_code"], summary["finished_at"],
+                               summary)
+        folder = report_dir_for(config, job, restore_id, None)
+        empty = pa.array([], pa.string())
+        report_plan = Plan(to_delete=empty, skipped_ids=pa.array(absent, pa.string()),
+                           skipped_reasons=pa.array([SKIP_NOT_IN_BACKUP] * len(absent),
+                                                    pa.string()),
+                           source=IdStats(0, 0, 0), remote=IdStats(0, 0, 0))
+        write_report(folder, summary, report_plan, result.outcomes, action="restored")
+        log.info("restore.finished", restore_of=run_id, restored=counts[QUEUED], failed=bad)
+        message = f"restored {counts[QUEUED]} of {len(wanted)} items of run {run_id}"
+        return RunResult(job.name, restore_id, summary["exit_code"], folder, summary, message,
+                         result.outcomes)
+    finally:
+        journal.close()
+
+
+def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = None) -> RunResult:
+    job = config.select([job_name])[0]
+    catalog = job.target.catalog_id
+    if confirm != catalog:
+        raise ConfigError(
+            f"purge refused: --confirm must repeat the catalog id of job {job.name!r} "
+            f"exactly ({catalog!r}); nothing was deleted")
+    clock = clock or SystemClock()
+    run_id = new_run_id(clock)
+    log = get_logger(job=job.name, run_id=run_id)
+    summary = _summary(job, run_id, clock, purge=True)
+    with JobLock(config.state_dir, job.name):
+        journal = Journal.in_state_dir(config.state_dir)
+        try:
+            journal.start_run(run_id, job.name, False, summary["started_at"])
+            backend = default_backend(job, clock, log)
+            try:
+                path = backups.backup_path(config.state_dir, job.name, run_id)
+                writer = backups.RecordWriter(path)
+                inventory = backend.inventory(writer.write)
+                writer.close()
+                if not inventory.complete:
+                    raise SafetyRefusal(
+                        f"purge refused: the listing found {len(inventory.ids)} of "
+                        f"{inventory.expected} items, so the whole catalog cannot be backed "
+                        "up first; nothing was deleted")
+                log.warning("purge.backup_written", path=str(path), records=writer.count)
+                backend.delete_all()
+            finally:
+                backend.close()
+            summary.update(deleted=len(inventory.ids), remote_ids=len(inventory.ids),
+                           inventory_complete=True, backup={"path": str(path),
+                                                            "records": writer.count},
+                           finished_at=_iso(clock), exit_code=EXIT_OK)
+            log.warning("purge.done", deleted=len(inventory.ids), catalog_id=catalog)
+            journal.finish_run(run_id, FINISHED, EXIT_OK, summary["finished_at"], summary)
+        finally:
+            journal.close()
+    folder = report_dir_for(config, job, run_id, None)
+    write_report(folder, summary, None, None)
+    return RunResult(job.name, run_id, EXIT_OK, folder, summary,
+                     f"purged {len(inventory.ids)} items from catalog {catalog}; backup {path}")
