@@ -114,6 +114,19 @@ def human_report(summary: dict[str, Any]) -> str:
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "
         f"{s.get('not_sent', 0)} |",
     ]
+    if s.get("gates"):
+        lines += ["", "| gate | decision | why |", "|---|---|---|"]
+        lines += [f"| {g['gate']} | {'passed' if g['passed'] else '**refused**'} | "
+                  f"{g['detail']} |" for g in s["gates"]]
+    if s.get("pending_grace"):
+        lines += ["", f"Ids pending grace (missing, not yet deleted): {s['pending_grace']}"
+                  f" (listed in `{SKIPPED_CSV}` as `pending_grace`)."]
+    if s.get("approved"):
+        a = s["approved"]
+        lines += ["", f"Approved past a cap by `{a['user']}`: {a['reason']}"]
+    if s.get("backup"):
+        lines += ["", f"Backup of the deleted items: `{s['backup']['path']}` "
+                  f"({s['backup']['records']} records)."]
     if s["skipped"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
         lines += ["", f"Skipped by reason: {reasons}"]

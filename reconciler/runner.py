@@ -64,6 +64,7 @@ from reconciler.safety import (
     judge_caps,
     judge_source,
     lost_leading_zeros,
+    missing_from,
     protected_mask,
     refusal,
 )
@@ -296,15 +297,12 @@ class _Run:
         """Protect, then gate the whole remaining diff, then defer what is within grace."""
         rules = self.job.safety
         plan = defer(plan, self._protected(plan.to_delete), SKIP_PROTECTED)
-        canaries = pa.array(list(rules.canary_ids), type=pa.string())
-        present = pc.is_in(canaries, value_set=source.cast(pa.string())).to_pylist()
         facts = SourceFacts(
             path=str(self.job.source.path),
             age_seconds=now - self.job.source.path.stat().st_mtime,
             rows=plan.source.rows, unique=plan.source.unique, empty=plan.source.empty,
             last_unique=journal.last_source_ids(self.job.name),
-            missing_canaries=tuple(c for c, p in zip(rules.canary_ids, present, strict=True)
-                                   if not p),
+            missing_canaries=missing_from(source, rules.canary_ids),
             lost_leading_zeros=lost_leading_zeros(plan.to_delete, source),
         )
         source_gates = judge_source(rules, facts)

@@ -200,13 +200,34 @@ def grace_due(
 
 
 def lost_leading_zeros(to_delete: pa.Array, source: pa.Array) -> int:
-    """How many ids to delete equal a source id once their leading zeros are dropped."""
+    """How many ids to delete equal a source id once their leading zeros are dropped.
+
+    Like every membership test against the whole source here, it hashes the small side
+    and probes the source, never the other way round (that would hash ten million ids).
+    """
     padded = to_delete.filter(pc.starts_with(to_delete, "0"))
     if not len(padded):
         return 0
     stripped = pc.utf8_ltrim(padded, "0")
-    stripped = stripped.filter(pc.greater(pc.binary_length(stripped), 0))
-    return int(pc.sum(pc.is_in(stripped, value_set=source)).as_py() or 0)
+    stripped = pc.unique(stripped.filter(pc.greater(pc.binary_length(stripped), 0)))
+    return _present_count(source, stripped)
+
+
+def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of a few ``wanted`` ids (the canaries) the source lacks."""
+    if not wanted:
+        return ()
+    present = set(source.filter(pc.is_in(source, value_set=pa.array(list(wanted),
+                                                                     source.type))).to_pylist())
+    return tuple(w for w in wanted if w not in present)
+
+
+def _present_count(source: pa.Array, values: pa.Array) -> int:
+    """How many distinct ``values`` occur in ``source``."""
+    if not len(values):
+        return 0
+    hits = source.filter(pc.is_in(source, value_set=values.cast(source.type)))
+    return int(pc.count_distinct(hits).as_py() or 0)
 
 
 def _hours(seconds: float) -> str:
