@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     outcomes.add_argument("--outcome", help="only items in this state (e.g. failed)")
     outcomes.add_argument("--format", choices=("csv", "json"), default="csv")
 
+    daemon = commands.add_parser("daemon", help="every job on its schedule until stopped")
+    daemon.add_argument("--once", action="store_true",
+                        help="run every job once now, then exit (for cron/CI)")
+
     check = commands.add_parser("check", help="validate config; reach each API read-only")
     check.add_argument("jobs", nargs="*", metavar="JOB")
 
@@ -130,7 +134,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from reconciler.demo import run_demo
 
         return run_demo(args.dir, args.items)
-    config = load_config(resolve_config_path(args.config))
+    config_path = resolve_config_path(args.config)
+    config = load_config(config_path)
+    if args.command == "daemon":
+        # journald keeps the daemon's stdout; --once (cron) keeps stdout for results, as run.
+        configure(config.logging.level, config.logging.format, config.secrets,
+                  stream=sys.stderr if args.once else sys.stdout)
+        return _daemon(config_path, args.once)
     configure(config.logging.level, config.logging.format, config.secrets)
     if args.command == "check":
         return _check(config, args.jobs)
@@ -148,6 +158,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         raise ConfigError("plan --out saves one job's plan: name exactly one JOB")
     return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
                     verify_only=bool(getattr(args, "verify", False)), plan_out=plan_out)
+
+
+def _daemon(config_path: Path, once: bool) -> int:
+    from reconciler.daemon import Daemon
+    from reconciler.signals import graceful_stop
+
+    daemon = Daemon(config_path)
+    if not once:
+        return daemon.serve()
+
+    def report(name: str, code: int, message: str) -> None:
+        print(f"{name}: {message}", file=sys.stderr if code not in (0, 4) else sys.stdout)
+
+    with graceful_stop(daemon.stop):
+        return worst_exit_code(daemon.once(report))
 
 
 def _single(config: Config, args: argparse.Namespace) -> int:

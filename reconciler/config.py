@@ -35,7 +35,7 @@ CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_INTERVAL = re.compile(r"^every\s+(\d+)\s*(s|m|h)$")
+INTERVAL_PATTERN = re.compile(r"^every\s+(\d+)\s*(s|m|h)$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("auto", "json", "console")
 
@@ -128,6 +128,7 @@ class Job:
     schedule: str | None = None
     dry_run: bool = False
     safety: Safety = Safety()
+    jitter_seconds: float = 0.0  # random delay added to each scheduled start
 
 
 @dataclass(frozen=True)
@@ -138,12 +139,25 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """``reconciler daemon``: scheduling, health and metrics."""
+
+    timezone: str = "UTC"
+    misfire_grace_seconds: float = 300.0  # a run later than this past its slot is skipped
+    workers: int = 4  # jobs of different catalogs run in parallel, up to this many
+    listen: str | None = None  # "127.0.0.1:9464" serves /healthz and /metrics; off by default
+    health_max_tick_age_seconds: float = 30.0
+    stop_timeout_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     state_dir: Path
     jobs: dict[str, Job]
     logging: Logging = Logging()
     budget_dir: Path | None = None  # where catalogs' shared rate budgets live
+    daemon: Daemon = Daemon()
 
     @property
     def budgets(self) -> Path:
@@ -192,13 +206,35 @@ def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Co
     budget_dir_value = top.optional_string("budget_dir")
     budget_dir = base / budget_dir_value if budget_dir_value else None
     logging_cfg = _parse_logging(top.optional_table("logging"))
+    daemon_table = top.optional_table("daemon")
+    daemon_cfg = _parse_daemon(daemon_table) if daemon_table else Daemon()
     jobs_table = top.table("jobs")
     top.finish()
     jobs = {name: _parse_job(name, jobs_table.table(name), base) for name in jobs_table.keys()}  # noqa: SIM118
     if not jobs:
         raise ConfigError(f"{path}: jobs: define at least one [jobs.NAME] table")
     return Config(path=path, state_dir=state_dir, jobs=jobs, logging=logging_cfg,
-                  budget_dir=budget_dir)
+                  budget_dir=budget_dir, daemon=daemon_cfg)
+
+
+def _parse_daemon(t: _Table) -> Daemon:
+    d = Daemon()
+    listen = t.optional_string("listen")
+    if listen is not None:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise t.error("listen", f"expected HOST:PORT such as 127.0.0.1:9464, got {listen!r}")
+    daemon = Daemon(
+        timezone=t.string("timezone", default=d.timezone),
+        misfire_grace_seconds=t.number("misfire_grace_seconds", d.misfire_grace_seconds),
+        workers=t.integer("workers", d.workers, minimum=1),
+        listen=listen or None,
+        health_max_tick_age_seconds=t.number("health_max_tick_age_seconds",
+                                             d.health_max_tick_age_seconds),
+        stop_timeout_seconds=t.number("stop_timeout_seconds", d.stop_timeout_seconds),
+    )
+    t.finish()
+    return daemon
 
 
 def _parse_logging(t: _Table | None) -> Logging:
@@ -230,6 +266,7 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
         schedule=schedule,
         dry_run=t.boolean("dry_run", default=False),
         safety=_parse_safety(safety_table, base) if safety_table else Safety(),
+        jitter_seconds=t.number("jitter_seconds", 0.0) if "jitter_seconds" in t else 0.0,
     )
     t.finish()
     return job
@@ -257,8 +294,8 @@ def _parse_target(t: _Table, base: Path) -> Target:
         base_url=t.string("base_url", default="https://api.exponea.com").rstrip("/"),
         project_token=t.string("project_token"),
         catalog_id=t.string("catalog_id"),
-        api_key_id=Secret(t.string("api_key_id")),
-        api_secret=Secret(t.string("api_secret")),
+        api_key_id=_secret(t, "api_key_id"),
+        api_secret=_secret(t, "api_secret"),
         inventory=inventory,
         prefix_alphabet=t.string("prefix_alphabet", default=DEFAULT_PREFIX_ALPHABET),
     )
@@ -266,6 +303,21 @@ def _parse_target(t: _Table, base: Path) -> Target:
         raise t.error("prefix_alphabet", "must not be empty")
     t.finish()
     return target
+
+
+def _secret(t: _Table, key: str) -> Secret:
+    """A credential, given inline, as ``${VAR}``, or as ``file:PATH`` (systemd credentials:
+    ``file:${CREDENTIALS_DIRECTORY}/name``); a file's surrounding whitespace is dropped."""
+    value = t.string(key)
+    if not value.startswith("file:"):
+        return Secret(value)
+    path = Path(value.removeprefix("file:"))
+    try:
+        return Secret(path.read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise t.error(key, f"cannot read the secret file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise t.error(key, f"the secret file {path} is not UTF-8 text") from None
 
 
 def _parse_limits(t: _Table) -> Limits:
@@ -329,7 +381,7 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
 
 def _check_schedule(value: str, where: str) -> None:
     """Accept ``every N(s|m|h)`` or a five-field cron line; the scheduler parses the cron."""
-    if _INTERVAL.match(value.strip()) or len(value.split()) == 5:
+    if INTERVAL_PATTERN.match(value.strip()) or len(value.split()) == 5:
         return
     raise ConfigError(
         f"{where}: {value!r} is neither a 5-field cron line nor 'every N(s|m|h)'"
@@ -350,6 +402,9 @@ class _Table:
         self._path = path
         self._env = env
         self._seen: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
 
     def keys(self) -> list[str]:
         self._seen.update(self._data)

@@ -135,14 +135,16 @@ def run_reconciler(*args: Any, timeout: float = 120, env: dict[str, str] | None 
 class Started:
     """A real ``reconciler`` process writing to files (a full pipe would block it)."""
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, env: dict[str, str] | None = None) -> None:
+        import os
         import subprocess
         import tempfile
 
         self._out = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (kept open)
         self._err = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(reconciler_command(*args), stdout=self._out,
-                                        stderr=self._err, text=True)
+                                        stderr=self._err, text=True,
+                                        env={**os.environ, **(env or {})})
         self.pid = self.process.pid
 
     def kill(self) -> None:
@@ -165,6 +167,17 @@ class Started:
         return self._out.read(), self._err.read()
 
 
-def start_reconciler(*args: Any) -> Started:
+def start_reconciler(*args: Any, env: dict[str, str] | None = None) -> Started:
     """Start a real ``reconciler`` process (to be killed or signalled by the test)."""
-    return Started(*args)
+    return Started(*args, env=env)
+
+
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
+    """Poll until ``predicate()`` holds; the timeout only bounds a hang, never a result."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)

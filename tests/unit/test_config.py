@@ -142,3 +142,26 @@ def test_example_config_is_valid():
     config = load_config(example, env)
     assert list(config.jobs) == ["products-eu"]
     assert config.jobs["products-eu"].limits == Limits()
+
+
+def test_secrets_from_credential_files(tmp_path):
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "secret").write_text("from-a-file\n")
+    text = VALID.replace('"${SECRET}"', '"file:${CREDENTIALS_DIRECTORY}/secret"')
+    config = load_config(write(tmp_path, text), {**ENV, "CREDENTIALS_DIRECTORY":
+                                                 str(tmp_path / "creds")})
+    assert config.jobs["products-eu"].target.api_secret.value == "from-a-file"
+    missing = VALID.replace('"${SECRET}"', '"file:/nonexistent/secret"')
+    assert error_for(tmp_path, missing) == (
+        "CFG: jobs.products-eu.target.api_secret: cannot read the secret file "
+        "/nonexistent/secret: No such file or directory"
+    )
+
+
+def test_daemon_table(tmp_path):
+    text = VALID + '[daemon]\ntimezone = "Europe/Prague"\nlisten = "127.0.0.1:9464"\n'
+    config = load_config(write(tmp_path, text), ENV)
+    assert (config.daemon.timezone, config.daemon.listen) == ("Europe/Prague", "127.0.0.1:9464")
+    assert error_for(tmp_path, VALID + '[daemon]\nlisten = "9464"\n') == (
+        "CFG: daemon.listen: expected HOST:PORT such as 127.0.0.1:9464, got '9464'"
+    )
