@@ -266,7 +266,7 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
         schedule=schedule,
         dry_run=t.boolean("dry_run", default=False),
         safety=_parse_safety(safety_table, base) if safety_table else Safety(),
-        jitter_seconds=t.number("jitter_seconds", 0.0) if "jitter_seconds" in t else 0.0,
+        jitter_seconds=t.number("jitter_seconds", 0.0, allow_zero=True),
     )
     t.finish()
     return job
@@ -403,9 +403,6 @@ class _Table:
         self._env = env
         self._seen: set[str] = set()
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._data
-
     def keys(self) -> list[str]:
         self._seen.update(self._data)
         return list(self._data)
@@ -455,12 +452,13 @@ class _Table:
             raise self.error(key, f"must be at least {minimum}, got {value}")
         return value
 
-    def number(self, key: str, default: float) -> float:
+    def number(self, key: str, default: float, allow_zero: bool = False) -> float:
         value = self._get(key, (int, float), "a number", required=False)  # type: ignore[arg-type]
         if value is None:
             return default
-        if value <= 0:
-            raise self.error(key, f"must be greater than 0, got {value}")
+        if value < 0 or (value == 0 and not allow_zero):
+            bound = "at least 0" if allow_zero else "greater than 0"
+            raise self.error(key, f"must be {bound}, got {value}")
         return float(value)
 
     def string_list(self, key: str) -> list[str]:

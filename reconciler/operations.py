@@ -126,7 +126,7 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
             try:
                 path = backups.backup_path(config.state_dir, job.name, run_id)
                 writer = backups.RecordWriter(path)
-                inventory = backend.inventory(writer.write)
+                inventory = backend.inventory(lambda records, _total: writer.write(records))
                 writer.close()
                 if not inventory.complete:
                     raise SafetyRefusal(

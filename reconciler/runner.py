@@ -54,6 +54,7 @@ from reconciler.journal import (
 from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, defer, make_plan
+from reconciler.progress import Progress
 from reconciler.report import write_report
 from reconciler.safety import (
     SKIP_PENDING_GRACE,
@@ -379,7 +380,17 @@ class _Run:
             self.summary["inventory_complete"] = True
             return remote
         started = self.clock.monotonic()
-        inventory = backend.inventory(snapshot.write if snapshot is not None else None)
+        listing = Progress("listing", self.log)
+
+        def sink(records: Sequence[dict[str, Any]], total: int | None) -> None:
+            listing.update(len(records), total)
+            if snapshot is not None:
+                snapshot.write(records)
+
+        try:
+            inventory = backend.inventory(sink)
+        finally:
+            listing.close()
         self.summary["inventory_complete"] = inventory.complete
         self.summary["inventory"] = {
             "source": "api", "expected": inventory.expected, "found": len(inventory.ids),
@@ -510,14 +521,21 @@ class _Run:
                  ids: list[str]) -> tuple[int, str]:
         ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
         started = self.clock.monotonic()
+        deleting = Progress("deleting", self.log)
+
+        def on_batch(seq: int, outcomes: Sequence[Outcome], seconds: float) -> None:
+            deleting.update(len(outcomes), len(ids))
+            self._log_batch(seq, outcomes, seconds)
+
         limits = self.job.limits
         budget = FileBudget(budget_path(self.config.budgets, backend.budget_key),
                             limits.requests_per_window, limits.window_seconds)
         result = Executor(
             backend, limits, self.clock, budget,
             ledger=ledger, should_stop=self.stop, first_seq=journal.next_batch_seq(plan_run),
-            on_outcome=self._log_outcome, on_batch=self._log_batch,
+            on_outcome=self._log_outcome, on_batch=on_batch,
         ).run(ids)
+        deleting.close()
         self.outcomes = result.outcomes
         counts = result.counts()
         self.summary.update(

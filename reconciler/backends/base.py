@@ -40,7 +40,8 @@ class Inventory:
 
 
 ProgressCallback = Callable[[int, int | None], None]
-RecordSink = Callable[[Sequence[dict[str, Any]]], None]
+# Hears each page of listed records, with the catalog's total as the server states it.
+RecordSink = Callable[[Sequence[dict[str, Any]], int | None], None]
 
 
 def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) -> AddressRules:

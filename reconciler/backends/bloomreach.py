@@ -82,13 +82,11 @@ class BloomreachBackend:
         *,
         transport: httpx.BaseTransport | None = None,
         on_retry: OnRetry | None = None,
-        on_list_page: Callable[[int, int], None] | None = None,
     ) -> None:
         self._target = target
         self._limits = limits
         self._clock = clock
         self._on_retry = on_retry
-        self._on_list_page = on_list_page
         self._catalog_path = (
             f"/data/v2/projects/{quote(target.project_token, safe='')}"
             f"/catalogs/{quote(target.catalog_id, safe='')}"
@@ -132,16 +130,12 @@ class BloomreachBackend:
             limits.list_window, limits.list_page_size, self._target.prefix_alphabet
         )
         request = next(walker)
-        seen = 0
         while True:
             page, data = self._with_retries(
                 lambda r=request: self._list_page_records(r)  # type: ignore[misc]
             )
             if records is not None:
-                records(data)
-            seen += len(page.ids)
-            if self._on_list_page:
-                self._on_list_page(seen, page.total)
+                records(data, page.total)
             try:
                 request = walker.send(page)
             except StopIteration as done:

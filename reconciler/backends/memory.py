@@ -62,7 +62,8 @@ class MemoryBackend:
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         self._maybe_fail()
         if records is not None:
-            records([{"item_id": i, "properties": dict(p)} for i, p in self.items.items()])
+            records([{"item_id": i, "properties": dict(p)} for i, p in self.items.items()],
+                    len(self.items))
         return Inventory(ids=sorted(self.items), expected=len(self.items), requests=1)
 
     def delete_all(self) -> None:

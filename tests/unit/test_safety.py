@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reconciler.config import Safety
@@ -74,6 +74,7 @@ def test_protection_by_id_glob_and_file():
     assert mask.to_pylist() == [True, False, True, True, True]
 
 
+@example("[?-.]", "")  # a reversed range: fnmatch treats it as empty
 @given(st.text(alphabet="ab*?[]!.^$-", max_size=8), st.text(alphabet="ab.^$-!]", max_size=8))
 def test_glob_translation_agrees_with_fnmatch(pattern, name):
     import re
@@ -95,3 +96,13 @@ def test_grace_defers_until_enough_consecutive_runs():
 def test_lost_leading_zeros():
     remote_only = pa.array(["00123", "0042", "000", "0abc", "777"])
     assert lost_leading_zeros(remote_only, pa.array(["123", "42", "abc"])) == 3
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="ab *?[]!.-", min_size=1, max_size=8),
+       st.lists(st.text(alphabet="ab .-!]", max_size=6), min_size=1, max_size=8))
+def test_protection_globs_in_arrow_agree_with_fnmatch(pattern, names):
+    if not set("*?[") & set(pattern):
+        pattern += "*"  # make it a glob
+    mask = protected_mask(pa.array(names, pa.string()), (pattern,), pa.array([], pa.string()))
+    assert mask.to_pylist() == [fnmatch.fnmatchcase(n, pattern) for n in names]
