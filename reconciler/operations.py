@@ -10,7 +10,6 @@ schedule and no config key can reach it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
@@ -19,7 +18,7 @@ from reconciler.backends.base import Record
 from reconciler.batching import BatchShape
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
-from reconciler.config import Config, IdFile, Job
+from reconciler.config import Config, IdFile
 from reconciler.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, SafetyRefusal
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
 from reconciler.journal import FINISHED, Journal
@@ -27,21 +26,17 @@ from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan
 from reconciler.report import write_report
-from reconciler.runner import RunResult, default_backend, new_run_id, report_dir_for
+from reconciler.runner import (
+    RunResult,
+    base_summary,
+    default_backend,
+    iso_now,
+    new_run_id,
+    report_dir_for,
+)
 from reconciler.source import read_ids
 
 SKIP_NOT_IN_BACKUP = "not_in_backup"
-
-
-def _iso(clock: Clock) -> str:
-    return clock.utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _summary(job: Job, run_id: str, clock: Clock, **extra: Any) -> dict[str, Any]:
-    return {"job": job.name, "run_id": run_id, "dry_run": False, "backend": job.target.backend,
-            "catalog_id": job.target.catalog_id, "source_ids": 0, "remote_ids": 0,
-            "inventory_complete": False, "to_delete": 0, "skipped": {}, "deleted": 0,
-            "failed": 0, "started_at": _iso(clock), "finished_at": None, **extra}
 
 
 def restore(config: Config, run_id: str, ids_file: Path | None = None,
@@ -66,7 +61,7 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
             absent = sorted(asked - set(records))
         restore_id = new_run_id(clock)
         log = get_logger(job=job.name, run_id=restore_id)
-        summary = _summary(job, restore_id, clock, restore_of=run_id, to_restore=len(wanted))
+        summary = base_summary(job, restore_id, clock, restore_of=run_id, to_restore=len(wanted))
         with JobLock(config.state_dir, job.name):
             journal.start_run(restore_id, job.name, False, summary["started_at"])
             backend = default_backend(job, clock, log)
@@ -89,7 +84,8 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
             summary.update(restored=counts[QUEUED], failed=counts[FAILED],
                            unknown=counts[UNKNOWN], not_sent=counts[NOT_SENT],
                            skipped={SKIP_NOT_IN_BACKUP: len(absent)} if absent else {},
-                           finished_at=_iso(clock), exit_code=EXIT_ITEMS_FAILED if bad else EXIT_OK)
+                           finished_at=iso_now(clock),
+                           exit_code=EXIT_ITEMS_FAILED if bad else EXIT_OK)
             journal.finish_run(restore_id, FINISHED, summary["exit_code"], summary["finished_at"],
                                summary)
         folder = report_dir_for(config, job, restore_id, None)
@@ -117,7 +113,7 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     clock = clock or SystemClock()
     run_id = new_run_id(clock)
     log = get_logger(job=job.name, run_id=run_id)
-    summary = _summary(job, run_id, clock, purge=True)
+    summary = base_summary(job, run_id, clock, purge=True)
     with JobLock(config.state_dir, job.name):
         journal = Journal.in_state_dir(config.state_dir)
         try:
@@ -140,7 +136,7 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
             summary.update(deleted=len(inventory.ids), remote_ids=len(inventory.ids),
                            inventory_complete=True, backup={"path": str(path),
                                                             "records": writer.count},
-                           finished_at=_iso(clock), exit_code=EXIT_OK)
+                           finished_at=iso_now(clock), exit_code=EXIT_OK)
             log.warning("purge.done", deleted=len(inventory.ids), catalog_id=catalog)
             journal.finish_run(run_id, FINISHED, EXIT_OK, summary["finished_at"], summary)
         finally:

@@ -161,25 +161,7 @@ class _Run:
         self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
-        self.summary: dict[str, Any] = {
-            "job": job.name,
-            "run_id": self.run_id,
-            "dry_run": self.dry_run,
-            "backend": job.target.backend,
-            "catalog_id": job.target.catalog_id,
-            "source_ids": 0,
-            "remote_ids": 0,
-            "inventory_complete": False,
-            "to_delete": 0,
-            "skipped": {},
-            "deleted": 0,
-            "failed": 0,
-            "unknown": 0,
-            "not_sent": 0,
-            "started_at": _iso(clock),
-            "finished_at": None,
-            "exit_code": None,
-        }
+        self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
@@ -199,7 +181,7 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
-        self.summary["finished_at"] = _iso(self.clock)
+        self.summary["finished_at"] = iso_now(self.clock)
         self.summary["run_seconds"] = round(self.clock.monotonic() - started, 3)
         self.summary["exit_code"] = exit_code
         if journal is not None:
@@ -608,8 +590,19 @@ def run_job(
     return _Run(config, job, request, clock, backend_factory, stop).execute()
 
 
-def _iso(clock: Clock) -> str:
+def iso_now(clock: Clock) -> str:
     return clock.utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def base_summary(job: Job, run_id: str, clock: Clock, **extra: Any) -> dict[str, Any]:
+    """The keys every summary.json has (the contract's), before a run fills them in."""
+    return {
+        "job": job.name, "run_id": run_id, "dry_run": False, "backend": job.target.backend,
+        "catalog_id": job.target.catalog_id, "source_ids": 0, "remote_ids": 0,
+        "inventory_complete": False, "to_delete": 0, "skipped": {}, "deleted": 0, "failed": 0,
+        "unknown": 0, "not_sent": 0, "started_at": iso_now(clock), "finished_at": None,
+        "exit_code": None, **extra,
+    }
 
 
 def _loggable(summary: dict[str, Any]) -> dict[str, Any]:
