@@ -26,22 +26,29 @@ def encode_json_array(entries: Iterable[Any]) -> bytes:
 
 @dataclass(frozen=True)
 class BatchShape:
-    """How one backend's bulk body is built and bounded.
+    """How one backend's bulk request is built and bounded.
 
-    ``entry`` maps an id to what goes in the JSON array; a batch's body is
-    ``encode_json_array(entry(id) for id in batch)``.
+    By default a batch is a JSON array: ``entry`` maps an id to what goes in it, and a
+    batch's size is ``overhead`` (the brackets) plus each entry's encoded bytes plus one
+    separator between entries. A backend that sends ids in a URL gives its own ``cost``
+    (the id's encoded length) and ``overhead`` (the rest of the URL).
     """
 
     max_ids: int
     max_bytes: int
     entry: Callable[[str], Any] = str
+    cost: Callable[[str], int] | None = None
+    overhead: int = 2
+    separator: int = 1
 
     def entry_bytes(self, item_id: str) -> int:
+        if self.cost is not None:
+            return self.cost(item_id)
         return len(encode_json(self.entry(item_id)))
 
     def fits_alone(self, item_id: str) -> bool:
-        """Whether a batch of just this id is within the byte limit (``[`` + entry + ``]``)."""
-        return self.entry_bytes(item_id) + 2 <= self.max_bytes
+        """Whether a batch of just this id is within the byte limit."""
+        return self.entry_bytes(item_id) + self.overhead <= self.max_bytes
 
     def body(self, ids: Iterable[str]) -> bytes:
         return encode_json_array(self.entry(i) for i in ids)
@@ -54,15 +61,15 @@ def split_batches(ids: Iterable[str], shape: BatchShape) -> Iterator[list[str]]:
     (the planner skips those that do not, as ``too_long``).
     """
     batch: list[str] = []
-    size = 2  # the brackets
+    size = shape.overhead
     for item_id in ids:
         cost = shape.entry_bytes(item_id)
-        if cost + 2 > shape.max_bytes:
+        if cost + shape.overhead > shape.max_bytes:
             raise ValueError(f"id of {cost} bytes cannot fit a {shape.max_bytes}-byte body")
-        extra = cost + (1 if batch else 0)  # a comma before every entry but the first
+        extra = cost + (shape.separator if batch else 0)  # a separator before all but the first
         if batch and (len(batch) >= shape.max_ids or size + extra > shape.max_bytes):
             yield batch
-            batch, size, extra = [], 2, cost
+            batch, size, extra = [], shape.overhead, cost
         batch.append(item_id)
         size += extra
     if batch:

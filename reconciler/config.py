@@ -21,8 +21,9 @@ DEFAULT_CONFIG_NAME = "reconciler.toml"
 CONFIG_ENV_VAR = "RECONCILER_CONFIG"
 
 BLOOMREACH = "bloomreach"
-PLANNED_BACKENDS = ("adobe-target", "adobe-classic")
-KNOWN_BACKENDS = (BLOOMREACH, *PLANNED_BACKENDS)
+ADOBE_TARGET = "adobe-target"
+PLANNED_BACKENDS = ("adobe-classic",)
+KNOWN_BACKENDS = (BLOOMREACH, ADOBE_TARGET, *PLANNED_BACKENDS)
 
 # Characters an id may continue with, tried when a listing partition is too big for the
 # API's offset window. Characters seen in listed ids are added at run time, so this only
@@ -110,11 +111,17 @@ class Target:
     api_secret: Secret
     inventory: IdFile | None = None
     prefix_alphabet: str = DEFAULT_PREFIX_ALPHABET
+    # adobe-target only
+    tenant: str = ""
+    environment: int | None = None
+    token: Secret = Secret("")
+    token_file: Path | None = None  # re-read whenever it changes (rotated tokens)
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must be redacted wherever they might appear."""
-        return tuple(s.value for s in (self.api_key_id, self.api_secret) if s.value)
+        values = (self.api_key_id, self.api_secret, self.token)
+        return tuple(s.value for s in values if s.value)
 
 
 @dataclass(frozen=True)
@@ -256,7 +263,8 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
     source = _parse_id_file(t.table("source"), base)
     target = _parse_target(t.table("target"), base)
     limits_table = t.optional_table("limits")
-    limits = _parse_limits(limits_table) if limits_table else Limits()
+    defaults = Limits(**BACKEND_LIMITS.get(target.backend, {}))  # type: ignore[arg-type]
+    limits = _parse_limits(limits_table, defaults) if limits_table else defaults
     safety_table = t.optional_table("safety")
     job = Job(
         name=name,
@@ -289,6 +297,8 @@ def _parse_target(t: _Table, base: Path) -> Target:
         raise t.error("backend", f"backend {backend!r} is not available in this version yet")
     inventory_table = t.optional_table("inventory")
     inventory = _parse_id_file(inventory_table, base) if inventory_table else None
+    if backend == ADOBE_TARGET:
+        return _parse_adobe_target(t, inventory)
     target = Target(
         backend=backend,
         base_url=t.string("base_url", default="https://api.exponea.com").rstrip("/"),
@@ -303,6 +313,34 @@ def _parse_target(t: _Table, base: Path) -> Target:
         raise t.error("prefix_alphabet", "must not be empty")
     t.finish()
     return target
+
+
+def _parse_adobe_target(t: _Table, inventory: IdFile | None) -> Target:
+    tenant = t.string("tenant")
+    environment = t.integer("environment", -1, minimum=0)
+    if environment < 0:
+        raise t.error("environment", "missing key (a delete without it would reach every "
+                                     "environment)")
+    raw_token = t.string("token")
+    token_file = Path(raw_token.removeprefix("file:")) if raw_token.startswith("file:") else None
+    target = Target(
+        backend=ADOBE_TARGET,
+        base_url=t.string("base_url", default="https://mc.adobe.io").rstrip("/"),
+        project_token="", catalog_id=f"{tenant}/environment-{environment}",
+        api_key_id=_secret(t, "api_key"), api_secret=Secret(""), inventory=inventory,
+        tenant=tenant, environment=environment,
+        token=_secret(t, "token"), token_file=token_file,
+    )
+    t.finish()
+    return target
+
+
+# Limits that differ by backend when the config does not set them.
+BACKEND_LIMITS = {
+    BLOOMREACH: {},
+    ADOBE_TARGET: {"requests_per_window": 50, "window_seconds": 60.0, "max_batch_ids": 1000,
+                   "max_batch_bytes": 8192, "list_page_size": 500, "list_window": 501},
+}
 
 
 def _secret(t: _Table, key: str) -> Secret:
@@ -320,8 +358,7 @@ def _secret(t: _Table, key: str) -> Secret:
         raise t.error(key, f"the secret file {path} is not UTF-8 text") from None
 
 
-def _parse_limits(t: _Table) -> Limits:
-    d = Limits()
+def _parse_limits(t: _Table, d: Limits) -> Limits:
     limits = Limits(
         requests_per_window=t.integer("requests_per_window", d.requests_per_window, minimum=1),
         window_seconds=t.number("window_seconds", d.window_seconds),

@@ -76,15 +76,17 @@ class RetriableApiError(ApiError):
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self, message: str, *, status: int | None = None, retry_after: float | None = None,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message, status=status)
         self.retry_after = retry_after
+        self._throttled = throttled
 
     @property
     def throttled(self) -> bool:
-        """True when the server said we were over its rate limit."""
-        return self.status == 429
+        """True when the server said we were over its rate limit (429, or Adobe's 503)."""
+        return self.status == 429 or self._throttled
 
 
 class FatalApiError(ApiError):

@@ -24,11 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler import backups, saved_plan
+from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
-from reconciler.config import Config, IdFile, Job
+from reconciler.config import ADOBE_TARGET, Config, IdFile, Job
 from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -85,6 +86,8 @@ def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
     def on_retry(error: ApiError, attempt: int, delay: float) -> None:
         log.warning("api.retry", error=str(error), attempt=attempt, wait_seconds=round(delay, 3))
 
+    if job.target.backend == ADOBE_TARGET:
+        return AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
     return BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
 
 

@@ -47,13 +47,13 @@ RecordSink = Callable[[Sequence[dict[str, Any]], int | None], None]
 def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) -> AddressRules:
     """What a backend can address: no forbidden substring, and small enough to send alone.
 
-    JSON escapes one character into at most 6 bytes, so ids shorter than a sixth of the
-    body limit always fit and only longer ones are encoded to be sure.
+    JSON and percent-encoding turn one byte into at most 6 (or 3) bytes, so ids shorter
+    than a sixth of the room left always fit and only longer ones are encoded to be sure.
     """
     return AddressRules(
         forbidden_substrings=forbidden_substrings,
         fits=shape.fits_alone,
-        fits_below_bytes=(shape.max_bytes - 4) // 6,
+        fits_below_bytes=max(0, (shape.max_bytes - shape.overhead - 2) // 6),
     )
 
 __all__ = ["Backend", "Inventory", "ItemResult", "Record", "RecordSink", "address_rules_for"]

@@ -68,8 +68,8 @@ def test_secrets_never_show_in_repr(tmp_path):
         (('"bloomreach"', '"exponea"'),
          "CFG: jobs.products-eu.target.backend: unknown backend 'exponea' "
          "(known: bloomreach, adobe-target, adobe-classic)"),
-        (('"bloomreach"', '"adobe-target"'),
-         "CFG: jobs.products-eu.target.backend: backend 'adobe-target' is not available "
+        (('"bloomreach"', '"adobe-classic"'),
+         "CFG: jobs.products-eu.target.backend: backend 'adobe-classic' is not available "
          "in this version yet"),
         (('"${SECRET}"', '"${MISSING_VAR}"'),
          "CFG: jobs.products-eu.target.api_secret: environment variable MISSING_VAR is not set"),
@@ -164,4 +164,40 @@ def test_daemon_table(tmp_path):
     assert (config.daemon.timezone, config.daemon.listen) == ("Europe/Prague", "127.0.0.1:9464")
     assert error_for(tmp_path, VALID + '[daemon]\nlisten = "9464"\n') == (
         "CFG: daemon.listen: expected HOST:PORT such as 127.0.0.1:9464, got '9464'"
+    )
+
+
+ADOBE = """
+[jobs.recs.source]
+path = "exports/products.csv"
+[jobs.recs.target]
+backend = "adobe-target"
+tenant = "acme"
+environment = 12
+api_key = "${CLIENT_ID}"
+token = "${TOKEN}"
+"""
+
+
+def test_adobe_target_config_and_its_limits(tmp_path):
+    config = load_config(write(tmp_path, ADOBE), {"CLIENT_ID": "cid", "TOKEN": "tok"})
+    target = config.jobs["recs"].target
+    assert (target.base_url, target.tenant, target.environment) == ("https://mc.adobe.io",
+                                                                     "acme", 12)
+    assert target.catalog_id == "acme/environment-12"
+    assert target.secrets == ("cid", "tok") and target.token_file is None
+    limits = config.jobs["recs"].limits
+    assert (limits.requests_per_window, limits.window_seconds, limits.max_batch_bytes) == (
+        50, 60.0, 8192)
+
+
+def test_adobe_target_needs_an_environment(tmp_path):
+    text = ADOBE.replace("environment = 12\n", "")
+    assert error_for(tmp_path, text, {"CLIENT_ID": "c", "TOKEN": "t"}) == (
+        "CFG: jobs.recs.target.environment: missing key (a delete without it would reach "
+        "every environment)"
+    )
+    text = ADOBE.replace('tenant = "acme"', 'tenant = "acme"\nproject_token = "x"')
+    assert error_for(tmp_path, text, {"CLIENT_ID": "c", "TOKEN": "t"}) == (
+        "CFG: jobs.recs.target.project_token: unknown key"
     )

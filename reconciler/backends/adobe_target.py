@@ -1,0 +1,225 @@
+"""Adobe Target Recommendations API over httpx (``backend = "adobe-target"``).
+
+The hazard this adapter exists to contain: ``DELETE /entities`` **without ``ids`` deletes
+every entity of the environment, and without ``environment`` of every environment**.
+``entities_delete_url`` is the only way a delete URL is built, and it refuses to build
+either; the emulator really deletes everything when they are missing, so a test would
+catch a regression.
+
+Throttling arrives as 503 (not 429) and is treated as such. Assumptions the public
+documentation does not settle, each in one function: the search body
+(``catalogsearch_body``), where the ids are in its answer (``search_hits``), and that a
+comma inside an id cannot be sent (``UNADDRESSABLE_SUBSTRINGS``: ids travel as a comma
+list, so such an id is skipped as ``unaddressable``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.backends.base import (
+    Inventory,
+    ItemResult,
+    Record,
+    RecordSink,
+    address_rules_for,
+)
+from reconciler.batching import BatchShape, encode_json
+from reconciler.classify import classify_status, error_text, parse_json_body
+from reconciler.clock import Clock
+from reconciler.config import Limits, Target
+from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
+from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
+from reconciler.retry import OnRetry, retrying
+
+UNADDRESSABLE_SUBSTRINGS = (",",)
+CONTENT_TYPE = "application/vnd.adobe.target.v1+json"
+ENTITIES = "/entities"
+
+
+def entities_delete_url(ids: Sequence[str], environment: int | None) -> str:
+    """``/entities?ids=a,b&environment=N``; never without ids or environment (see above)."""
+    if not ids:
+        raise ValueError("refusing to build a delete without ids: it would delete everything")
+    if environment is None:
+        raise ValueError("refusing to build a delete without an environment: it would delete "
+                         "in every environment")
+    if any(not i or any(s in i for s in UNADDRESSABLE_SUBSTRINGS) for i in ids):
+        raise ValueError("refusing to build a delete with an empty id or an id containing ','")
+    joined = ",".join(quote(i, safe="") for i in ids)
+    return f"{ENTITIES}?ids={joined}&environment={int(environment)}"
+
+
+def catalogsearch_body(environment: int, start: int, limit: int) -> dict[str, Any]:
+    """One page of every entity's id (``start`` is 1-based; unconfirmed query shape)."""
+    return {"meta": {"environmentId": environment, "start": start, "limit": limit,
+                     "displayFields": ["id"]}, "query": {}}
+
+
+def search_hits(body: Any) -> list[str]:
+    """The entity ids of a catalogsearch answer (``{"hits": [{"id": ...}]}``; unconfirmed)."""
+    hits = body.get("hits") if isinstance(body, dict) else body
+    if not isinstance(hits, list):
+        raise FatalApiError("catalogsearch: answer has no 'hits' list")
+    ids = []
+    for hit in hits:
+        entity = hit.get("entity", hit) if isinstance(hit, dict) else {}
+        if "id" not in entity:
+            raise FatalApiError("catalogsearch: a hit has no 'id'")
+        ids.append(str(entity["id"]))
+    return ids
+
+
+class AdobeTargetBackend:
+    name = "adobe-target"
+
+    def __init__(self, target: Target, limits: Limits, clock: Clock, *,
+                 transport: httpx.BaseTransport | None = None,
+                 on_retry: OnRetry | None = None) -> None:
+        self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        self._base = f"/{quote(target.tenant, safe='')}/target/recs"
+        self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
+                                  transport=transport)
+        self._token = target.token.value
+        self._token_mtime: float | None = None
+        overhead = len(self._base) + len(entities_delete_url(["x"], target.environment)) - 1
+        self._shape = BatchShape(
+            max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes,
+            cost=lambda i: len(quote(i, safe="")), overhead=overhead, separator=1,
+        )
+        self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
+
+    @property
+    def budget_key(self) -> str:
+        return f"adobe-target:{self._target.base_url}/{self._target.tenant}"  # per tenant
+
+    @property
+    def batch_shape(self) -> BatchShape:
+        return self._shape
+
+    @property
+    def address_rules(self) -> AddressRules:
+        return self._rules
+
+    def close(self) -> None:
+        self._http.close()
+
+    def check(self) -> str:
+        ids = self._search_page(1, 1)
+        return (f"tenant {self._target.tenant} environment {self._target.environment} "
+                f"reachable ({'entities found' if ids else 'no entities'})")
+
+    def inventory(self, records: RecordSink | None = None) -> Inventory:
+        """Page until a short page; a second pass must find the same ids to prove it whole."""
+        first, requests = self._all_ids(records)
+        second, more = self._all_ids(None)
+        same = set(first) == set(second)
+        detail = "" if same else (f"two passes disagree ({len(first)} and {len(second)} ids): "
+                                  "the catalog changed while listing")
+        return Inventory(ids=sorted(set(first)), expected=len(set(second)) if same else None,
+                         requests=requests + more, detail=detail)
+
+    def _all_ids(self, records: RecordSink | None) -> tuple[list[str], int]:
+        ids: list[str] = []
+        limit, start, requests = self._limits.list_page_size, 1, 0
+        while True:
+            page = self._search_page(start, limit)
+            requests += 1
+            ids.extend(page)
+            if records is not None:
+                records([{"item_id": i, "properties": {}} for i in page], None)
+            if len(page) < limit:
+                return ids, requests
+            start += limit
+
+    def _search_page(self, start: int, limit: int) -> list[str]:
+        env = self._environment()
+        body = encode_json(catalogsearch_body(env, start, limit))
+        answer = self._with_retries(
+            lambda: self._call("POST", "/catalogsearch", "catalogsearch", content=body))
+        return search_hits(answer)
+
+    def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
+        """One DELETE for the batch; the API answers per batch, so each id is queued or not."""
+        for item_id in ids:
+            if any(s in item_id for s in UNADDRESSABLE_SUBSTRINGS):
+                raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
+        try:
+            url = entities_delete_url(ids, self._target.environment)
+        except ValueError as exc:
+            raise FatalApiError(f"delete entities: {exc}") from None
+        self._call("DELETE", url, "delete entities")
+        return [ItemResult(True) for _ in ids]
+
+    def read_back(self, ids: Sequence[str]) -> list[Record]:
+        present = []
+        for item_id in ids:
+            path = f"{ENTITIES}/{quote(item_id, safe='')}?environment={self._environment()}"
+            try:
+                body = self._with_retries(
+                    lambda p=path: self._call("GET", p, "get entity"))  # type: ignore[misc]
+            except FatalApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            properties = {k: v for k, v in body.items() if k != "id"} \
+                if isinstance(body, dict) else {}
+            present.append(Record(item_id, properties))
+        return present
+
+    def restore(self, records: Sequence[Record]) -> list[ItemResult]:
+        raise FatalApiError("adobe-target: restore is not supported (re-import the entities "
+                            "from the backup file with your catalog feed)")
+
+    def delete_all(self) -> None:
+        raise FatalApiError("adobe-target: purge is not supported by this tool")
+
+    # -- the I/O seam --------------------------------------------------------------------
+
+    def _environment(self) -> int:
+        if self._target.environment is None:
+            raise FatalApiError("adobe-target: no environment configured")
+        return self._target.environment
+
+    def _bearer(self) -> str:
+        """The token, re-read from its file whenever the file changes (rotation)."""
+        path = self._target.token_file
+        if path is not None:
+            try:
+                mtime = path.stat().st_mtime
+                if mtime != self._token_mtime:
+                    self._token = path.read_text(encoding="utf-8").strip()
+                    self._token_mtime = mtime
+            except OSError as exc:
+                raise AuthError(f"cannot read the token file {path}: {exc}") from None
+        return self._token
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        return retrying(self._limits, self._clock, self._on_retry)(call)
+
+    def _call(self, method: str, path: str, operation: str, *,
+              content: bytes | None = None) -> Any:
+        headers = {"authorization": f"Bearer {self._bearer()}",
+                   "x-api-key": self._target.api_key_id.value, "accept": CONTENT_TYPE}
+        if content is not None:
+            headers["content-type"] = CONTENT_TYPE
+        try:
+            response = self._http.request(method, self._base + path, content=content,
+                                          headers=headers)
+        except httpx.TimeoutException as exc:
+            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        if response.status_code == 503:  # Adobe's admin APIs throttle with 503
+            raise RetriableApiError(
+                f"{operation}: HTTP 503 (throttled): {error_text(response.text)}", status=503,
+                retry_after=None, throttled=True)
+        error = classify_status(response.status_code, response.headers, response.text,
+                                operation=operation)
+        if error is not None:
+            raise error
+        return parse_json_body(response.text) if response.text else {}

@@ -1,0 +1,107 @@
+"""Adobe Target end to end against its emulator, including the delete-everything hazard."""
+
+from __future__ import annotations
+
+import pytest
+
+from reconciler.backends.adobe_target import AdobeTargetBackend
+from reconciler.clock import FakeClock
+from reconciler.config import Limits, Secret, Target, load_config
+from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
+from reconciler.errors import EXIT_OK, FatalApiError
+from reconciler.runner import RunRequest, run_job
+from tests.helpers import PERMISSIVE_SAFETY, toml_value, write_config, write_csv
+
+pytestmark = pytest.mark.integration
+
+FAST = AdobeTargetSettings(requests_per_window=50, window_seconds=1.0)
+
+
+@pytest.fixture
+def adobe():
+    emulators = []
+
+    def start(entities, settings=FAST):
+        emulator = AdobeTargetEmulator(entities, settings)
+        emulator.start()
+        emulators.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in emulators:
+        emulator.stop()
+
+
+def target_for(emulator, environment=1):
+    s = emulator.settings
+    return Target(backend="adobe-target", base_url=emulator.base_url, project_token="",
+                  catalog_id=f"{s.tenant}/environment-{environment}",
+                  api_key_id=Secret(s.api_key), api_secret=Secret(""), tenant=s.tenant,
+                  environment=environment, token=Secret(s.token))
+
+
+def test_the_guard_keeps_the_environment_alive(adobe):
+    """Would fail without the guard: the emulator deletes everything for an empty ids list."""
+    emulator = adobe({1: ["a", "b"], 2: ["c"]})
+    backend = AdobeTargetBackend(target_for(emulator), Limits(max_attempts=2), FakeClock())
+    with pytest.raises(FatalApiError, match="without ids"):
+        backend.delete_batch([])
+    backend.close()
+    assert emulator.stats.delete_everything == 0
+    assert emulator.ids(1) == {"a", "b"} and emulator.ids(2) == {"c"}
+
+
+def test_the_emulator_really_deletes_everything_without_ids(adobe):
+    import httpx
+
+    emulator = adobe({1: ["a", "b"], 2: ["c"]})
+    s = emulator.settings
+    answer = httpx.delete(f"{emulator.base_url}/{s.tenant}/target/recs/entities",
+                          params={"environment": 1},
+                          headers={"authorization": f"Bearer {s.token}", "x-api-key": s.api_key})
+    assert answer.json() == {"operation": "deleted all"}
+    assert emulator.ids(1) == set() and emulator.ids(2) == {"c"}
+
+
+def test_reconcile_21000_entities_exactly(tmp_path, adobe):
+    entities = [f"ent-{n:06d}" for n in range(21_000)] + ["has,comma", "ünïcødé", "00123"]
+    stale = set(entities[::20]) | {"has,comma", "ünïcødé", "00123"}
+    emulator = adobe({1: entities, 2: entities[:100]})
+    source = write_csv(tmp_path / "source.csv", [i for i in entities if i not in stale])
+    s = emulator.settings
+    target = {
+        "backend": "adobe-target", "base_url": emulator.base_url, "tenant": s.tenant,
+        "environment": 1, "api_key": s.api_key, "token": s.token,
+    }
+    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
+            + "[jobs.recs.limits]\nrequests_per_window = 50\nwindow_seconds = 1\n"
+            + "backoff_initial_seconds = 0.05\n[jobs.recs.safety]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
+    config = load_config(write_config(tmp_path, text))
+    result = run_job(config, config.jobs["recs"], RunRequest(dry_run=False))
+    assert result.exit_code == EXIT_OK, result.summary
+    summary = result.summary
+    assert summary["inventory_complete"] is True and summary["remote_ids"] == len(entities)
+    assert summary["skipped"] == {"unaddressable": 1}  # the id with a comma
+    expected = stale - {"has,comma"}
+    assert set(emulator.stats.deleted) == expected and len(emulator.stats.deleted) == len(expected)
+    assert emulator.ids(1) == set(entities) - expected
+    assert emulator.ids(2) == set(entities[:100])  # the other environment is untouched
+    assert emulator.stats.delete_everything == 0
+    assert max(emulator.stats.url_lengths) <= 8192
+    assert summary["backup"]["records"] == len(expected)
+
+
+def test_503_throttling_is_honoured(tmp_path, adobe):
+    emulator = adobe({1: [f"e{n:04d}" for n in range(3000)]},
+                     AdobeTargetSettings(requests_per_window=3, window_seconds=0.5))
+    limits = Limits(requests_per_window=50, window_seconds=0.5, max_attempts=30,
+                    backoff_initial_seconds=0.05, backoff_max_seconds=0.2, list_page_size=500,
+                    list_window=501)
+    from reconciler.clock import SystemClock
+    backend = AdobeTargetBackend(target_for(emulator), limits, SystemClock())
+    inventory = backend.inventory()
+    backend.close()
+    assert inventory.complete and len(inventory.ids) == 3000
+    assert emulator.stats.throttled > 0
