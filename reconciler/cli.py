@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="bulk requests admitted per window (default 5/10)")
     emulator.add_argument("--no-retry-after", action="store_true",
                           help="answer 429 without a Retry-After header")
+    emulator.add_argument("--api", choices=("bloomreach", "adobe-target", "adobe-classic"),
+                          default="bloomreach", help="which API to emulate")
 
     demo = commands.add_parser("demo", help="emulator + sample export + one real reconcile")
     demo.add_argument("--dir", type=Path, default=Path("reconciler-demo"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,8 +22,9 @@ CONFIG_ENV_VAR = "RECONCILER_CONFIG"
 
 BLOOMREACH = "bloomreach"
 ADOBE_TARGET = "adobe-target"
-PLANNED_BACKENDS = ("adobe-classic",)
-KNOWN_BACKENDS = (BLOOMREACH, ADOBE_TARGET, *PLANNED_BACKENDS)
+ADOBE_CLASSIC = "adobe-classic"
+KNOWN_BACKENDS = (BLOOMREACH, ADOBE_TARGET, ADOBE_CLASSIC)
+LEDGER = "ledger"  # inventory = "ledger": ids seen in earlier source exports
 
 # Characters an id may continue with, tried when a listing partition is too big for the
 # API's offset window. Characters seen in listed ids are added at run time, so this only
@@ -111,6 +112,7 @@ class Target:
     api_secret: Secret
     inventory: IdFile | None = None
     prefix_alphabet: str = DEFAULT_PREFIX_ALPHABET
+    ledger: bool = False  # the inventory is the journal's ledger of earlier source ids
     # adobe-target only
     tenant: str = ""
     environment: int | None = None
@@ -293,12 +295,13 @@ def _parse_target(t: _Table, base: Path) -> Target:
     if backend not in KNOWN_BACKENDS:
         known = ", ".join(KNOWN_BACKENDS)
         raise t.error("backend", f"unknown backend {backend!r} (known: {known})")
-    if backend in PLANNED_BACKENDS:
-        raise t.error("backend", f"backend {backend!r} is not available in this version yet")
-    inventory_table = t.optional_table("inventory")
+    ledger = t.raw("inventory") == LEDGER
+    inventory_table = None if ledger else t.optional_table("inventory")
     inventory = _parse_id_file(inventory_table, base) if inventory_table else None
     if backend == ADOBE_TARGET:
-        return _parse_adobe_target(t, inventory)
+        return replace(_parse_adobe_target(t, inventory), ledger=ledger)
+    if backend == ADOBE_CLASSIC:
+        return _parse_adobe_classic(t, inventory, ledger)
     target = Target(
         backend=backend,
         base_url=t.string("base_url", default="https://api.exponea.com").rstrip("/"),
@@ -308,6 +311,7 @@ def _parse_target(t: _Table, base: Path) -> Target:
         api_secret=_secret(t, "api_secret"),
         inventory=inventory,
         prefix_alphabet=t.string("prefix_alphabet", default=DEFAULT_PREFIX_ALPHABET),
+        ledger=ledger,
     )
     if not target.prefix_alphabet:
         raise t.error("prefix_alphabet", "must not be empty")
@@ -335,11 +339,32 @@ def _parse_adobe_target(t: _Table, inventory: IdFile | None) -> Target:
     return target
 
 
+def _parse_adobe_classic(t: _Table, inventory: IdFile | None, ledger: bool) -> Target:
+    """Recommendations classic has no API to list entities: the inventory is an export of
+    the catalog or the ledger of ids seen in earlier source exports."""
+    if inventory is None and not ledger:
+        raise t.error("inventory", 'missing key: adobe-classic cannot list its entities; '
+                                   'name an export ({ path = "..." }) or "ledger"')
+    client = t.string("client")
+    target = Target(
+        backend=ADOBE_CLASSIC,
+        base_url=t.string("base_url", default="https://recommendations.omniture.com"
+                          ).rstrip("/"),
+        project_token="", catalog_id=client, api_key_id=Secret(""),
+        api_secret=_secret(t, "client_token"), inventory=inventory, ledger=ledger,
+        tenant=client,
+    )
+    t.finish()
+    return target
+
+
 # Limits that differ by backend when the config does not set them.
 BACKEND_LIMITS = {
     BLOOMREACH: {},
     ADOBE_TARGET: {"requests_per_window": 50, "window_seconds": 60.0, "max_batch_ids": 1000,
                    "max_batch_bytes": 8192, "list_page_size": 500, "list_window": 501},
+    ADOBE_CLASSIC: {"requests_per_window": 10, "window_seconds": 10.0, "max_batch_ids": 1000,
+                    "max_batch_bytes": 8192},
 }
 
 
@@ -466,6 +491,11 @@ class _Table:
         """A string, required when there is no default; ``${VAR}`` is expanded."""
         value = self._get(key, str, "a string", required=default is None)
         return self._expand(key, value) if value is not None else str(default)
+
+    def raw(self, key: str) -> Any:
+        """The value as written, for keys that take more than one type."""
+        self._seen.add(key)
+        return self._data.get(key)
 
     def optional_string(self, key: str) -> str | None:
         value = self._get(key, str, "a string", required=False)

@@ -102,6 +102,15 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, item_id)
     ) WITHOUT ROWID;
     """,
+    # 3: the ledger: ids seen in a job's source exports and not deleted since, the
+    # inventory of catalogs that cannot be listed (inventory = "ledger").
+    """
+    CREATE TABLE ledger (
+        job TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        PRIMARY KEY (job, item_id)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -373,6 +382,19 @@ class Journal:
                 "INSERT INTO absences (job, item_id, runs, first_missing) VALUES (?, ?, ?, ?)",
                 ((job, item_id, runs, first) for item_id, (runs, first) in absences.items()),
             )
+
+    def ledger(self, job: str) -> list[str]:
+        rows = self._db.execute("SELECT item_id FROM ledger WHERE job = ? ORDER BY item_id",
+                                (job,)).fetchall()
+        return [r[0] for r in rows]
+
+    def update_ledger(self, job: str, seen: Iterable[str], gone: Iterable[str]) -> None:
+        """Remember ids of this source export; forget ids the server queued for deletion."""
+        with self._transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO ledger (job, item_id) VALUES (?, ?)",
+                           ((job, i) for i in seen))
+            db.executemany("DELETE FROM ledger WHERE job = ? AND item_id = ?",
+                           ((job, i) for i in gone))
 
     def last_source_ids(self, job: str) -> int | None:
         """Distinct source ids of the newest real run that finished (the shrink baseline)."""

@@ -24,12 +24,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler import backups, saved_plan
+from reconciler.backends.adobe_classic import AdobeClassicBackend
 from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
-from reconciler.config import ADOBE_TARGET, Config, IdFile, Job
+from reconciler.config import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
 from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -88,6 +89,8 @@ def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
 
     if job.target.backend == ADOBE_TARGET:
         return AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
+    if job.target.backend == ADOBE_CLASSIC:
+        return AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
     return BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
 
 
@@ -223,7 +226,8 @@ class _Run:
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
         snapshot = self._snapshot_writer()
         try:
-            remote = self._inventory(backend, snapshot)
+            remote = self._ledger(journal) if self.job.target.ledger else \
+                self._inventory(backend, snapshot)
         finally:
             if snapshot is not None:
                 snapshot.close()
@@ -253,7 +257,19 @@ class _Run:
         )
         self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
         code, message = self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
+        if self.job.target.ledger:
+            queued = [o.item_id for o in self.outcomes or [] if o.outcome == QUEUED]
+            journal.update_ledger(self.job.name, source.to_pylist(), queued)
         return code, message + self._pending_note()
+
+    def _ledger(self, journal: Journal) -> pa.Array:
+        """Ids seen in earlier source exports and not deleted since: the remote catalog as
+        far as this tool knows it. It proves nothing, so it is never called complete."""
+        ids = journal.ledger(self.job.name)
+        self.summary["inventory"] = {"source": "ledger", "found": len(ids),
+                                     "detail": "ids seen in earlier source exports"}
+        self.summary["inventory_complete"] = False
+        return pa.array(ids, pa.string())
 
     def _save_plan(self, plan: Plan, source: pa.Array, remote: pa.Array, now: float) -> None:
         path = self.request.plan_out
@@ -328,7 +344,7 @@ class _Run:
 
     def _snapshot_writer(self) -> backups.RecordWriter | None:
         """Listed records stream here on real runs, for the backup (see backups.py)."""
-        if self.dry_run or self.job.target.inventory is not None:
+        if self.dry_run or self.job.target.inventory is not None or self.job.target.ledger:
             return None
         path = backups.backup_dir(self.config.state_dir, self.job.name) / \
             f"{self.run_id}.inventory{backups.SUFFIX}"
@@ -341,6 +357,10 @@ class _Run:
         if snapshot is not None:
             records = list(backups.records_for(snapshot.path, wanted))
             snapshot.path.unlink()
+        elif not getattr(backend, "reads_back", True):
+            # The API cannot read an item back: the backup keeps the ids, which is what a
+            # re-upload needs to know; there are no properties to keep.
+            records = [{"item_id": i, "properties": None} for i in sorted(wanted)]
         else:
             records = [{"item_id": r.item_id, "properties": dict(r.properties)}
                        for r in backend.read_back(sorted(wanted))]

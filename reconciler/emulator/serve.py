@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,35 @@ def load_items(path: Path) -> dict[str, dict[str, Any]]:
     return {i: {} for i in read_ids(IdFile(path)).to_pylist()}
 
 
+def _serve_adobe(args: argparse.Namespace, items: dict[str, dict[str, Any]]) -> int:
+    """The Adobe emulators, in the foreground (environment 1 for adobe-target)."""
+    from reconciler.emulator.adobe_classic import AdobeClassicEmulator
+    from reconciler.emulator.adobe_target import AdobeTargetEmulator
+
+    emulator: Any = (AdobeTargetEmulator({1: list(items)}) if args.api == "adobe-target"
+                     else AdobeClassicEmulator(list(items)))
+    try:
+        base_url = emulator.start(args.host, args.port)
+    except OSError as exc:
+        print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"emulator ({args.api}): {base_url} {emulator.settings} items={len(items)}",
+          flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
 def serve_from_args(args: argparse.Namespace) -> int:
     limit, window = parse_rate(args.rate)
     items = load_items(args.items) if args.items else generate_items(args.generate or 1000)
+    if args.api != "bloomreach":
+        return _serve_adobe(args, items)
     settings = EmulatorSettings(
         bulk_requests_per_window=limit,
         bulk_window_seconds=window,

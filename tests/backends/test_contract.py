@@ -29,6 +29,8 @@ class Harness:
     per_item_answers: bool = True  # False: the API answers per batch (Adobe)
     can_restore: bool = True
     unaddressable: str = "a/b"
+    lists: bool = True  # False: no listing API (its inventory is an export or the ledger)
+    reads_back: bool = True
 
 
 def memory_harness() -> Iterator[Harness]:
@@ -75,13 +77,38 @@ def adobe_target_harness() -> Iterator[Harness]:
     emulator.stop()
 
 
-@pytest.fixture(params=[memory_harness, bloomreach_harness, adobe_target_harness],
-                ids=["memory", "bloomreach", "adobe-target"])
+def adobe_classic_harness() -> Iterator[Harness]:
+    from reconciler.backends.adobe_classic import AdobeClassicBackend
+    from reconciler.config import ADOBE_CLASSIC, BACKEND_LIMITS
+    from reconciler.emulator.adobe_classic import AdobeClassicEmulator
+
+    ids = [i for i in ITEMS if i != "comma,id"] + ["a,b"]
+    emulator = AdobeClassicEmulator(ids)
+    base_url = emulator.start()
+    s = emulator.settings
+    target = Target(backend="adobe-classic", base_url=base_url, project_token="",
+                    catalog_id=s.client, api_key_id=Secret(""),
+                    api_secret=Secret(s.client_token), tenant=s.client, ledger=True)
+    limits = Limits(**{**BACKEND_LIMITS[ADOBE_CLASSIC], "max_attempts": 2})  # type: ignore[arg-type]
+    backend = AdobeClassicBackend(target, limits, FakeClock())
+    yield Harness(backend, emulator.ids, per_item_answers=False, can_restore=False,
+                  unaddressable="a,b", lists=False, reads_back=False)
+    backend.close()
+    emulator.stop()
+
+
+@pytest.fixture(params=[memory_harness, bloomreach_harness, adobe_target_harness,
+                        adobe_classic_harness],
+                ids=["memory", "bloomreach", "adobe-target", "adobe-classic"])
 def harness(request) -> Iterator[Harness]:
     yield from request.param()
 
 
 def test_inventory_is_complete_and_exact(harness):
+    if not harness.lists:
+        with pytest.raises(FatalApiError, match="ledger"):
+            harness.backend.inventory()
+        return
     inventory = harness.backend.inventory()
     assert sorted(inventory.ids) == sorted(harness.remote_ids())
     assert inventory.complete and inventory.expected == len(harness.remote_ids())
@@ -122,6 +149,11 @@ def test_unaddressable_ids_are_refused_before_sending(harness):
 
 def test_read_back_and_restore(harness):
     harness.backend.delete_batch(["item-00004"])
+    assert "item-00004" not in harness.remote_ids()
+    if not harness.reads_back:
+        with pytest.raises(FatalApiError, match="cannot read entities back"):
+            harness.backend.read_back(["item-00005"])
+        return
     present = harness.backend.read_back(["item-00004", "item-00005"])
     assert [r.item_id for r in present] == ["item-00005"]
     if not harness.can_restore:

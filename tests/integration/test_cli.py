@@ -159,3 +159,23 @@ def test_demo(tmp_path):
     assert "protected; as planned)" in result.stdout
     reports = tmp_path / "demo" / "state" / "reports" / "demo-products"
     assert len(list(reports.iterdir())) == 3
+
+
+def test_emulator_command_serves_the_adobe_target_api():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "emulator", "--api", "adobe-target", "--port",
+         str(port), "--generate", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        banner = process.stdout.readline()
+        assert f"emulator (adobe-target): http://127.0.0.1:{port}" in banner
+        headers = {"authorization": "Bearer demo-token", "x-api-key": "demo-client-id"}
+        search = httpx.post(f"http://127.0.0.1:{port}/demo-tenant/target/recs/catalogsearch",
+                            json={"meta": {"environmentId": 1, "start": 1, "limit": 500}},
+                            headers=headers)
+        assert search.status_code == 200 and len(search.json()["hits"]) == 26
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -33,3 +33,33 @@ def test_search_shapes():
     assert search_hits({"hits": [{"id": "a"}, {"entity": {"id": 5}}]}) == ["a", "5"]
     with pytest.raises(FatalApiError, match="no 'hits'"):
         search_hits({"total": 3})
+
+
+def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
+    import os
+
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.config import Limits, Secret, Target
+
+    token_file = tmp_path / "token"
+    token_file.write_text("first-token\n")
+    target = Target(backend="adobe-target", base_url="https://mc.example.test",
+                    project_token="", catalog_id="t/environment-1", api_key_id=Secret("cid"),
+                    api_secret=Secret(""), tenant="t", environment=1, token=Secret(""),
+                    token_file=token_file)
+    backend = AdobeTargetBackend(target, Limits(max_attempts=1), clock)
+    with respx.mock:
+        route = respx.delete(url__startswith="https://mc.example.test/t/target/recs/entities")
+        route.mock(return_value=httpx.Response(200, json={"operation": "deleted by ids"}))
+        backend.delete_batch(["a"])
+        token_file.write_text("rotated-token\n")
+        os.utime(token_file, (1, 1))  # a different mtime, whatever the clock's resolution
+        backend.delete_batch(["b"])
+        sent = [c.request.headers["authorization"] for c in route.calls]
+        assert sent == ["Bearer first-token", "Bearer rotated-token"]
+        assert route.calls[0].request.headers["x-api-key"] == "cid"
+        assert route.calls[0].request.url.params["environment"] == "1"
+    backend.close()

@@ -69,8 +69,8 @@ def test_secrets_never_show_in_repr(tmp_path):
          "CFG: jobs.products-eu.target.backend: unknown backend 'exponea' "
          "(known: bloomreach, adobe-target, adobe-classic)"),
         (('"bloomreach"', '"adobe-classic"'),
-         "CFG: jobs.products-eu.target.backend: backend 'adobe-classic' is not available "
-         "in this version yet"),
+         "CFG: jobs.products-eu.target.inventory: missing key: adobe-classic cannot list its "
+         'entities; name an export ({ path = "..." }) or "ledger"'),
         (('"${SECRET}"', '"${MISSING_VAR}"'),
          "CFG: jobs.products-eu.target.api_secret: environment variable MISSING_VAR is not set"),
         (('state_dir = "var"', "state_dir = 5"),

@@ -1,0 +1,115 @@
+"""Adobe Recommendations classic (``backend = "adobe-classic"``): delete by id over GET.
+
+``GET {host}/rest?action=entity.delete&client=CODE&clientToken=TOKEN&entityIds=a,b,c``.
+No API lists entities, so the inventory is an export of the catalog or the journal's
+ledger (``inventory = "ledger"``), and no API reads an entity back: backups hold ids only,
+and confirmation comes from the next export. Ids containing ``,`` cannot be addressed (the
+ids travel as a comma list). ``entity.deleteAll`` is never sent: this tool's ``purge`` is
+not available for this backend. The client token travels in the URL; it is a registered
+secret, so logs and reports redact it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
+from reconciler.batching import BatchShape
+from reconciler.classify import classify_status
+from reconciler.clock import Clock
+from reconciler.config import Limits, Target
+from reconciler.errors import FatalApiError, RetriableApiError, SkippableItem
+from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
+from reconciler.retry import OnRetry, retrying
+
+UNADDRESSABLE_SUBSTRINGS = (",",)
+
+
+def entity_delete_query(client: str, token: str, ids: Sequence[str]) -> str:
+    """The query of one delete; never without ids (``deleteAll`` is another action)."""
+    if not ids or any(not i or "," in i for i in ids):
+        raise ValueError("refusing to build a delete without ids, or with an empty id or an "
+                         "id containing ','")
+    joined = ",".join(quote(i, safe="") for i in ids)
+    return (f"/rest?action=entity.delete&client={quote(client, safe='')}"
+            f"&clientToken={quote(token, safe='')}&entityIds={joined}")
+
+
+class AdobeClassicBackend:
+    name = "adobe-classic"
+    reads_back = False
+
+    def __init__(self, target: Target, limits: Limits, clock: Clock, *,
+                 transport: httpx.BaseTransport | None = None,
+                 on_retry: OnRetry | None = None) -> None:
+        self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
+                                  transport=transport)
+        token = target.api_secret.value
+        overhead = len(entity_delete_query(target.tenant, token, ["x"])) - 1
+        self._shape = BatchShape(max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes,
+                                 cost=lambda i: len(quote(i, safe="")), overhead=overhead)
+        self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
+
+    @property
+    def budget_key(self) -> str:
+        return f"adobe-classic:{self._target.base_url}:{self._target.tenant}"
+
+    @property
+    def batch_shape(self) -> BatchShape:
+        return self._shape
+
+    @property
+    def address_rules(self) -> AddressRules:
+        return self._rules
+
+    def close(self) -> None:
+        self._http.close()
+
+    def check(self) -> str:
+        return (f"client {self._target.tenant} at {self._target.base_url} (Recommendations "
+                "classic has no read-only call to test; deletes will show)")
+
+    def inventory(self, records: RecordSink | None = None) -> Inventory:
+        raise FatalApiError("adobe-classic cannot list entities: use an inventory export or "
+                            'inventory = "ledger"')
+
+    def delete_batch(self, ids: Sequence[str]) -> list[ItemResult]:
+        for item_id in ids:
+            if "," in item_id:
+                raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
+        try:
+            path = entity_delete_query(self._target.tenant, self._target.api_secret.value, ids)
+        except ValueError as exc:
+            raise FatalApiError(f"entity.delete: {exc}") from None
+        self._call(path, "entity.delete")
+        return [ItemResult(True) for _ in ids]  # the API answers per request, not per id
+
+    def read_back(self, ids: Sequence[str]) -> list[Record]:
+        raise FatalApiError("adobe-classic cannot read entities back; the next export shows")
+
+    def restore(self, records: Sequence[Record]) -> list[ItemResult]:
+        raise FatalApiError("adobe-classic: restore is not supported (re-upload the catalog)")
+
+    def delete_all(self) -> None:
+        raise FatalApiError("adobe-classic: purge (entity.deleteAll) is not supported by this "
+                            "tool")
+
+    def _with_retries(self, call: Callable[[], Any]) -> Any:
+        return retrying(self._limits, self._clock, self._on_retry)(call)
+
+    def _call(self, path: str, operation: str) -> None:
+        try:
+            response = self._http.get(path)
+        except httpx.TimeoutException as exc:
+            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        error = classify_status(response.status_code, response.headers, response.text,
+                                operation=operation)
+        if error is not None:
+            raise error

@@ -1,0 +1,83 @@
+"""An emulator of Adobe Recommendations classic's ``/rest`` delete actions.
+
+``GET /rest?action=entity.delete&client=&clientToken=&entityIds=a,b`` deletes those
+entities; ``action=entity.deleteAll`` deletes every entity (counted, so a test can prove
+it never happened). A wrong client or token answers 401.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.emulator.bloomreach import _Handler, _Server
+
+
+@dataclass
+class AdobeClassicSettings:
+    client: str = "demo-client"
+    client_token: str = "demo-client-token"
+
+
+@dataclass
+class AdobeClassicStats:
+    delete_requests: int = 0
+    delete_all: int = 0
+    deleted: list[str] = field(default_factory=list)
+    url_lengths: list[int] = field(default_factory=list)
+
+
+class AdobeClassicEmulator:
+    def __init__(self, entities: Iterable[str], settings: AdobeClassicSettings | None = None
+                 ) -> None:
+        self.settings = settings or AdobeClassicSettings()
+        self.entities: set[str] = set(entities)
+        self.stats = AdobeClassicStats()
+        self.lock = threading.Lock()
+        self._server: _Server | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server = _Server((host, port), _Handler, self)  # type: ignore[arg-type]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        address = self._server.server_address
+        return f"http://{address[0]!s}:{address[1]}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def ids(self) -> set[str]:
+        with self.lock:
+            return set(self.entities)
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]],
+               headers: Mapping[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+        if path != "/rest" or method != "GET":
+            return 404, {"error": "not found"}, {}
+        one = {k: v[0] for k, v in query.items()}
+        if (one.get("client"), one.get("clientToken")) != (self.settings.client,
+                                                           self.settings.client_token):
+            return 401, {"error": "invalid client or clientToken"}, {}
+        with self.lock:
+            if one.get("action") == "entity.deleteAll":
+                self.stats.delete_all += 1
+                self.stats.deleted.extend(self.entities)
+                self.entities.clear()
+                return 200, {"message": "all entities deleted"}, {}
+            if one.get("action") != "entity.delete":
+                return 400, {"error": "unknown action"}, {}
+            self.stats.delete_requests += 1
+            self.stats.url_lengths.append(len(path) + 1 + sum(
+                len(k) + len(v) + 2 for k, v in one.items()))
+            ids = [i for i in one.get("entityIds", "").split(",") if i]
+            if not ids:
+                return 400, {"error": "entityIds is required"}, {}
+            for item_id in ids:
+                if item_id in self.entities:
+                    self.entities.remove(item_id)
+                    self.stats.deleted.append(item_id)
+            return 200, {"message": f"{len(ids)} entities deleted"}, {}
