@@ -18,11 +18,12 @@ from urllib.parse import quote
 import httpx
 
 from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
+from reconciler.backends.http import send
 from reconciler.batching import BatchShape
 from reconciler.classify import classify_status
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
-from reconciler.errors import FatalApiError, RetriableApiError, SkippableItem
+from reconciler.errors import FatalApiError, SkippableItem
 from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
 from reconciler.retry import OnRetry, retrying
 
@@ -103,12 +104,7 @@ class AdobeClassicBackend:
         return retrying(self._limits, self._clock, self._on_retry)(call)
 
     def _call(self, path: str, operation: str) -> None:
-        try:
-            response = self._http.get(path)
-        except httpx.TimeoutException as exc:
-            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        response = send(self._http, "GET", path, operation)
         error = classify_status(response.status_code, response.headers, response.text,
                                 operation=operation)
         if error is not None:

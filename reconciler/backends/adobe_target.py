@@ -28,6 +28,7 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
+from reconciler.backends.http import send
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, error_text, parse_json_body
 from reconciler.clock import Clock
@@ -207,13 +208,8 @@ class AdobeTargetBackend:
                    "x-api-key": self._target.api_key_id.value, "accept": CONTENT_TYPE}
         if content is not None:
             headers["content-type"] = CONTENT_TYPE
-        try:
-            response = self._http.request(method, self._base + path, content=content,
-                                          headers=headers)
-        except httpx.TimeoutException as exc:
-            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        response = send(self._http, method, self._base + path, operation, content=content,
+                        headers=headers)
         if response.status_code == 503:  # Adobe's admin APIs throttle with 503
             raise RetriableApiError(
                 f"{operation}: HTTP 503 (throttled): {error_text(response.text)}", status=503,

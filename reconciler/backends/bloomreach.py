@@ -29,11 +29,12 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
+from reconciler.backends.http import send
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
-from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
+from reconciler.errors import AuthError, FatalApiError, SkippableItem
 from reconciler.listing import Page, PageRequest, enumerate_catalog
 from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
 from reconciler.retry import OnRetry, retrying
@@ -235,14 +236,8 @@ class BloomreachBackend:
         content: bytes | None = None,
     ) -> Any:
         headers = {"content-type": "application/json"} if content is not None else None
-        try:
-            response = self._http.request(
-                method, self._catalog_path + path, params=params, content=content, headers=headers
-            )
-        except httpx.TimeoutException as exc:
-            raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise RetriableApiError(f"{operation}: connection failed: {exc}") from None
+        response = send(self._http, method, self._catalog_path + path, operation,
+                        params=params, content=content, headers=headers)
         error = classify_status(
             response.status_code, response.headers, response.text, operation=operation
         )

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.emulator.bloomreach import _Handler, _Server
+from reconciler.emulator.server import ServedEmulator
 
 
 @dataclass
@@ -29,26 +29,13 @@ class AdobeClassicStats:
     url_lengths: list[int] = field(default_factory=list)
 
 
-class AdobeClassicEmulator:
+class AdobeClassicEmulator(ServedEmulator):
     def __init__(self, entities: Iterable[str], settings: AdobeClassicSettings | None = None
                  ) -> None:
         self.settings = settings or AdobeClassicSettings()
         self.entities: set[str] = set(entities)
         self.stats = AdobeClassicStats()
         self.lock = threading.Lock()
-        self._server: _Server | None = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._server = _Server((host, port), _Handler, self)  # type: ignore[arg-type]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        address = self._server.server_address
-        return f"http://{address[0]!s}:{address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def ids(self) -> set[str]:
         with self.lock:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from reconciler.emulator.bloomreach import SlidingWindow, _Handler, _Server
+from reconciler.emulator.bloomreach import SlidingWindow
+from reconciler.emulator.server import ServedEmulator
 
 
 @dataclass
@@ -44,7 +45,7 @@ class AdobeTargetStats:
     url_lengths: list[int] = field(default_factory=list)
 
 
-class AdobeTargetEmulator:
+class AdobeTargetEmulator(ServedEmulator):
     def __init__(self, entities: Mapping[int, Iterable[str]],
                  settings: AdobeTargetSettings | None = None) -> None:
         self.settings = settings or AdobeTargetSettings()
@@ -54,31 +55,6 @@ class AdobeTargetEmulator:
         self.stats = AdobeTargetStats()
         self.lock = threading.Lock()
         self.rate = SlidingWindow(self.settings.requests_per_window, self.settings.window_seconds)
-        self._server: _Server | None = None
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._server = _Server((host, port), _Handler, self)  # type: ignore[arg-type]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.base_url
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> AdobeTargetEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def ids(self, environment: int) -> set[str]:
         with self.lock:

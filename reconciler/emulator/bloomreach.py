@@ -37,9 +37,10 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import quote, unquote
+
+from reconciler.emulator.server import Raw, ServedEmulator
 
 PERMISSIONS = ("list", "get", "delete", "update")
 PERMISSION_NAMES = {
@@ -165,7 +166,7 @@ class SlidingWindow:
         return None
 
 
-class Emulator:
+class Emulator(ServedEmulator):
     """The state and rules of one emulated catalog; ``serve`` puts it on a socket."""
 
     def __init__(
@@ -188,32 +189,6 @@ class Emulator:
         self._hold_after: dict[str, int | None] = {"list": None, "bulk": None}
         self.held = threading.Event()
         self._released = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread; returns the base URL."""
-        self._server = _Server((host, port), _Handler, self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self.base_url
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def bind(self, host: str, port: int) -> str:
-        """Listen without serving yet (a banner printed after this is a readiness signal)."""
-        self._server = _Server((host, port), _Handler, self)
-        return self.base_url
-
-    def serve_forever(self) -> None:
-        assert self._server is not None, "bind() first"
-        self._server.serve_forever()
 
     def hold(self, route: str, after: int) -> None:
         """Block ``route`` requests past the ``after``-th until ``release``."""
@@ -226,18 +201,8 @@ class Emulator:
         self._released.set()
 
     def stop(self) -> None:
-        self.release()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Emulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.release()  # a held request must not keep a server thread waiting
+        super().stop()
 
     @property
     def catalog_path(self) -> str:
@@ -286,7 +251,7 @@ class Emulator:
         if after == "reset-after":
             raise ConnectionResetError("emulated reset after the request was applied")
         if after == "truncated":
-            return 200, _Raw(json.dumps(payload).encode()[:20]), {}
+            return 200, Raw(json.dumps(payload).encode()[:20]), {}
         if after == "short" and isinstance(payload, list):
             return status, payload[:-1], headers
         return status, payload, headers
@@ -514,50 +479,3 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     except (ValueError, UnicodeDecodeError):
         return "", ""
     return key_id, secret
-
-
-class _Raw(bytes):
-    """A body sent as is (for emulating truncated JSON)."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type, emulator: Emulator) -> None:
-        self.emulator = emulator
-        super().__init__(address, handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the tests and the demo read stats, not access logs
-
-    def _dispatch(self) -> None:
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        try:
-            status, payload, headers = self.server.emulator.handle(
-                self.command, parts.path, parse_qs(parts.query, keep_blank_values=True),
-                {k.lower(): v for k, v in self.headers.items()}, body,
-            )
-        except ConnectionResetError:
-            self.close_connection = True
-            self.connection.close()
-            return
-        data = bytes(payload) if isinstance(payload, _Raw) else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the client is gone (killed, or timed out)
-
-    do_GET = do_DELETE = do_PUT = do_POST = _dispatch

@@ -20,7 +20,7 @@ def classic():
 
     def start(entities):
         emulator = AdobeClassicEmulator(entities)
-        emulator.base_url = emulator.start()
+        emulator.start()
         emulators.append(emulator)
         return emulator
 
