@@ -44,6 +44,25 @@ class SecretRedactor:
         return text
 
 
+class BarSafeStream:
+    """A terminal stream whose writes clear and redraw any progress bar around them."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=self._stream):
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return True
+
+
 def configure(
     level: str = "info",
     fmt: str = "auto",
@@ -70,7 +89,9 @@ def configure(
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(stdlib_logging, level.upper())
         ),
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=structlog.WriteLoggerFactory(
+            file=BarSafeStream(out) if out.isatty() else out  # type: ignore[arg-type]
+        ),
         cache_logger_on_first_use=False,
     )
     return redactor

@@ -43,3 +43,20 @@ def test_events_are_throttled(log_stream):
     progress.close()
     events = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     assert [e["done"] for e in events if e["event"] == "progress"] == [500]  # the final one
+
+
+def test_log_lines_clear_the_bar_and_it_is_drawn_again():
+    from reconciler.logging import configure
+
+    screen = FakeTerminal()
+    configure("info", "console", stream=screen)
+    progress = Progress("deleting", get_logger(), stream=screen)
+    progress.update(10, 100)
+    before = len(screen.getvalue())
+    get_logger(job="j").info("batch", size=10)
+    progress.update(10, 100)
+    progress.close()
+    after = screen.getvalue()[before:]
+    line_start = after.index("batch")
+    assert "\r" in after[:line_start]  # the bar was wiped before the log line was written
+    assert after.rindex("deleting") > line_start  # and drawn again after it
