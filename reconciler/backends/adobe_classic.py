@@ -11,21 +11,20 @@ secret, so logs and reports redact it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import httpx
 
 from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
-from reconciler.backends.http import send
+from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape
 from reconciler.classify import classify_status
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import FatalApiError, SkippableItem
-from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
-from reconciler.retry import OnRetry, retrying
+from reconciler.plan import SKIP_UNADDRESSABLE
+from reconciler.retry import OnRetry
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 
@@ -40,14 +39,14 @@ def entity_delete_query(client: str, token: str, ids: Sequence[str]) -> str:
             f"&clientToken={quote(token, safe='')}&entityIds={joined}")
 
 
-class AdobeClassicBackend:
+class AdobeClassicBackend(HttpBackend):
     name = "adobe-classic"
     reads_back = False
 
     def __init__(self, target: Target, limits: Limits, clock: Clock, *,
                  transport: httpx.BaseTransport | None = None,
                  on_retry: OnRetry | None = None) -> None:
-        self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        super().__init__(target, limits, clock, on_retry)
         self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
                                   transport=transport)
         token = target.api_secret.value
@@ -59,17 +58,6 @@ class AdobeClassicBackend:
     @property
     def budget_key(self) -> str:
         return f"adobe-classic:{self._target.base_url}:{self._target.tenant}"
-
-    @property
-    def batch_shape(self) -> BatchShape:
-        return self._shape
-
-    @property
-    def address_rules(self) -> AddressRules:
-        return self._rules
-
-    def close(self) -> None:
-        self._http.close()
 
     def check(self) -> str:
         return (f"client {self._target.tenant} at {self._target.base_url} (Recommendations "
@@ -99,9 +87,6 @@ class AdobeClassicBackend:
     def delete_all(self) -> None:
         raise FatalApiError("adobe-classic: purge (entity.deleteAll) is not supported by this "
                             "tool")
-
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        return retrying(self._limits, self._clock, self._on_retry)(call)
 
     def _call(self, path: str, operation: str) -> None:
         response = send(self._http, "GET", path, operation)

@@ -15,7 +15,7 @@ list, so such an id is skipped as ``unaddressable``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -28,14 +28,14 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.backends.http import send
+from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, error_text, parse_json_body
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
-from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
-from reconciler.retry import OnRetry, retrying
+from reconciler.plan import SKIP_UNADDRESSABLE
+from reconciler.retry import OnRetry
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 CONTENT_TYPE = "application/vnd.adobe.target.v1+json"
@@ -75,13 +75,13 @@ def search_hits(body: Any) -> list[str]:
     return ids
 
 
-class AdobeTargetBackend:
+class AdobeTargetBackend(HttpBackend):
     name = "adobe-target"
 
     def __init__(self, target: Target, limits: Limits, clock: Clock, *,
                  transport: httpx.BaseTransport | None = None,
                  on_retry: OnRetry | None = None) -> None:
-        self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        super().__init__(target, limits, clock, on_retry)
         self._base = f"/{quote(target.tenant, safe='')}/target/recs"
         self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
                                   transport=transport)
@@ -97,17 +97,6 @@ class AdobeTargetBackend:
     @property
     def budget_key(self) -> str:
         return f"adobe-target:{self._target.base_url}/{self._target.tenant}"  # per tenant
-
-    @property
-    def batch_shape(self) -> BatchShape:
-        return self._shape
-
-    @property
-    def address_rules(self) -> AddressRules:
-        return self._rules
-
-    def close(self) -> None:
-        self._http.close()
 
     def check(self) -> str:
         ids = self._search_page(1, 1)
@@ -198,9 +187,6 @@ class AdobeTargetBackend:
             except OSError as exc:
                 raise AuthError(f"cannot read the token file {path}: {exc}") from None
         return self._token
-
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        return retrying(self._limits, self._clock, self._on_retry)(call)
 
     def _call(self, method: str, path: str, operation: str, *,
               content: bytes | None = None) -> Any:

@@ -16,7 +16,7 @@ once known, is a one-line change:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -29,15 +29,15 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.backends.http import send
+from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import AuthError, FatalApiError, SkippableItem
 from reconciler.listing import Page, PageRequest, enumerate_catalog
-from reconciler.plan import SKIP_UNADDRESSABLE, AddressRules
-from reconciler.retry import OnRetry, retrying
+from reconciler.plan import SKIP_UNADDRESSABLE
+from reconciler.retry import OnRetry
 
 UNADDRESSABLE_SUBSTRINGS = ("/",)
 USER_AGENT = "catalog-reconciler/0.1"
@@ -72,7 +72,7 @@ def partition_size(body: dict[str, Any]) -> tuple[int, bool]:
     return matched, not bool(body.get("matched_limited", False))
 
 
-class BloomreachBackend:
+class BloomreachBackend(HttpBackend):
     name = "bloomreach"
 
     def __init__(
@@ -84,10 +84,7 @@ class BloomreachBackend:
         transport: httpx.BaseTransport | None = None,
         on_retry: OnRetry | None = None,
     ) -> None:
-        self._target = target
-        self._limits = limits
-        self._clock = clock
-        self._on_retry = on_retry
+        super().__init__(target, limits, clock, on_retry)
         self._catalog_path = (
             f"/data/v2/projects/{quote(target.project_token, safe='')}"
             f"/catalogs/{quote(target.catalog_id, safe='')}"
@@ -107,17 +104,6 @@ class BloomreachBackend:
     @property
     def budget_key(self) -> str:
         return f"bloomreach:{self._target.base_url}:{self._catalog_path}"
-
-    @property
-    def batch_shape(self) -> BatchShape:
-        return self._shape
-
-    @property
-    def address_rules(self) -> AddressRules:
-        return self._rules
-
-    def close(self) -> None:
-        self._http.close()
 
     # -- reading -------------------------------------------------------------------------
 
@@ -222,9 +208,6 @@ class BloomreachBackend:
         for item_id in ids:
             if any(s in item_id for s in UNADDRESSABLE_SUBSTRINGS):
                 raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
-
-    def _with_retries(self, call: Callable[[], Any]) -> Any:
-        return retrying(self._limits, self._clock, self._on_retry)(call)
 
     def _call(
         self,
