@@ -357,7 +357,7 @@ class _Run:
         if snapshot is not None:
             records = list(backups.records_for(snapshot.path, wanted))
             snapshot.path.unlink()
-        elif not getattr(backend, "reads_back", True):
+        elif not backend.reads_back:
             # The API cannot read an item back: the backup keeps the ids, which is what a
             # re-upload needs to know; there are no properties to keep.
             records = [{"item_id": i, "properties": None} for i in sorted(wanted)]

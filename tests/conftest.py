@@ -8,6 +8,7 @@ import pytest
 from reconciler import logging as rlog
 from reconciler.clock import FakeClock
 from reconciler.emulator import Emulator, EmulatorSettings
+from reconciler.emulator.server import ServedEmulator
 
 
 @pytest.fixture
@@ -24,14 +25,11 @@ def log_stream() -> io.StringIO:
 
 
 @pytest.fixture
-def start_emulator(log_stream) -> Iterator:
-    """Start emulators on 127.0.0.1 (real sockets); all are stopped after the test."""
-    started: list[Emulator] = []
+def serve() -> Iterator:
+    """Start any emulator on 127.0.0.1 (real sockets); all are stopped after the test."""
+    started: list[ServedEmulator] = []
 
-    def start(items, **settings) -> Emulator:
-        defaults = {"bulk_requests_per_window": 5, "bulk_window_seconds": 0.2,
-                    "retry_after_fractional": True}
-        emulator = Emulator(items, EmulatorSettings(**{**defaults, **settings}))
+    def start(emulator: ServedEmulator) -> ServedEmulator:
         emulator.start()
         started.append(emulator)
         return emulator
@@ -39,3 +37,15 @@ def start_emulator(log_stream) -> Iterator:
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture
+def start_emulator(log_stream, serve) -> Iterator:
+    """Start Bloomreach emulators with a short rate window (5 per 0.2 s) by default."""
+
+    def start(items, **settings) -> Emulator:
+        defaults = {"bulk_requests_per_window": 5, "bulk_window_seconds": 0.2,
+                    "retry_after_fractional": True}
+        return serve(Emulator(items, EmulatorSettings(**{**defaults, **settings})))
+
+    yield start

@@ -39,7 +39,6 @@ class Inventory:
         return self.expected is not None and len(self.ids) == self.expected
 
 
-ProgressCallback = Callable[[int, int | None], None]
 # Hears each page of listed records, with the catalog's total as the server states it.
 RecordSink = Callable[[Sequence[dict[str, Any]], int | None], None]
 
@@ -63,6 +62,7 @@ class Backend(Protocol):
     """List inventory, delete a batch, read back, restore."""
 
     name: str
+    reads_back: bool  # whether read_back can fetch records (backups need them)
 
     @property
     def budget_key(self) -> str:

@@ -23,6 +23,7 @@ from reconciler.retry import OnRetry, retrying
 class HttpBackend:
     """The shared part of an HTTP adapter; subclasses set ``_http``, ``_shape``, ``_rules``."""
 
+    reads_back = True
     _http: httpx.Client
     _shape: BatchShape
     _rules: AddressRules

@@ -26,6 +26,7 @@ from reconciler.plan import AddressRules
 
 class MemoryBackend:
     name = "memory"
+    reads_back = True
 
     def __init__(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,53 +45,42 @@ def load_items(path: Path) -> dict[str, dict[str, Any]]:
     return {i: {} for i in read_ids(IdFile(path)).to_pylist()}
 
 
-def _serve_adobe(args: argparse.Namespace, items: dict[str, dict[str, Any]]) -> int:
-    """The Adobe emulators, in the foreground (environment 1 for adobe-target)."""
+def _build(args: argparse.Namespace,
+           items: dict[str, dict[str, Any]]) -> tuple[Any, str, str]:
+    """The emulator for ``--api``, its label, and the facts its banner tells the user."""
     from reconciler.emulator.adobe_classic import AdobeClassicEmulator
     from reconciler.emulator.adobe_target import AdobeTargetEmulator
 
-    emulator: Any = (AdobeTargetEmulator({1: list(items)}) if args.api == "adobe-target"
-                     else AdobeClassicEmulator(list(items)))
-    try:
-        base_url = emulator.start(args.host, args.port)
-    except OSError as exc:
-        print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
-              file=sys.stderr)
-        return 1
-    print(f"emulator ({args.api}): {base_url} {emulator.settings} items={len(items)}",
-          flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
-
-
-def serve_from_args(args: argparse.Namespace) -> int:
+    if args.api == "adobe-target":
+        s = AdobeTargetEmulator({1: list(items)})
+        return s, " (adobe-target)", (f"tenant={s.settings.tenant} token={s.settings.token} "
+                                      f"api_key={s.settings.api_key} environment=1 ")
+    if args.api == "adobe-classic":
+        c = AdobeClassicEmulator(list(items))
+        return c, " (adobe-classic)", (f"client={c.settings.client} "
+                                       f"client_token={c.settings.client_token} ")
     limit, window = parse_rate(args.rate)
-    items = load_items(args.items) if args.items else generate_items(args.generate or 1000)
-    if args.api != "bloomreach":
-        return _serve_adobe(args, items)
     settings = EmulatorSettings(
         bulk_requests_per_window=limit,
         bulk_window_seconds=window,
         send_retry_after=not args.no_retry_after,
     )
-    emulator = Emulator(items, settings)
+    return Emulator(items, settings), "", (
+        f"project={settings.project_token} catalog={settings.catalog_id} "
+        f"key={settings.api_key_id}:{settings.api_secret} bulk rate={limit}/{window:g}s "
+    )
+
+
+def serve_from_args(args: argparse.Namespace) -> int:
+    items = load_items(args.items) if args.items else generate_items(args.generate or 1000)
+    emulator, label, facts = _build(args, items)
     try:
         base_url = emulator.bind(args.host, args.port)
     except OSError as exc:
         print(f"reconciler: emulator: cannot listen on {args.host}:{args.port}: {exc}",
               file=sys.stderr)
         return 1
-    print(
-        f"emulator: {base_url} project={settings.project_token} "
-        f"catalog={settings.catalog_id} key={settings.api_key_id}:{settings.api_secret} "
-        f"items={len(items)} bulk rate={limit}/{window:g}s",
-        flush=True,
-    )
+    print(f"emulator{label}: {base_url} {facts}items={len(items)}", flush=True)
     try:
         emulator.serve_forever()
     except KeyboardInterrupt:

@@ -15,18 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def classic():
-    emulators = []
-
-    def start(entities):
-        emulator = AdobeClassicEmulator(entities)
-        emulator.start()
-        emulators.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in emulators:
-        emulator.stop()
+def classic(serve):
+    return lambda entities: serve(AdobeClassicEmulator(entities))
 
 
 def classic_config(tmp_path, emulator, source_ids, inventory):

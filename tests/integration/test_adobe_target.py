@@ -18,18 +18,8 @@ FAST = AdobeTargetSettings(requests_per_window=50, window_seconds=1.0)
 
 
 @pytest.fixture
-def adobe():
-    emulators = []
-
-    def start(entities, settings=FAST):
-        emulator = AdobeTargetEmulator(entities, settings)
-        emulator.start()
-        emulators.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in emulators:
-        emulator.stop()
+def adobe(serve):
+    return lambda entities, settings=FAST: serve(AdobeTargetEmulator(entities, settings))
 
 
 def target_for(emulator, environment=1):
