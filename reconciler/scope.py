@@ -35,13 +35,13 @@ def is_glob(entry: str) -> bool:
 def in_scope_mask(ids: pa.Array, scope: Sequence[str]) -> pa.Array:
     """True for ids the job owns; every id when the job declares no scope."""
     if not scope:
-        return pa.array([True] * len(ids), pa.bool_())
+        return pc.or_(pc.is_valid(ids), pc.is_null(ids))  # all True, without a Python loop
     ids = ids.cast(pa.string())
-    mask = pa.array([False] * len(ids), pa.bool_())
+    mask: pa.Array | None = None
     for entry in scope:
         hit = (pc.match_substring_regex(ids, glob_to_regex(entry)) if is_glob(entry)
                else pc.starts_with(ids, entry))
-        mask = pc.or_(mask, hit)
+        mask = hit if mask is None else pc.or_(mask, hit)
     return pc.fill_null(mask, False)
 
 

@@ -95,6 +95,8 @@ def test_a_job_pointed_at_another_catalog_never_sends_the_old_plan(
     assert result.summary["pending_grace"] == 100  # grace starts from zero
     was, now = (short(target_fingerprint(c.jobs["products"].target)) for c in (config, moved))
     assert result.summary["target_changed"] == {"from": was, "to": now}
+    assert f"**Target changed** since the last run (`{was}` -> `{now}`)" in (
+        result.report_dir / "report.md").read_text()
     (event,) = events(log_stream, "run.target_changed")
     assert event["left_alone"] == interrupted and event["level"] == "warning"
     # Pointed back, the job finds its own plan again and finishes it on its own catalog.
