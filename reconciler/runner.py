@@ -93,6 +93,7 @@ SKIP_BACK_IN_SOURCE = "back_in_source"
 SKIP_NO_BACKUP = "no_backup"
 SKIP_DRIFTED = "drifted"
 SKIP_ALREADY_GONE = "already_gone"
+FUTURE_PLAN_SKEW = 300.0  # seconds a saved plan may seem to come from the future (skew)
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -505,6 +506,10 @@ class _Run:
                 f"the plan was made for target {short(saved.target)}, but job "
                 f"{self.job.name!r} now targets {short(self.target)}: nothing was deleted; "
                 "make a new plan")
+        if saved.created_at - now > FUTURE_PLAN_SKEW:
+            raise SafetyRefusal(
+                f"the plan was made {(saved.created_at - now) / 3600:.1f} h in the future "
+                "(a clock was wrong): nothing was deleted; make a new one")
         if now - saved.created_at > rules.max_plan_age:
             raise SafetyRefusal(
                 f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "

@@ -85,18 +85,11 @@ def signing_key(state_dir: Path) -> bytes:
     """
     path = state_dir / KEY_NAME
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = state_dir / f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(secrets.token_hex(32) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+            _create_key(state_dir, path)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot create the plan-signing key: "
+                              f"{exc.strerror or exc}") from None
     try:
         key = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -105,6 +98,21 @@ def signing_key(state_dir: Path) -> bytes:
         raise ConfigError(f"{path}: the plan-signing key is damaged; delete it (saved plans "
                           "made with it will then be refused)")
     return key.encode("ascii")
+
+
+def _create_key(state_dir: Path, path: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / f".{KEY_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first
+            os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def signature(data: dict[str, Any], key: bytes) -> str:

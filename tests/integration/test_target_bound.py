@@ -347,3 +347,18 @@ def test_a_refused_source_records_no_absence(tmp_path, catalog):
     target = target_fingerprint(config.jobs["products"].target)
     assert journal.absences("products", target) == {}
     journal.close()
+
+
+def test_a_plan_from_the_future_is_refused(tmp_path, catalog):
+    """A plan made while a clock ran ahead would escape max_plan_age: it is refused."""
+    config = emulator_config(tmp_path, catalog, IDS[150:],
+                             safety={"grace_runs": 1, "grace_period": "off", "max_age": "off"})
+    plan_file = tmp_path / "plan.json"
+    ahead = wall_clock(hours_ago=-48)
+    assert run(config, clock=ahead, dry_run=True, plan_out=plan_file).exit_code == EXIT_OK
+    key = saved_plan.signing_key(config.state_dir)
+    applied = run(config, apply=saved_plan.load(plan_file, key), approve=True, reason="x")
+    assert applied.exit_code == EXIT_REFUSED
+    assert applied.summary["refused"] == ("the plan was made 48.0 h in the future (a clock "
+                                          "was wrong): nothing was deleted; make a new one")
+    assert catalog.stats.bulk_delete_requests == 0

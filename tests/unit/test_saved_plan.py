@@ -47,3 +47,12 @@ def test_round_trip_and_any_edit_is_refused(tmp_path):
     saved_plan.write(path, PLAN, key)
     with pytest.raises(SafetyRefusal):
         saved_plan.load(path, b"another state's key" * 4)
+
+
+def test_a_state_dir_that_cannot_hold_the_key_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError) as caught:
+        saved_plan.signing_key(blocker / "state")
+    assert str(caught.value) == (f"{blocker / 'state' / saved_plan.KEY_NAME}: cannot create "
+                                 "the plan-signing key: Not a directory")
