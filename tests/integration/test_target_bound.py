@@ -362,3 +362,15 @@ def test_a_plan_from_the_future_is_refused(tmp_path, catalog):
     assert applied.summary["refused"] == ("the plan was made 48.0 h in the future (a clock "
                                           "was wrong): nothing was deleted; make a new one")
     assert catalog.stats.bulk_delete_requests == 0
+
+
+def test_an_interrupted_plan_resumes_only_within_todays_scope(tmp_path, catalog):
+    config, interrupted = _interrupted_plan(tmp_path, catalog)
+    text = config.path.read_text().replace("[jobs.products.source]",
+                                           '[jobs.products]\nscope = ["0005"]\n'
+                                           "[jobs.products.source]")
+    config.path.write_text(text)
+    resumed = run(load_config(config.path))
+    assert resumed.summary["resumed_from"] == interrupted
+    assert resumed.summary["skipped"] == {"out_of_scope": 90}
+    assert sorted(catalog.stats.deleted) == IDS[50:60]
