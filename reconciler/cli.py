@@ -189,7 +189,7 @@ def _single(config: Config, args: argparse.Namespace) -> int:
     else:
         if args.approve and not args.reason.strip():
             raise ConfigError("apply --approve needs --reason TEXT (it is logged)")
-        saved = saved_plan.load(args.plan_file)
+        saved = saved_plan.load(args.plan_file, saved_plan.signing_key(config.state_dir))
         job = config.select([saved.job])[0]
         request = RunRequest(dry_run=False, report_root=args.report_dir, apply=saved,
                              approve=args.approve, reason=args.reason,
@@ -231,12 +231,19 @@ def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
 
 def _check(config: Config, names: Sequence[str]) -> int:
     from reconciler.clock import SystemClock
+    from reconciler.fingerprint import target_fingerprint
     from reconciler.logging import get_logger
     from reconciler.runner import default_backend
+    from reconciler.scope import conflict_line, ownership_conflicts
 
+    selected = config.select(list(names))
+    owners = {j.name: (target_fingerprint(j.target), j.scope) for j in config.jobs.values()}
+    conflicts = ownership_conflicts(owners)
     codes = []
-    for job in config.select(list(names)):
-        problems = []
+    for job in selected:
+        problems = [conflict_line(a, b, why) for a, b, why in conflicts if job.name in (a, b)]
+        if problems:
+            codes.append(EXIT_CONFIG)
         if not job.source.path.is_file():
             problems.append(f"source {job.source.path} not found")
         inventory = job.target.inventory

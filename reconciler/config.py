@@ -95,7 +95,7 @@ class Safety:
     protect: tuple[str, ...] = ()  # exact ids, glob patterns, "file:PATH" lists
     protect_files: tuple[Path, ...] = ()
     grace_runs: int = 2
-    grace_period: float | None = None  # seconds
+    grace_period: float | None = 3600.0  # seconds; and missing this long ("off": runs only)
     max_plan_age: float = 24 * 3600.0
     backup_retention: float = 30 * 86400.0
 
@@ -138,6 +138,7 @@ class Job:
     dry_run: bool = False
     safety: Safety = Safety()
     jitter_seconds: float = 0.0  # random delay added to each scheduled start
+    scope: tuple[str, ...] = ()  # id prefixes or globs this job owns; () = every id
 
 
 @dataclass(frozen=True)
@@ -277,9 +278,21 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
         dry_run=t.boolean("dry_run", default=False),
         safety=_parse_safety(safety_table, base) if safety_table else Safety(),
         jitter_seconds=t.number("jitter_seconds", 0.0, allow_zero=True),
+        scope=_parse_scope(t),
     )
     t.finish()
     return job
+
+
+def _parse_scope(t: _Table) -> tuple[str, ...]:
+    """``scope = ["EU-", "*-eu"]``: id prefixes, or globs that match the whole id."""
+    raw = t.raw("scope")
+    scope = tuple(t.string_list("scope"))
+    if "" in scope:
+        raise t.error("scope", "an empty entry would match every id")
+    if raw is not None and not scope:
+        raise t.error("scope", "an empty array would own no id; leave the key out instead")
+    return scope
 
 
 def _parse_id_file(t: _Table, base: Path) -> IdFile:
@@ -432,7 +445,8 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
         protect=tuple(p for p in protect if not p.startswith("file:")),
         protect_files=files,
         grace_runs=t.integer("grace_runs", d.grace_runs, minimum=1),
-        grace_period=t.duration("grace_period", d.grace_period, allow_off=True),
+        grace_period=t.duration("grace_period", d.grace_period, allow_off=True,
+                                allow_zero=True),
         max_plan_age=t.duration("max_plan_age", d.max_plan_age) or d.max_plan_age,
         backup_retention=t.duration("backup_retention", d.backup_retention)
         or d.backup_retention,
@@ -561,14 +575,15 @@ class _Table:
             raise self.error(key, f"expected a count, a fraction below 1 or \"off\", got {value!r}")
         return float(value)
 
-    def duration(self, key: str, default: float | None, allow_off: bool = False) -> float | None:
+    def duration(self, key: str, default: float | None, allow_off: bool = False,
+                 allow_zero: bool = False) -> float | None:
         value = self._get(key, str, 'a duration such as "26h"', required=False)
         if value is None:
             return default
         if allow_off and value == "off":
             return None
         seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
+        if seconds is None or seconds < 0 or (seconds == 0 and not allow_zero):
             raise self.error(key, f"expected a duration such as \"26h\", \"7d\" or \"90m\","
                                   f" got {value!r}")
         return seconds

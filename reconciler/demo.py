@@ -45,6 +45,7 @@ max_batch_ids = 250        # small batches, to show several rate-limited request
 
 [jobs.demo-products.safety]
 grace_runs = 2             # the default: an id must be missing in two runs in a row
+grace_period = "off"       # the demo's runs are seconds apart (the default is "1h")
 protect = ["SKU-0000*"]    # ids never to delete, whatever the export says
 """
 

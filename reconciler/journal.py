@@ -15,6 +15,12 @@ answered or resendable, and resending a bulk delete of an already deleted id is 
 
 Items belong to the run that planned them (``plan_run``); a run that resumes an
 interrupted one works the same rows and records ``resumed_from``.
+
+Every run, absence record and ledger row carries the fingerprint of the target it was
+made for (see fingerprint.py), and every query that feeds a delete asks for one
+fingerprint: a repointed job finds no plan to resume, no grace, no shrink baseline and no
+daily total of the old catalog. Rows from before the fingerprint existed have none, so
+they never match (fail safe: the job starts fresh once).
 """
 
 from __future__ import annotations
@@ -111,6 +117,32 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, item_id)
     ) WITHOUT ROWID;
     """,
+    # 4: state bound to the target: runs, absences and the ledger carry the fingerprint
+    # of the catalog they were made for; older rows get none ('' / NULL) and never match.
+    """
+    ALTER TABLE runs ADD COLUMN target TEXT;
+    CREATE INDEX runs_by_job_target ON runs (job, target);
+    CREATE TABLE absences_v4 (
+        job TEXT NOT NULL,
+        target TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        runs INTEGER NOT NULL,
+        first_missing REAL NOT NULL,
+        PRIMARY KEY (job, target, item_id)
+    ) WITHOUT ROWID;
+    INSERT INTO absences_v4 SELECT job, '', item_id, runs, first_missing FROM absences;
+    DROP TABLE absences;
+    ALTER TABLE absences_v4 RENAME TO absences;
+    CREATE TABLE ledger_v4 (
+        job TEXT NOT NULL,
+        target TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        PRIMARY KEY (job, target, item_id)
+    ) WITHOUT ROWID;
+    INSERT INTO ledger_v4 SELECT job, '', item_id FROM ledger;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_v4 RENAME TO ledger;
+    """,
 )
 
 
@@ -189,15 +221,24 @@ class Journal:
 
     def start_run(
         self, run_id: str, job: str, dry_run: bool, started_at: str,
-        resumed_from: str | None = None,
+        resumed_from: str | None = None, *, target: str | None,
     ) -> None:
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, job, dry_run, status, started_at, resumed_from, pid,"
-                " host) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " host, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, job, int(dry_run), RUNNING, started_at, resumed_from, os.getpid(),
-                 socket.gethostname()),
+                 socket.gethostname(), target),
             )
+
+    def last_target(self, job: str, before: str) -> tuple[bool, str | None]:
+        """(whether ``job`` ran before ``before``, the target fingerprint of its newest
+        such run: None for runs recorded before fingerprints existed)."""
+        row = self._db.execute(
+            "SELECT target FROM runs WHERE job = ? AND run_id != ? ORDER BY rowid DESC"
+            " LIMIT 1", (job, before),
+        ).fetchone()
+        return (False, None) if row is None else (True, row[0])
 
     def finish_run(
         self, run_id: str, status: str, exit_code: int, finished_at: str, summary: dict[str, Any]
@@ -227,15 +268,16 @@ class Journal:
         ).fetchall()
         return [_run_row(r) for r in rows]
 
-    def interrupted_run(self, job: str) -> RunRow | None:
-        """The newest real run of ``job`` whose stored plan still has resendable items."""
+    def interrupted_run(self, job: str, target: str) -> RunRow | None:
+        """The newest real run of ``job`` on ``target`` whose stored plan still has
+        resendable items (a plan made for another catalog is never resumed)."""
         marks = ",".join("?" * len(RESENDABLE))
         row = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND dry_run = 0"
+            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND target = ? AND dry_run = 0"
             f" AND status IN (?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
             f" i.plan_run = r.run_id AND i.state IN ({marks}))"
             " ORDER BY rowid DESC LIMIT 1",
-            (job, RUNNING, STOPPED, *RESENDABLE),
+            (job, target, RUNNING, STOPPED, *RESENDABLE),
         ).fetchone()
         return _run_row(row) if row else None
 
@@ -356,60 +398,71 @@ class Journal:
                                (plan_run,)).fetchone()
         return int(row[0] or 0) + 1
 
-    def queued_before(self, job: str, run_id: str) -> list[tuple[str, str, float, int]]:
+    def queued_before(self, job: str, run_id: str,
+                      target: str) -> list[tuple[str, str, float, int]]:
         """(plan_run, item_id, queued_at, sends) of ids queued by earlier runs, not yet verified."""
         # Served by the partial index items_to_verify: only rows still to verify are read.
         rows = self._db.execute(
             "SELECT i.plan_run, i.item_id, i.queued_at, i.sends FROM items i"
             " INDEXED BY items_to_verify"
             " WHERE i.state IN ('queued', 'still_present') AND i.plan_run != ?"
-            " AND i.plan_run IN (SELECT run_id FROM runs WHERE job = ?)",
-            (run_id, job),
+            " AND i.plan_run IN (SELECT run_id FROM runs WHERE job = ? AND target = ?)",
+            (run_id, job, target),
         ).fetchall()
         return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
 
-    def absences(self, job: str) -> dict[str, tuple[int, float]]:
+    def absences(self, job: str, target: str) -> dict[str, tuple[int, float]]:
         rows = self._db.execute(
-            "SELECT item_id, runs, first_missing FROM absences WHERE job = ?", (job,)
+            "SELECT item_id, runs, first_missing FROM absences WHERE job = ? AND target = ?",
+            (job, target),
         ).fetchall()
         return {item_id: (int(runs), float(first)) for item_id, runs, first in rows}
 
-    def replace_absences(self, job: str, absences: dict[str, tuple[int, float]]) -> None:
+    def replace_absences(self, job: str, target: str,
+                         absences: dict[str, tuple[int, float]]) -> None:
         """This run's view replaces the last: ids not missing now start from zero again."""
         with self._transaction() as db:
-            db.execute("DELETE FROM absences WHERE job = ?", (job,))
+            db.execute("DELETE FROM absences WHERE job = ? AND target = ?", (job, target))
             db.executemany(
-                "INSERT INTO absences (job, item_id, runs, first_missing) VALUES (?, ?, ?, ?)",
-                ((job, item_id, runs, first) for item_id, (runs, first) in absences.items()),
+                "INSERT INTO absences (job, target, item_id, runs, first_missing)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((job, target, item_id, runs, first)
+                 for item_id, (runs, first) in absences.items()),
             )
 
-    def ledger(self, job: str) -> list[str]:
-        rows = self._db.execute("SELECT item_id FROM ledger WHERE job = ? ORDER BY item_id",
-                                (job,)).fetchall()
+    def ledger(self, job: str, target: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT item_id FROM ledger WHERE job = ? AND target = ? ORDER BY item_id",
+            (job, target)).fetchall()
         return [r[0] for r in rows]
 
-    def update_ledger(self, job: str, seen: Iterable[str], gone: Iterable[str]) -> None:
+    def update_ledger(self, job: str, target: str, seen: Iterable[str],
+                      gone: Iterable[str]) -> None:
         """Remember ids of this source export; forget ids the server queued for deletion."""
         with self._transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO ledger (job, item_id) VALUES (?, ?)",
-                           ((job, i) for i in seen))
-            db.executemany("DELETE FROM ledger WHERE job = ? AND item_id = ?",
-                           ((job, i) for i in gone))
+            db.executemany(
+                "INSERT OR IGNORE INTO ledger (job, target, item_id) VALUES (?, ?, ?)",
+                ((job, target, i) for i in seen))
+            db.executemany("DELETE FROM ledger WHERE job = ? AND target = ? AND item_id = ?",
+                           ((job, target, i) for i in gone))
 
-    def last_source_ids(self, job: str) -> int | None:
-        """Distinct source ids of the newest real run that finished (the shrink baseline)."""
+    def last_source_ids(self, job: str, target: str) -> int | None:
+        """Distinct source ids of the newest real run on ``target`` that finished (the
+        shrink baseline)."""
         row = self._db.execute(
             "SELECT json_extract(summary, '$.source_ids') FROM runs WHERE job = ?"
-            " AND dry_run = 0 AND status = ? AND json_extract(summary, '$.source_ids') > 0"
-            " ORDER BY rowid DESC LIMIT 1", (job, FINISHED),
+            " AND target = ? AND dry_run = 0 AND status = ?"
+            " AND json_extract(summary, '$.source_ids') > 0"
+            " ORDER BY rowid DESC LIMIT 1", (job, target, FINISHED),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def queued_since(self, job: str, since: float) -> int:
-        """Ids of ``job`` the server queued for deletion at or after ``since`` (epoch)."""
+    def queued_since(self, job: str, since: float, target: str) -> int:
+        """Ids of ``job`` on ``target`` the server queued for deletion at or after
+        ``since`` (epoch)."""
         row = self._db.execute(
             "SELECT COUNT(*) FROM items WHERE queued_at >= ? AND plan_run IN"
-            " (SELECT run_id FROM runs WHERE job = ?)", (since, job),
+            " (SELECT run_id FROM runs WHERE job = ? AND target = ?)", (since, job, target),
         ).fetchone()
         return int(row[0])
 

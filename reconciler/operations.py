@@ -21,6 +21,7 @@ from reconciler.clock import Clock, SystemClock
 from reconciler.config import Config, IdFile
 from reconciler.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, SafetyRefusal
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
+from reconciler.fingerprint import target_fingerprint
 from reconciler.journal import FINISHED, Journal
 from reconciler.locks import JobLock
 from reconciler.logging import get_logger
@@ -29,6 +30,7 @@ from reconciler.report import write_report
 from reconciler.runner import (
     RunResult,
     base_summary,
+    check_ownership,
     default_backend,
     iso_now,
     new_run_id,
@@ -63,7 +65,8 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
         log = get_logger(job=job.name, run_id=restore_id)
         summary = base_summary(job, restore_id, clock, restore_of=run_id, to_restore=len(wanted))
         with JobLock(config.state_dir, job.name):
-            journal.start_run(restore_id, job.name, False, summary["started_at"])
+            journal.start_run(restore_id, job.name, False, summary["started_at"],
+                              target=target_fingerprint(job.target))
             backend = default_backend(job, clock, log)
             limits = job.limits
             shape = BatchShape(limits.max_batch_ids, limits.max_batch_bytes,
@@ -106,6 +109,11 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
 def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = None) -> RunResult:
     job = config.select([job_name])[0]
     catalog = job.target.catalog_id
+    check_ownership(config, job)
+    if job.scope:
+        raise ConfigError(
+            f"purge refused: job {job.name!r} owns only its scope of catalog {catalog!r} "
+            "and purge deletes every item; nothing was deleted")
     if confirm != catalog:
         raise ConfigError(
             f"purge refused: --confirm must repeat the catalog id of job {job.name!r} "
@@ -117,7 +125,8 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     with JobLock(config.state_dir, job.name):
         journal = Journal.in_state_dir(config.state_dir)
         try:
-            journal.start_run(run_id, job.name, False, summary["started_at"])
+            journal.start_run(run_id, job.name, False, summary["started_at"],
+                              target=target_fingerprint(job.target))
             backend = default_backend(job, clock, log)
             try:
                 path = backups.backup_path(config.state_dir, job.name, run_id)

@@ -90,9 +90,15 @@ def human_report(summary: dict[str, Any]) -> str:
         f"# Reconcile report: {s['job']}",
         "",
         f"- Run: `{s['run_id']}` ({mode}), {s['started_at']} to {s['finished_at']}",
-        f"- Target: {s.get('backend', '?')} catalog `{s.get('catalog_id', '?')}`",
+        f"- Target: {s.get('backend', '?')} catalog `{s.get('catalog_id', '?')}`"
+        f" (fingerprint `{s.get('target', '?')}`)",
         f"- Exit code: {s['exit_code']}",
     ]
+    if s.get("target_changed"):
+        change = s["target_changed"]
+        lines += ["", f"**Target changed** since the last run (`{change['from']}` -> "
+                      f"`{change['to']}`): no plan, grace, shrink baseline or daily total "
+                      "of the old catalog was used."]
     if s.get("refused"):
         lines += ["", f"**Refused: {s['refused']}.** Nothing was deleted."]
     if s.get("error"):

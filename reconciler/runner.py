@@ -8,6 +8,11 @@ A real run first looks in the journal for an interrupted run of the same job. If
 one, this run finishes that stored plan instead of making a new one: ids already queued
 are not sent again, ids left ``sent``/``unknown``/``planned`` are (re)sent, and ids that
 are back in the current source are skipped. The next run makes a fresh plan.
+
+All of that state is bound to the target's fingerprint (fingerprint.py): a job pointed at
+another catalog resumes nothing, starts grace from zero and has no shrink baseline, and
+its summary says ``target_changed``. Jobs that share a catalog must own disjoint scopes
+(scope.py); an id outside the job's scope is never its to delete.
 """
 
 from __future__ import annotations
@@ -35,11 +40,13 @@ from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     ApiError,
+    ConfigError,
     ReconcilerError,
     SafetyRefusal,
     SourceError,
 )
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
+from reconciler.fingerprint import short, target_fingerprint
 from reconciler.journal import (
     DRY,
     FAILED_RUN,
@@ -72,6 +79,12 @@ from reconciler.safety import (
     refusal,
 )
 from reconciler.saved_plan import SavedPlan
+from reconciler.scope import (
+    SKIP_OUT_OF_SCOPE,
+    conflict_line,
+    in_scope_mask,
+    ownership_conflicts,
+)
 from reconciler.signals import StopFlag
 from reconciler.source import read_ids
 
@@ -80,6 +93,7 @@ SKIP_BACK_IN_SOURCE = "back_in_source"
 SKIP_NO_BACKUP = "no_backup"
 SKIP_DRIFTED = "drifted"
 SKIP_ALREADY_GONE = "already_gone"
+FUTURE_PLAN_SKEW = 300.0  # seconds a saved plan may seem to come from the future (skew)
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -167,6 +181,7 @@ class _Run:
         self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
+        self.target = target_fingerprint(job.target)
         self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
@@ -174,8 +189,10 @@ class _Run:
         started = self.clock.monotonic()
         journal: Journal | None = None
         try:
+            check_ownership(self.config, self.job)
             with JobLock(self.config.state_dir, self.job.name):
                 journal = Journal.in_state_dir(self.config.state_dir)
+                self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
         except (SourceError, SafetyRefusal) as exc:
             exit_code, message = exc.exit_code, str(exc)
@@ -202,12 +219,28 @@ class _Run:
             self.outcomes or [],
         )
 
+    def _note_target_change(self, journal: Journal) -> None:
+        """Say so when this job's last run was against another catalog; its state (an
+        interrupted plan included) stays with that catalog and is not used here."""
+        ran, last = journal.last_target(self.job.name, self.run_id)
+        if not ran or last == self.target:
+            return
+        change = {"from": short(last), "to": short(self.target)}
+        self.summary["target_changed"] = change
+        left = journal.interrupted_run(self.job.name, last) if last else None
+        self.log.warning("run.target_changed", **change,
+                         detail="the job points at another catalog than its last run: "
+                                "no plan, grace, baseline or daily total carries over",
+                         left_alone=left.run_id if left else None)
+
     def _journaled(self, journal: Journal) -> tuple[int, str]:
         if self.request.apply is not None:
             return self._apply(journal, self.request.apply)
-        interrupted = None if self.dry_run else journal.interrupted_run(self.job.name)
+        interrupted = None if self.dry_run else journal.interrupted_run(self.job.name,
+                                                                        self.target)
         journal.start_run(self.run_id, self.job.name, self.dry_run, self.summary["started_at"],
-                          resumed_from=interrupted.run_id if interrupted else None)
+                          resumed_from=interrupted.run_id if interrupted else None,
+                          target=self.target)
         backend = self.factory(self.job, self.clock, self.log)
         try:
             if interrupted is not None:
@@ -237,7 +270,7 @@ class _Run:
         self._summarize_plan(plan)
         if self.request.verify_only:
             return EXIT_OK, f"verified: {self.summary.get('verified', {})}"
-        plan, absences = self._judge(journal, plan, source, now)
+        plan = self._judge(journal, plan, source, remote, now)
         self.plan = plan
         self.log.info(
             "plan.made", to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
@@ -248,7 +281,6 @@ class _Run:
         if self.dry_run:
             return EXIT_OK, (f"dry run: {len(plan.to_delete)} ids would be deleted"
                              + self._pending_note())
-        journal.replace_absences(self.job.name, absences)
         self.plan = plan = self._backup(backend, plan, snapshot)
         self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
         journal.store_plan(
@@ -259,13 +291,13 @@ class _Run:
         code, message = self._execute(journal, backend, self.run_id, plan.to_delete.to_pylist())
         if self.job.target.ledger:
             queued = [o.item_id for o in self.outcomes or [] if o.outcome == QUEUED]
-            journal.update_ledger(self.job.name, source.to_pylist(), queued)
+            journal.update_ledger(self.job.name, self.target, source.to_pylist(), queued)
         return code, message + self._pending_note()
 
     def _ledger(self, journal: Journal) -> pa.Array:
         """Ids seen in earlier source exports and not deleted since: the remote catalog as
         far as this tool knows it. It proves nothing, so it is never called complete."""
-        ids = journal.ledger(self.job.name)
+        ids = journal.ledger(self.job.name, self.target)
         self.summary["inventory"] = {"source": "ledger", "found": len(ids),
                                      "detail": "ids seen in earlier source exports"}
         self.summary["inventory_complete"] = False
@@ -274,14 +306,15 @@ class _Run:
     def _save_plan(self, plan: Plan, source: pa.Array, remote: pa.Array, now: float) -> None:
         path = self.request.plan_out
         assert path is not None
+        key = saved_plan.signing_key(self.config.state_dir)
         saved_plan.write(path, SavedPlan(
             job=self.job.name, run_id=self.run_id, created_at=now,
             source_path=str(self.job.source.path),
             source_sha256=saved_plan.file_sha256(self.job.source.path),
             inventory_sha256=saved_plan.ids_sha256(remote), remote_ids=plan.remote.unique,
             to_delete=tuple(plan.to_delete.to_pylist()), skipped=plan.skipped_counts(),
-            caps_refusal=self.caps_refusal,
-        ))
+            caps_refusal=self.caps_refusal, target=self.target,
+        ), key)
         self.summary["saved_plan"] = str(path)
         self.log.info("plan.saved", path=str(path), to_delete=len(plan.to_delete))
         if self.caps_refusal is not None:
@@ -294,40 +327,61 @@ class _Run:
 
     # -- safety ---------------------------------------------------------------------------
 
-    def _judge(self, journal: Journal, plan: Plan, source: pa.Array,
-               now: float) -> tuple[Plan, dict[str, tuple[int, float]]]:
-        """Protect, then gate the whole remaining diff, then defer what is within grace."""
+    def _judge(self, journal: Journal, plan: Plan, source: pa.Array, remote: pa.Array,
+               now: float) -> Plan:
+        """Skip what is not ours to delete, gate the source, defer what is within grace,
+        then cap what is due now (the order is explained in safety.py)."""
         rules = self.job.safety
+        plan = defer(plan, pc.invert(in_scope_mask(plan.to_delete, self.job.scope)),
+                     SKIP_OUT_OF_SCOPE)
         plan = defer(plan, self._protected(plan.to_delete), SKIP_PROTECTED)
         facts = SourceFacts(
             path=str(self.job.source.path),
             age_seconds=now - self.job.source.path.stat().st_mtime,
             rows=plan.source.rows, unique=plan.source.unique, empty=plan.source.empty,
-            last_unique=journal.last_source_ids(self.job.name),
+            last_unique=journal.last_source_ids(self.job.name, self.target),
             missing_canaries=missing_from(source, rules.canary_ids),
             lost_leading_zeros=lost_leading_zeros(plan.to_delete, source),
         )
         source_gates = judge_source(rules, facts)
-        cap_gates = judge_caps(rules, len(plan.to_delete), plan.remote.unique,
-                               journal.queued_since(self.job.name, now - 86400))
-        self._record_gates(source_gates + cap_gates)
+        self._record_gates(source_gates)
         source_reason = refusal(source_gates)
         if source_reason is not None:
-            raise SafetyRefusal(source_reason)
-        self.caps_refusal = refusal(cap_gates)
-        if self.caps_refusal is not None and self.request.plan_out is None:
-            raise SafetyRefusal(self.caps_refusal)
-        due, pending, absences = grace_due(plan.to_delete.to_pylist(),
-                                           journal.absences(self.job.name), rules, now)
+            raise SafetyRefusal(source_reason)  # a refused source records no absence
+        due, pending, absences = grace_due(
+            plan.to_delete.to_pylist(), journal.absences(self.job.name, self.target), rules,
+            now)
         plan = defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(pending, pa.string())),
                      SKIP_PENDING_GRACE)
         self.summary["pending_grace"] = len(pending)
-        self.summary["gates"].append(Gate(
+        self.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
+                                 "due": len(due), "pending": len(pending)}
+        period = "off" if rules.grace_period is None else _hours(rules.grace_period)
+        self._record_gates([Gate(
             "grace", True, f"{len(due)} ids due, {len(pending)} pending grace "
-            f"(grace_runs {rules.grace_runs})", {"due": len(due), "pending": len(pending)},
-        ).as_dict())
+            f"(grace_runs {rules.grace_runs} and grace_period {period})",
+            {"due": len(due), "pending": len(pending), "grace_runs": rules.grace_runs,
+             "grace_period_seconds": rules.grace_period},
+        )])
+        if not self.dry_run:
+            # Recorded before the caps judge: a healthy source's absences count even on a
+            # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
+            journal.replace_absences(self.job.name, self.target, absences)
+        cap_gates = judge_caps(rules, len(plan.to_delete), self._remote_size(plan, remote),
+                               journal.queued_since(self.job.name, now - 86400, self.target))
+        self._record_gates(cap_gates)
+        self.caps_refusal = refusal(cap_gates)
+        if self.caps_refusal is not None and self.request.plan_out is None:
+            raise SafetyRefusal(self.caps_refusal)
         self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
-        return plan, absences
+        return plan
+
+    def _remote_size(self, plan: Plan, remote: pa.Array) -> int:
+        """The catalog the caps are a share of: the job's own scope of it, when it has one."""
+        if not self.job.scope:
+            return plan.remote.unique
+        owned = remote.filter(in_scope_mask(remote, self.job.scope))
+        return int(pc.count_distinct(owned).as_py() or 0)
 
     def _record_gates(self, gates: list[Gate]) -> None:
         self.summary.setdefault("gates", []).extend(g.as_dict() for g in gates)
@@ -410,7 +464,7 @@ class _Run:
 
     def _verify(self, journal: Journal, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
-        queued = journal.queued_before(self.job.name, self.run_id)
+        queued = journal.queued_before(self.job.name, self.run_id, self.target)
         if not queued:
             return
         if not self.summary["inventory_complete"]:
@@ -437,10 +491,25 @@ class _Run:
     # -- applying a saved plan -----------------------------------------------------------
 
     def _apply(self, journal: Journal, saved: SavedPlan) -> tuple[int, str]:
-        """Delete exactly the saved plan's ids, minus those that drifted since it was made."""
+        """Delete exactly the saved plan's ids, minus those that drifted since it was made.
+
+        Every cap is judged again here, on the plan's ids and the catalog as it is now
+        (listed again, or the export or ledger that stands for it), never on numbers in
+        the file: a plan over a cap needs ``--approve`` whatever the file says.
+        """
         rules, now = self.job.safety, self.clock.utcnow().timestamp()
         self.summary.update(applied_plan=saved.run_id, plan_created_at=saved.created_at)
-        journal.start_run(self.run_id, self.job.name, False, self.summary["started_at"])
+        journal.start_run(self.run_id, self.job.name, False, self.summary["started_at"],
+                          target=self.target)
+        if saved.target != self.target:
+            raise SafetyRefusal(
+                f"the plan was made for target {short(saved.target)}, but job "
+                f"{self.job.name!r} now targets {short(self.target)}: nothing was deleted; "
+                "make a new plan")
+        if saved.created_at - now > FUTURE_PLAN_SKEW:
+            raise SafetyRefusal(
+                f"the plan was made {(saved.created_at - now) / 3600:.1f} h in the future "
+                "(a clock was wrong): nothing was deleted; make a new one")
         if now - saved.created_at > rules.max_plan_age:
             raise SafetyRefusal(
                 f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "
@@ -450,28 +519,33 @@ class _Run:
             saved_plan.file_sha256(self.job.source.path) != saved.source_sha256)
         ids = pa.array(list(saved.to_delete), pa.string())
         stats = IdStats(rows=len(source), empty=0, duplicates=0)
-        plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
-                    skipped_reasons=pa.array([], pa.string()), source=stats,
-                    remote=IdStats(rows=saved.remote_ids, empty=0, duplicates=0))
-        drifted = pc.or_(pc.is_in(ids, value_set=source.cast(pa.string())),
-                         self._protected(ids))
-        plan = defer(plan, drifted, SKIP_DRIFTED)
-        gates = judge_caps(rules, len(plan.to_delete), saved.remote_ids,
-                           journal.queued_since(self.job.name, now - 86400))
-        self._record_gates(gates)
-        reason = refusal(gates)
-        if reason is not None:
-            if not self.request.approve:
-                raise SafetyRefusal(f"{reason}; 'apply --approve --reason TEXT' goes past it")
-            approval = {"user": getpass.getuser(), "reason": self.request.reason,
-                        "past": reason}
-            self.summary["approved"] = approval
-            self.log.warning("apply.approved", **approval)
         backend = self.factory(self.job, self.clock, self.log)
         try:
+            remote = self._ledger(journal) if self.job.target.ledger else \
+                self._inventory(backend)
+            plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
+                        skipped_reasons=pa.array([], pa.string()), source=stats,
+                        remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
+                                       empty=0, duplicates=0))
+            plan = defer(plan, pc.invert(in_scope_mask(ids, self.job.scope)), SKIP_OUT_OF_SCOPE)
+            drifted = pc.or_(pc.is_in(plan.to_delete, value_set=source.cast(pa.string())),
+                             self._protected(plan.to_delete))
+            plan = defer(plan, drifted, SKIP_DRIFTED)
+            remote_size = self._remote_size(plan, remote)
+            gates = judge_caps(rules, len(plan.to_delete), remote_size,
+                               journal.queued_since(self.job.name, now - 86400, self.target))
+            self._record_gates(gates)
+            reason = refusal(gates)
+            if reason is not None:
+                if not self.request.approve:
+                    raise SafetyRefusal(f"{reason}; 'apply --approve --reason TEXT' goes past it")
+                approval = {"user": getpass.getuser(), "reason": self.request.reason,
+                            "past": reason}
+                self.summary["approved"] = approval
+                self.log.warning("apply.approved", **approval)
             self.plan = plan = self._backup(backend, plan, None, SKIP_ALREADY_GONE)
             self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
-                                source_ids=plan.source.rows, remote_ids=saved.remote_ids)
+                                source_ids=plan.source.rows, remote_ids=remote_size)
             journal.store_plan(
                 self.run_id, plan.to_delete.to_pylist(),
                 zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True))
@@ -493,20 +567,26 @@ class _Run:
         pending = journal.resendable(old.run_id)
         pending_ids = pa.array([p.item_id for p in pending], type=source.type)
         back = pc.is_in(pending_ids, value_set=source)
-        protected = pc.and_(self._protected(pending_ids), pc.invert(back))
+        outside = pc.and_(pc.invert(in_scope_mask(pending_ids, self.job.scope)),
+                          pc.invert(back))
+        protected = pc.and_(self._protected(pending_ids), pc.invert(pc.or_(back, outside)))
         back_ids = pending_ids.filter(back).to_pylist()
+        outside_ids = pending_ids.filter(outside).to_pylist()
         protected_ids = pending_ids.filter(protected).to_pylist()
-        to_send = pending_ids.filter(pc.invert(pc.or_(back, protected))).to_pylist()
+        kept = pc.or_(pc.or_(back, outside), protected)
+        to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
         journal.record_outcomes(
             self.run_id, old.run_id, None,
             [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
+            + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
             + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids],
             self.clock.utcnow().timestamp(),
         )
         self.plan = Plan(
             to_delete=pa.array(to_send, pa.string()),
-            skipped_ids=pa.array(back_ids + protected_ids, pa.string()),
+            skipped_ids=pa.array(back_ids + outside_ids + protected_ids, pa.string()),
             skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
+                                     + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
                                      + [SKIP_PROTECTED] * len(protected_ids), pa.string()),
             source=IdStats(rows=len(source), empty=0, duplicates=0),
             remote=IdStats(rows=0, empty=0, duplicates=0),
@@ -621,11 +701,25 @@ def base_summary(job: Job, run_id: str, clock: Clock, **extra: Any) -> dict[str,
     """The keys every summary.json has (the contract's), before a run fills them in."""
     return {
         "job": job.name, "run_id": run_id, "dry_run": False, "backend": job.target.backend,
-        "catalog_id": job.target.catalog_id, "source_ids": 0, "remote_ids": 0,
+        "catalog_id": job.target.catalog_id, "target": short(target_fingerprint(job.target)),
+        "source_ids": 0, "remote_ids": 0,
         "inventory_complete": False, "to_delete": 0, "skipped": {}, "deleted": 0, "failed": 0,
         "unknown": 0, "not_sent": 0, "started_at": iso_now(clock), "finished_at": None,
         "exit_code": None, **extra,
     }
+
+
+def check_ownership(config: Config, job: Job) -> None:
+    """Refuse (exit 2) a job that shares its catalog with another job of the config, unless
+    both declare scopes that are provably disjoint."""
+    owners = {j.name: (target_fingerprint(j.target), j.scope) for j in config.jobs.values()}
+    for a, b, why in ownership_conflicts(owners):
+        if job.name in (a, b):
+            raise ConfigError(f"{config.path}: {conflict_line(a, b, why)}")
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h"
 
 
 def _loggable(summary: dict[str, Any]) -> dict[str, Any]:

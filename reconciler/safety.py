@@ -1,10 +1,13 @@
 """Pure safety rules: source health gates, delete caps, protection and grace.
 
-The order is fixed and matters (see the runner): protected ids are taken out of the diff
-first (they are never deletions); the source gates and the caps then judge the whole
-remaining diff, so a diff that breaks a cap is refused even if grace would have deferred
-most of it; grace only defers what passed. Every decision is a ``Gate`` with the numbers
-that decided it, for the report and the log.
+The order is fixed and matters (see the runner): ids outside the job's scope, protected
+ids and near matches are taken out of the diff first (they are never deletions); the
+source gates then judge the source as a whole, and a source they refuse records nothing;
+grace then splits the rest into ids due now and ids still pending (the absences of a
+healthy source are recorded even when a cap refuses, so grace moves on); the caps judge
+only the ids due now, so a run that would delete nothing passes every cap, and a huge
+bad diff is still refused on the run where it would be deleted. Every decision is a
+``Gate`` with the numbers that decided it, for the report and the log.
 """
 
 from __future__ import annotations
@@ -96,6 +99,8 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
 
 
 def judge_caps(rules: Safety, to_delete: int, remote: int, deleted_today: int) -> list[Gate]:
+    """The caps, on the ids this run would delete now (after grace): deleting nothing
+    passes every cap, whatever was deleted earlier today."""
     gates = []
     if rules.max_deletes is not None:
         gates.append(Gate(
@@ -115,7 +120,7 @@ def judge_caps(rules: Safety, to_delete: int, remote: int, deleted_today: int) -
         daily = rules.max_deletes_per_day
         budget = int(daily) if daily >= 1 else int(daily * remote)
         gates.append(Gate(
-            "max_deletes_per_day", deleted_today + to_delete <= budget,
+            "max_deletes_per_day", to_delete == 0 or deleted_today + to_delete <= budget,
             f"{deleted_today} deleted in the last 24 h plus {to_delete} now; the daily budget "
             f"is {budget}",
             {"deleted_last_24h": deleted_today, "to_delete": to_delete, "daily_budget": budget},
@@ -199,7 +204,9 @@ def grace_due(
 
     ``absences`` maps an id to (consecutive runs it was missing, when first missed) as
     of the previous real run. An id is due once missing in ``grace_runs`` consecutive
-    runs, this one included, or for ``grace_period``.
+    runs, this one included, **and** for ``grace_period`` (None: runs only), so a few
+    runs in quick succession over one bad export delete nothing. A clock set back makes
+    ids wait longer, never shorter.
     """
     due: list[str] = []
     pending: list[str] = []
@@ -208,8 +215,8 @@ def grace_due(
         runs, first = absences.get(item_id, (0, now))
         runs += 1
         updated[item_id] = (runs, first)
-        by_period = rules.grace_period is not None and now - first >= rules.grace_period
-        (due if runs >= rules.grace_runs or by_period else pending).append(item_id)
+        by_period = rules.grace_period is None or now - first >= rules.grace_period
+        (due if runs >= rules.grace_runs and by_period else pending).append(item_id)
     return due, pending, updated
 
 

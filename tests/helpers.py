@@ -43,6 +43,7 @@ def write_parquet(path: Path, ids: list[Any], column: str = "item_id", type_: An
 # a run delete at once (the gates' own tests set the defaults back or tighten them).
 PERMISSIVE_SAFETY = {
     "grace_runs": 1,
+    "grace_period": "off",
     "min_ids": 0,
     "max_delete_fraction": 1.0,
     "max_deletes_per_day": "off",

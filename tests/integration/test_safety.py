@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reconciler import saved_plan
+from reconciler.clock import FakeClock
 from reconciler.config import load_config
 from reconciler.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from reconciler.runner import RunRequest, run_job
@@ -25,8 +28,14 @@ ITEMS = {f"{n:05d}": {"title": f"Item {n}", "price": n} for n in range(2000)}
 DEFAULT_SAFETY: dict = {}  # an empty [safety] table: every default applies
 
 
-def run(config, dry_run=False, **kw):
-    return run_job(config, config.jobs["products"], RunRequest(dry_run=dry_run, **kw))
+def run(config, dry_run=False, clock=None, **kw):
+    return run_job(config, config.jobs["products"], RunRequest(dry_run=dry_run, **kw),
+                   clock=clock)
+
+
+def wall_clock(hours_ago=0.0):
+    """A fake clock at the real time (minus ``hours_ago``), moved by the test only."""
+    return FakeClock(wall=datetime.now(UTC) - timedelta(hours=hours_ago))
 
 
 def refused(result, gate):
@@ -86,7 +95,11 @@ def test_missing_canary_is_refused(tmp_path, catalog):
 
 def test_a_cap_refuses_the_whole_run_never_a_partial_one(tmp_path, catalog):
     source = sorted(ITEMS)[:1500]  # 25% of the catalog would go; the default cap is 10%
-    result = run(make(tmp_path, catalog, source, max_shrink=1.0))
+    config, clock = make(tmp_path, catalog, source, max_shrink=1.0), wall_clock()
+    first = run(config, clock=clock)  # the ids are first seen missing: all pending grace
+    assert first.exit_code == EXIT_OK and first.summary["pending_grace"] == 500
+    clock.advance(3601)
+    result = run(config, clock=clock)  # now all 500 are due at once: the cap refuses
     refused(result, "max_delete_fraction")
     assert catalog.stats.bulk_delete_requests == 0 and len(catalog.ids()) == 2000
     gates = {g["gate"]: g for g in result.summary["gates"]}
@@ -95,7 +108,8 @@ def test_a_cap_refuses_the_whole_run_never_a_partial_one(tmp_path, catalog):
 
 def test_daily_budget_across_runs(tmp_path, catalog):
     ids = sorted(ITEMS)
-    config = make(tmp_path, catalog, ids[100:], grace_runs=1, max_deletes_per_day=150)
+    config = make(tmp_path, catalog, ids[100:], grace_runs=1, grace_period="off",
+                  max_deletes_per_day=150)
     assert run(config).summary["deleted"] == 100
     write_csv(config.jobs["products"].source.path, ids[200:])
     refused(run(config), "max_deletes_per_day")
@@ -105,7 +119,7 @@ def test_daily_budget_across_runs(tmp_path, catalog):
 def test_protected_ids_are_never_deleted(tmp_path, catalog):
     protect_file = write_csv(tmp_path / "keep.csv", ["00003"])
     source = sorted(ITEMS)[10:]
-    config = make(tmp_path, catalog, source, grace_runs=1,
+    config = make(tmp_path, catalog, source, grace_runs=1, grace_period="off",
                   protect=["00001", "0000[5-6]", f"file:{protect_file}"])
     result = run(config)
     assert result.exit_code == EXIT_OK
@@ -116,7 +130,7 @@ def test_protected_ids_are_never_deleted(tmp_path, catalog):
 
 def test_one_off_missing_id_survives_its_grace(tmp_path, catalog):
     ids = sorted(ITEMS)
-    config = make(tmp_path, catalog, [i for i in ids if i != "00042"])
+    config = make(tmp_path, catalog, [i for i in ids if i != "00042"], grace_period="off")
     first = run(config)
     assert first.exit_code == EXIT_OK
     assert first.summary["pending_grace"] == 1 and first.summary["deleted"] == 0
@@ -132,7 +146,7 @@ def test_one_off_missing_id_survives_its_grace(tmp_path, catalog):
 
 def test_saved_plan_applied_later_deletes_exactly_its_ids_minus_drifted(tmp_path, catalog):
     ids = sorted(ITEMS)
-    config = make(tmp_path, catalog, ids[100:], grace_runs=1)
+    config = make(tmp_path, catalog, ids[100:], grace_runs=1, grace_period="off")
     plan_file = tmp_path / "plan.json"
     planned = run_reconciler("--config", config.path, "plan", "products", "--out", plan_file)
     assert planned.returncode == 0, planned.stderr
@@ -149,7 +163,8 @@ def test_saved_plan_applied_later_deletes_exactly_its_ids_minus_drifted(tmp_path
 
 def test_apply_is_the_way_past_a_cap_and_old_plans_are_refused(tmp_path, catalog):
     ids = sorted(ITEMS)
-    config = make(tmp_path, catalog, ids[500:], grace_runs=1, max_shrink=1.0)
+    config = make(tmp_path, catalog, ids[500:], grace_runs=1, grace_period="off",
+                  max_shrink=1.0)
     plan_file = tmp_path / "plan.json"
     planned = run_reconciler("--config", config.path, "plan", "products", "--out", plan_file)
     assert planned.returncode == EXIT_REFUSED
@@ -168,7 +183,8 @@ def test_apply_is_the_way_past_a_cap_and_old_plans_are_refused(tmp_path, catalog
     assert event["reason"] == "spring clean-up, ticket 42" and event["user"]
 
     saved = json.loads(plan_file.read_text())
-    saved["created_at"] -= 2 * 86400
+    saved["created_at"] -= 2 * 86400  # a plan made two days ago (signed as it would be)
+    saved["mac"] = saved_plan.signature(saved, saved_plan.signing_key(config.state_dir))
     plan_file.write_text(json.dumps(saved))
     stale = run_reconciler("--config", config.path, "apply", plan_file, "--approve",
                            "--reason", "again")
@@ -178,7 +194,7 @@ def test_apply_is_the_way_past_a_cap_and_old_plans_are_refused(tmp_path, catalog
 
 def test_restore_brings_back_every_deleted_item_with_its_properties(tmp_path, catalog):
     ids = sorted(ITEMS)
-    config = make(tmp_path, catalog, ids[50:], grace_runs=1)
+    config = make(tmp_path, catalog, ids[50:], grace_runs=1, grace_period="off")
     deleted = run(config)
     assert deleted.summary["deleted"] == 50
     assert deleted.summary["backup"]["records"] == 50
@@ -225,4 +241,9 @@ def test_defaults_hold_without_a_safety_table(tmp_path, catalog):
     text = job_toml("products", catalog.base_url, source, emulator=catalog, safety={})
     config = load_config(write_config(tmp_path, text.replace("[jobs.products.safety]\n", "")))
     assert config.jobs["products"].safety.grace_runs == 2
-    refused(run(config), "max_delete_fraction")  # half the catalog would go
+    assert config.jobs["products"].safety.grace_period == 3600
+    clock = wall_clock()
+    assert run(config, clock=clock).summary["pending_grace"] == 1000
+    clock.advance(3600)
+    refused(run(config, clock=clock), "max_delete_fraction")  # half the catalog would go
+    assert catalog.stats.bulk_delete_requests == 0

@@ -201,3 +201,28 @@ def test_adobe_target_needs_an_environment(tmp_path):
     assert error_for(tmp_path, text, {"CLIENT_ID": "c", "TOKEN": "t"}) == (
         "CFG: jobs.recs.target.project_token: unknown key"
     )
+
+
+def test_scope_and_grace_period_keys(tmp_path):
+    from reconciler.config import Safety
+
+    scoped = VALID.replace('schedule = "*/30 * * * *"',
+                           'schedule = "*/30 * * * *"\nscope = ["EU-", "*-eu"]')
+    assert load_config(write(tmp_path, scoped), ENV).jobs["products-eu"].scope == ("EU-",
+                                                                                   "*-eu")
+    assert load_config(write(tmp_path, VALID), ENV).jobs["products-eu"].scope == ()
+    assert error_for(tmp_path, scoped.replace('["EU-", "*-eu"]', '["EU-", ""]')) == (
+        "CFG: jobs.products-eu.scope: an empty entry would match every id")
+    assert error_for(tmp_path, scoped.replace('["EU-", "*-eu"]', "[]")) == (
+        "CFG: jobs.products-eu.scope: an empty array would own no id; leave the key out "
+        "instead")
+    assert error_for(tmp_path, scoped.replace('["EU-", "*-eu"]', '"EU-"')) == (
+        "CFG: jobs.products-eu.scope: expected an array of strings, got a string")
+    assert Safety().grace_period == 3600
+    for value, seconds in (('"off"', None), ('"0s"', 0.0), ('"90m"', 5400.0)):
+        text = VALID + f"[jobs.products-eu.safety]\ngrace_period = {value}\n"
+        assert load_config(write(tmp_path, text), ENV).jobs[
+            "products-eu"].safety.grace_period == seconds
+    assert error_for(tmp_path, VALID + '[jobs.products-eu.safety]\ngrace_period = "-1h"\n') == (
+        'CFG: jobs.products-eu.safety.grace_period: expected a duration such as "26h", "7d" or '
+        '"90m", got \'-1h\'')

@@ -83,14 +83,31 @@ def test_glob_translation_agrees_with_fnmatch(pattern, name):
                                                                                      pattern)
 
 
-def test_grace_defers_until_enough_consecutive_runs():
-    rules = Safety()  # grace_runs = 2
-    due, pending, seen = grace_due(["a", "b"], {"a": (1, 0.0)}, rules, now=100.0)
+def test_grace_needs_enough_runs_and_enough_time():
+    rules = Safety()  # grace_runs = 2 and grace_period = 1 h
+    hour = 3600.0
+    due, pending, seen = grace_due(["a", "b"], {"a": (1, 0.0)}, rules, now=hour)
     assert (due, pending) == (["a"], ["b"])
-    assert seen == {"a": (2, 0.0), "b": (1, 100.0)}
-    by_period = replace(Safety(), grace_runs=5, grace_period=60.0)
-    due, pending, _ = grace_due(["a", "b"], {"a": (1, 0.0)}, by_period, now=100.0)
+    assert seen == {"a": (2, 0.0), "b": (1, hour)}
+    # Two runs minutes apart over one bad export: enough runs, not enough time.
+    due, pending, _ = grace_due(["a"], {"a": (1, 0.0)}, rules, now=300.0)
+    assert (due, pending) == ([], ["a"])
+    # Long enough, but not enough runs.
+    due, pending, _ = grace_due(["a"], {}, replace(rules, grace_period=0.0), now=hour)
+    assert (due, pending) == ([], ["a"])
+    runs_only = replace(Safety(), grace_period=None)
+    due, pending, _ = grace_due(["a", "b"], {"a": (1, 99.0)}, runs_only, now=100.0)
     assert (due, pending) == (["a"], ["b"])
+    # A clock set back before the first miss makes an id wait, never go early.
+    due, pending, _ = grace_due(["a"], {"a": (5, 10 * hour)}, rules, now=hour)
+    assert (due, pending) == ([], ["a"])
+
+
+def test_a_run_that_deletes_nothing_passes_every_cap():
+    rules = replace(Safety(), max_deletes=0, max_deletes_per_day=10)
+    assert failed(judge_caps(rules, 0, 1000, 5000)) == []
+    assert failed(judge_caps(rules, 0, 0, 0)) == []
+    assert failed(judge_caps(rules, 1, 1000, 5000)) == ["max_deletes", "max_deletes_per_day"]
 
 
 def test_lost_leading_zeros():
