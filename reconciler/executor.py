@@ -181,7 +181,7 @@ class Executor:
             except RetriableApiError as exc:
                 if exc.throttled:
                     result.throttled += 1
-                    self._budget.throttled(self._clock.monotonic(), exc.retry_after)
+                    self._budget.throttled(self._clock.monotonic(), self._bounded_pause(exc))
                 raise
             finally:
                 self._budget.complete(token, self._clock.monotonic())
@@ -202,7 +202,19 @@ class Executor:
             self._stop(result, exc, f"stopped: {exc}")
             return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except RetriableApiError as exc:
+            deadline = self._limits.retry_deadline_seconds
+            if exc.retry_after is not None and exc.retry_after > deadline:
+                # The server asked for a pause longer than we may wait: not obeyed; the
+                # request was refused, so its ids were not applied and stay resumable.
+                why = (f"stopped: the server asked to wait {exc.retry_after:.0f} s, longer than "
+                       f"retry_deadline_seconds ({deadline:.0f} s); "
+                       "the next run resumes")
+                self._stop(result, exc, why)
+                return [Outcome(i, NOT_SENT if exc.throttled else UNKNOWN, f"{why}: {exc}")
+                        for i in batch]
             self._stop(result, exc, f"stopped, the API kept failing: {exc}")
+            if exc.throttled:  # a 429 (or Adobe's 503) means the request was not applied
+                return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except FatalApiError as exc:
             if exc.status == 400 and len(batch) > 1:
@@ -212,6 +224,14 @@ class Executor:
             Outcome(i, QUEUED) if answer.ok else Outcome(i, FAILED, answer.error)
             for i, answer in zip(batch, answers, strict=True)
         ]
+
+    def _bounded_pause(self, error: RetriableApiError) -> float | None:
+        """The server's pause for the shared budget, or None when it is longer than the
+        retry deadline: such a pause is not obeyed (the batch stops, resumable), and later
+        runs and other processes sharing the budget must not inherit a day-long wait."""
+        if error.retry_after is None or error.retry_after > self._limits.retry_deadline_seconds:
+            return None
+        return error.retry_after
 
     def _wait_for_slot(self, result: ExecutionResult) -> str:
         """Wait until the budget admits a request; a stop request ends the wait."""

@@ -5,6 +5,7 @@ from reconciler.batching import BatchShape
 from reconciler.config import Limits
 from reconciler.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
 from reconciler.executor import Executor
+from reconciler.ratelimit import SlidingWindowBudget
 
 LIMITS = Limits(requests_per_window=5, window_seconds=10, max_attempts=4,
                 backoff_initial_seconds=1, backoff_max_seconds=8)
@@ -160,3 +161,32 @@ def test_retry_deadline_on_the_injected_clock(clock):
     result = Executor(fake, limits, clock).run(IDS[:5])
     assert result.counts()["unknown"] == 5
     assert 3 <= result.requests <= 6  # 1-2 s apart, for about 5 s
+
+
+def test_a_pause_longer_than_the_retry_deadline_is_not_obeyed(clock):
+    from dataclasses import replace
+
+    limits = replace(LIMITS, retry_deadline_seconds=600)
+    budget = SlidingWindowBudget(limits.requests_per_window, limits.window_seconds)
+    fake = backend()
+    fake.faults.append(RetriableApiError("bulk delete: HTTP 429: Rate limit exceeded",
+                                         status=429, retry_after=86400))
+    result = Executor(fake, limits, clock, budget).run(IDS)
+    assert result.counts() == {"queued": 0, "failed": 0, "unknown": 0, "not_sent": 30}
+    assert result.requests == 1 and max(clock.sleeps, default=0) <= 600
+    assert result.stopped.startswith(
+        "stopped: the server asked to wait 86400 s, longer than retry_deadline_seconds (600 s)")
+    # The shared budget never holds a pause past the deadline: the next run does not hang.
+    assert budget.state.paused_until <= clock.monotonic()
+    assert len(fake.items) == 30
+
+
+def test_a_pause_within_the_deadline_is_cut_to_the_time_left(clock):
+    from dataclasses import replace
+
+    limits = replace(LIMITS, retry_deadline_seconds=10, max_attempts=10)
+    fake = backend()
+    fake.faults.extend([RetriableApiError("HTTP 503", status=503, retry_after=6)] * 3)
+    result = Executor(fake, limits, clock).run(IDS[:5])
+    assert sum(clock.sleeps) <= 10 + 1e-9
+    assert result.counts()["unknown"] == 5  # a 503 may have been applied: unknown, not lost
