@@ -29,9 +29,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler import sdnotify
+from reconciler import preflight, sdnotify
 from reconciler.config import INTERVAL_PATTERN, Config, Job, load_config
-from reconciler.errors import EXIT_OK, ConfigError, ReconcilerError
+from reconciler.errors import EXIT_OK, ConfigError, EnvironmentProblem, ReconcilerError
+from reconciler.journal import Journal
 from reconciler.logging import get_logger
 from reconciler.metrics import HealthServer, Metrics
 from reconciler.runner import BackendFactory, RunRequest, default_backend, run_job
@@ -150,7 +151,25 @@ class Daemon:
         age = time.monotonic() - self.last_tick
         return not self.stop() and age <= self.config.daemon.health_max_tick_age_seconds
 
+    def _preflight(self) -> None:
+        """Before scheduling: state_dir must take writes (else one line, exit 3); rows of
+        runs whose process died become ``crashed`` (their next run resumes them)."""
+        preflight.writable_dir(self.config.state_dir, "state_dir")
+        journal = Journal.in_state_dir(self.config.state_dir)
+        try:
+            crashed = journal.mark_crashed()
+        finally:
+            journal.close()
+        if crashed:
+            self.log.warning("runs.crashed", run_ids=crashed)
+        for job in self.config.jobs.values():
+            try:
+                preflight.readable_file(job.source.path, "source")
+            except EnvironmentProblem as exc:  # exports may land later: say so, go on
+                self.log.warning("job.source_unreadable", job=job.name, error=str(exc))
+
     def serve(self, install_signals: bool = True) -> int:
+        self._preflight()
         if install_signals:
             self._install_signals()
         health = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import getpass
 import secrets as token_source
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler import backups, saved_plan
+from reconciler import backups, preflight, saved_plan
 from reconciler.backends.adobe_classic import AdobeClassicBackend
 from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
@@ -34,10 +35,13 @@ from reconciler.config import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
 from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
+    EXIT_UNEXPECTED,
     ApiError,
+    EnvironmentProblem,
     ReconcilerError,
     SafetyRefusal,
     SourceError,
+    describe_os_error,
 )
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
 from reconciler.journal import (
@@ -174,10 +178,13 @@ class _Run:
         started = self.clock.monotonic()
         journal: Journal | None = None
         try:
+            # Before anything is deleted: the state and the report folder must take writes.
+            preflight.writable_dir(self.config.state_dir, "state_dir")
             with JobLock(self.config.state_dir, self.job.name):
                 journal = Journal.in_state_dir(self.config.state_dir)
+                journal.mark_crashed(self.job.name, holding_lock=True)
                 exit_code, message = self._journaled(journal)
-        except (SourceError, SafetyRefusal) as exc:
+        except (SourceError, SafetyRefusal, EnvironmentProblem) as exc:
             exit_code, message = exc.exit_code, str(exc)
             self.status = REFUSED
             self.summary["refused"] = message
@@ -187,20 +194,49 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
+        except (OSError, sqlite3.Error) as exc:
+            # The environment failed under a run (disk full, state_dir removed): one line,
+            # exit 1; what was journaled stays resumable.
+            exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
+            self.status = FAILED_RUN
+            self.summary["error"] = message
+            self.log.error("run.failed", error=message, exit_code=exit_code)
         self.summary["finished_at"] = iso_now(self.clock)
         self.summary["run_seconds"] = round(self.clock.monotonic() - started, 3)
         self.summary["exit_code"] = exit_code
         if journal is not None:
-            journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
-                               else self.status, exit_code, self.summary["finished_at"],
-                               self.summary)
-            journal.close()
-        write_report(self.folder, self.summary, self.plan, self.outcomes)
+            try:
+                journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
+                                   else self.status, exit_code, self.summary["finished_at"],
+                                   self.summary)
+            except (OSError, sqlite3.Error) as exc:  # the next start marks the row crashed
+                self.log.error("journal.finish_failed", error=describe_os_error(exc))
+            finally:
+                journal.close()
+        message += self._write_report()
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
             self.outcomes or [],
         )
+
+    def _write_report(self) -> str:
+        """Write the report; when its folder fails, into state_dir instead; else say so."""
+        folders = [self.folder]
+        fallback = self.config.state_dir / "reports" / self.job.name / self.run_id
+        if fallback != self.folder:
+            folders.append(fallback)
+        problems = []
+        for folder in folders:
+            try:
+                write_report(folder, self.summary, self.plan, self.outcomes)
+            except OSError as exc:
+                problems.append(f"{folder}: {describe_os_error(exc)}")
+                self.log.error("report.failed", folder=str(folder), error=problems[-1])
+                continue
+            self.folder = folder
+            return f" (report folder unusable, written to {folder})" if problems else ""
+        return f"; no report written: {'; '.join(problems)}"
 
     def _journaled(self, journal: Journal) -> tuple[int, str]:
         if self.request.apply is not None:
@@ -208,6 +244,7 @@ class _Run:
         interrupted = None if self.dry_run else journal.interrupted_run(self.job.name)
         journal.start_run(self.run_id, self.job.name, self.dry_run, self.summary["started_at"],
                           resumed_from=interrupted.run_id if interrupted else None)
+        preflight.writable_dir(self.folder, "report folder")  # before anything is deleted
         backend = self.factory(self.job, self.clock, self.log)
         try:
             if interrupted is not None:
@@ -441,6 +478,7 @@ class _Run:
         rules, now = self.job.safety, self.clock.utcnow().timestamp()
         self.summary.update(applied_plan=saved.run_id, plan_created_at=saved.created_at)
         journal.start_run(self.run_id, self.job.name, False, self.summary["started_at"])
+        preflight.writable_dir(self.folder, "report folder")  # before anything is deleted
         if now - saved.created_at > rules.max_plan_age:
             raise SafetyRefusal(
                 f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "

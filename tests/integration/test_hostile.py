@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -78,3 +79,77 @@ def test_a_day_long_retry_after_fails_the_batch_resumably(hostile, tmp_path, ret
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[0].startswith("products: resumed ")
     assert len(emulator.ids()) == 100 + sum(summary["skipped"].values())
+
+
+def test_a_state_dir_that_is_a_file_is_refused_before_any_delete(hostile, tmp_path):
+    emulator, config, _items, _keep = hostile
+    (tmp_path / "state").write_text("not a folder")
+    ran = run_reconciler("--config", config, "run")
+    assert ran.returncode == 3
+    assert "Traceback" not in ran.stderr
+    line = ran.stderr.splitlines()[-1]
+    state = tmp_path / "state"
+    folder = re.escape(str(state / "reports" / "products")) + r"/\d{8}T\d{6}Z-[0-9a-f]{6}"
+    assert re.fullmatch(f"products: state_dir {re.escape(str(state))} is not a folder; "
+                        f"no report written: ({folder}): Not a directory \\(\\1\\)", line), line
+    assert emulator.stats.bulk_delete_requests == 0
+
+
+def test_an_unusable_report_dir_is_found_before_any_delete(hostile, tmp_path):
+    emulator, config, _items, _keep = hostile
+    blocker = tmp_path / "reports-file"
+    blocker.write_text("")
+    ran = run_reconciler("--config", config, "run", "--report-dir", blocker)
+    assert ran.returncode == 3 and "Traceback" not in ran.stderr
+    first = next(x for x in ran.stderr.splitlines() if x.startswith("products: "))
+    bad = re.escape(str(blocker / "products"))
+    fallback = re.escape(str(tmp_path / "state" / "reports" / "products"))
+    assert re.fullmatch(f"products: report folder {bad} cannot be created: Not a directory "
+                        f"\\({bad}\\) \\(report folder unusable, written to "
+                        f"{fallback}/\\d{{8}}T\\d{{6}}Z-[0-9a-f]{{6}}\\)", first), first
+    assert emulator.stats.bulk_delete_requests == 0
+    summary = json.loads((report_of(ran, tmp_path) / "summary.json").read_text())
+    assert summary["exit_code"] == 3 and summary["refused"].startswith("report folder")
+    history = run_reconciler("--config", config, "history")
+    assert " refused " in history.stdout or "refused" in history.stdout
+
+
+def test_a_disk_that_fills_up_mid_run_ends_in_one_line(hostile, tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk: every write past it fails with EFBIG."""
+    import resource
+    import signal
+    import subprocess
+
+    from tests.helpers import reconciler_command
+
+    emulator, config, _items, _keep = hostile
+    assert run_reconciler("--config", config, "plan").returncode == 0  # the journal exists
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        size = (tmp_path / "state" / "journal.sqlite3").stat().st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 4096, size + 4096))
+
+    ran = subprocess.run(reconciler_command("--config", config, "run"), capture_output=True,
+                         text=True, timeout=60, preexec_fn=small_disk)
+    assert "Traceback" not in ran.stderr + ran.stdout
+    assert ran.returncode in (1, 3), ran.stderr
+    line = next(x for x in ran.stderr.splitlines() if x.startswith("products: "))
+    assert "File too large" in line or "disk" in line, line
+    # Nothing deleted that was not planned; the next run (with room) finishes the work.
+    again = run_reconciler("--config", config, "run")
+    assert again.returncode == 0, again.stderr
+    assert not set(emulator.stats.deleted) & _keep
+
+
+def test_state_journal_backups_and_reports_are_private(hostile, tmp_path):
+    _emulator, config, _items, _keep = hostile
+    ran = run_reconciler("--config", config, "run")
+    assert ran.returncode == 0, ran.stderr
+    state = tmp_path / "state"
+    paths = [state, *state.rglob("*")]
+    assert any(p.name.endswith(".jsonl.gz") for p in paths)  # a backup was written
+    assert any(p.name == "journal.sqlite3" for p in paths)
+    open_to_others = [f"{p} {p.stat().st_mode & 0o777:o}" for p in paths
+                      if p.stat().st_mode & 0o077]
+    assert open_to_others == []

@@ -138,3 +138,17 @@ def test_shrink_baseline_and_daily_count(journal):
     assert journal.queued_since("job", 40.0) == 2
     assert journal.queued_since("job", 60.0) == 0
     assert journal.last_source_ids("other") is None
+
+
+def test_rows_of_dead_processes_become_crashed_and_stay_resumable(tmp_path):
+    from reconciler.journal import CRASHED, Journal
+
+    journal = Journal.in_state_dir(tmp_path)
+    journal.start_run("r1", "job", False, "2026-01-01T00:00:00Z")
+    journal.store_plan("r1", ["a", "b"], [])
+    journal._db.execute("UPDATE runs SET pid = 2147483646 WHERE run_id = 'r1'")  # no such pid
+    journal.start_run("r2", "other", False, "2026-01-01T00:00:01Z")  # this live process
+    assert journal.mark_crashed() == ["r1"]
+    assert journal.run("r1").status == CRASHED and journal.run("r2").status == "running"
+    assert journal.interrupted_run("job").run_id == "r1"
+    assert journal.mark_crashed("other", holding_lock=True) == ["r2"]
