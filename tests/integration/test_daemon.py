@@ -158,7 +158,8 @@ def test_a_bad_schedule_is_a_config_error(tmp_path, start_emulator):
     done = subprocess.run([sys.executable, "-m", "reconciler", "--config", str(config_path),
                            "daemon"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.startswith("reconciler: jobs.one.schedule: '61 * * * *': ")
+    assert done.stderr.startswith(
+        f"reconciler: {config_path}: jobs.one.schedule: '61 * * * *': ")
 
 
 def test_the_systemd_unit_verifies(tmp_path):
