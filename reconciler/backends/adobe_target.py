@@ -30,7 +30,7 @@ from reconciler.backends.base import (
 )
 from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape, encode_json
-from reconciler.classify import classify_status, error_text, parse_json_body
+from reconciler.classify import classify_status, error_text, id_problem, parse_json_body
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
@@ -71,7 +71,13 @@ def search_hits(body: Any) -> list[str]:
         entity = hit.get("entity", hit) if isinstance(hit, dict) else {}
         if "id" not in entity:
             raise FatalApiError("catalogsearch: a hit has no 'id'")
-        ids.append(str(entity["id"]))
+        value = entity["id"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # numeric entity ids travel as their decimal text
+        problem = id_problem(value)
+        if problem:  # a page with a hole cannot be paged past safely: the answer is unusable
+            raise FatalApiError(f"catalogsearch: a hit's {problem.replace('item_id', 'id')}")
+        ids.append(value)
     return ids
 
 

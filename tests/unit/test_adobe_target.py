@@ -63,3 +63,18 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
         assert route.calls[0].request.headers["x-api-key"] == "cid"
         assert route.calls[0].request.url.params["environment"] == "1"
     backend.close()
+
+
+@pytest.mark.parametrize(("hit", "expected"), [
+    ({"id": None}, "catalogsearch: a hit's id is null"),
+    ({"id": ["a"]}, "catalogsearch: a hit's id is not a string (list)"),
+    ({"id": "x\ud800"}, "catalogsearch: a hit's id is not valid Unicode (a lone surrogate)"),
+])
+def test_unusable_adobe_ids_make_the_answer_unusable(hit, expected):
+    from reconciler.backends.adobe_target import search_hits
+    from reconciler.errors import FatalApiError
+
+    with pytest.raises(FatalApiError) as caught:
+        search_hits({"hits": [{"id": "a"}, hit]})
+    assert str(caught.value) == expected
+    assert search_hits({"hits": [{"id": 12}, {"id": "b"}]}) == ["12", "b"]
