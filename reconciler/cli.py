@@ -164,12 +164,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.dir, args.items)
     config_path = resolve_config_path(args.config)
     config = load_config(config_path)
+    from reconciler.redact import config_forms
+
+    secrets = config_forms(job.target for job in config.jobs.values())
     if args.command == "daemon":
         # journald keeps the daemon's stdout; --once (cron) keeps stdout for results, as run.
-        configure(config.logging.level, config.logging.format, config.secrets,
+        configure(config.logging.level, config.logging.format, secrets,
                   stream=sys.stderr if args.once else sys.stdout)
         return _daemon(config_path, args.once)
-    configure(config.logging.level, config.logging.format, config.secrets)
+    configure(config.logging.level, config.logging.format, secrets)
     if args.command == "check":
         return _check(config, args.jobs)
     if args.command in ("history", "outcomes"):

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,6 +61,7 @@ from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.progress import Progress
+from reconciler.redact import RedactingBackend, target_forms
 from reconciler.report import write_report
 from reconciler.safety import (
     SKIP_PENDING_GRACE,
@@ -91,11 +92,15 @@ def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
     def on_retry(error: ApiError, attempt: int, delay: float) -> None:
         log.warning("api.retry", error=str(error), attempt=attempt, wait_seconds=round(delay, 3))
 
+    backend: Backend
     if job.target.backend == ADOBE_TARGET:
-        return AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
-    if job.target.backend == ADOBE_CLASSIC:
-        return AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
-    return BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
+        backend = AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
+    elif job.target.backend == ADOBE_CLASSIC:
+        backend = AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
+    else:
+        backend = BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
+    # Servers may echo credentials in errors: none may reach a log, the journal or a report.
+    return cast(Backend, RedactingBackend(backend, target_forms(job.target)))
 
 
 @dataclass(frozen=True)

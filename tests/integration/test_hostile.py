@@ -153,3 +153,36 @@ def test_state_journal_backups_and_reports_are_private(hostile, tmp_path):
     open_to_others = [f"{p} {p.stat().st_mode & 0o777:o}" for p in paths
                       if p.stat().st_mode & 0o077]
     assert open_to_others == []
+
+
+SECRET = 'pa/ss+w "rd\u00e9'
+
+
+def test_credentials_echoed_by_the_server_are_redacted_everywhere(tmp_path, start_emulator):
+    import base64
+    import sqlite3
+    from urllib.parse import quote, quote_plus
+
+    items = generate_items(60)
+    emulator = start_emulator(items, api_key_id="key-id-123", api_secret=SECRET)
+    keep = set(list(items)[:50])
+    source = write_csv(tmp_path / "exports" / "products.csv", sorted(keep))
+    config = write_config(tmp_path, job_toml("products", emulator.base_url, source,
+                                             emulator=emulator, limits={"max_attempts": 2}))
+    pair = base64.b64encode(f"key-id-123:{SECRET}".encode()).decode()
+    emulator.queue_faults("bulk", ["echo", "echo"])  # both attempts of the first batch
+    ran = run_reconciler("--config", config, "run")
+    assert ran.returncode == 4, ran.stderr
+    folder = report_of(ran, tmp_path)
+    outcomes = (folder / "outcomes.csv").read_text(encoding="utf-8")
+    assert "bad request from" in outcomes and "***" in outcomes  # the server's text, masked
+    with sqlite3.connect(tmp_path / "state" / "journal.sqlite3") as db:
+        journal = "\n".join(str(row) for row in db.execute("SELECT * FROM items")) + "\n".join(
+            str(row) for row in db.execute("SELECT summary FROM runs"))
+    everything = "\n".join([ran.stdout, ran.stderr, outcomes, journal,
+                            *(p.read_text(encoding="utf-8", errors="replace")
+                              for p in folder.iterdir())])
+    for form in (SECRET, quote(SECRET, safe=""), quote_plus(SECRET), pair,
+                 json.dumps(SECRET)[1:-1], "key-id-123"):
+        assert form not in everything, form
+    assert_accounted(ran, tmp_path, emulator, keep)
