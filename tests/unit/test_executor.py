@@ -78,10 +78,22 @@ def test_rejected_batch_is_split_and_resent(clock):
     assert [len(r) for r in fake.delete_requests[:2]] == [2, 3]
 
 
+class RefusingBackend(MemoryBackend):
+    """Refuses with a 400 any request holding one of ``bad`` (as a server would)."""
+
+    def __init__(self, bad, text="bulk delete: HTTP 400: Invalid JSON", **kw):
+        super().__init__(IDS, shape=BatchShape(max_ids=kw.pop("max_ids", 5), max_bytes=10**6))
+        self.bad, self.text, self.requests = set(bad), text, 0
+
+    def delete_batch(self, ids):
+        self.requests += 1
+        if self.bad & set(ids):
+            raise FatalApiError(self.text.format(first=min(self.bad & set(ids))), status=400)
+        return super().delete_batch(ids)
+
+
 def test_a_single_id_still_refused_after_splitting_fails(clock):
-    fake = backend()
-    refusal = FatalApiError("bulk delete: HTTP 400: Invalid JSON", status=400)
-    fake.faults.extend([refusal] * 3)  # the batch of 5, then its half of 2, then id-000 alone
+    fake = RefusingBackend({"id-000"})
     result = Executor(fake, LIMITS, clock).run(IDS[:5])
     by_id = {o.item_id: o for o in result.outcomes}
     assert by_id["id-000"].outcome == "failed"
@@ -190,3 +202,30 @@ def test_a_pause_within_the_deadline_is_cut_to_the_time_left(clock):
     result = Executor(fake, limits, clock).run(IDS[:5])
     assert sum(clock.sleeps) <= 10 + 1e-9
     assert result.counts()["unknown"] == 5  # a 503 may have been applied: unknown, not lost
+
+
+def test_a_400_about_the_whole_request_is_not_bisected_down_to_single_ids(clock):
+    fake = RefusingBackend(IDS, text="bulk delete: HTTP 400: Payload is not a list",
+                           max_ids=30)
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert result.counts() == {"queued": 0, "failed": 30, "unknown": 0, "not_sent": 0}
+    assert fake.requests == 3  # the batch, then both halves refused the same way
+    assert result.outcomes[0].detail == ("bulk delete: HTTP 400: Payload is not a list (the "
+                                         "whole batch was refused the same way, halves too)")
+
+
+def test_bisection_costs_a_bounded_number_of_requests(clock):
+    from reconciler.executor import split_request_cap
+
+    bad = {IDS[n] for n in range(0, 30, 3)}  # ten bad ids spread over one batch of 30
+    # The server names the first bad id, so halves are never refused "the same way".
+    fake = RefusingBackend(bad, text="bulk delete: HTTP 400: bad id {first}", max_ids=30)
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert fake.requests <= split_request_cap(30) == 19
+    counts = result.counts()
+    assert counts["failed"] + counts["queued"] == 30 and counts["queued"] > 0
+    assert all(o.outcome == "failed" for o in result.outcomes if o.item_id in bad)
+    capped = [o for o in result.outcomes if "not split further" in o.detail]
+    assert capped and all(o.detail.endswith(" (not split further: the batch used its 19 "
+                                            "requests)") for o in capped)
+    assert capped[0].detail.startswith("bulk delete: HTTP 400: bad id id-")
