@@ -163,7 +163,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.dir, args.items)
     config_path = resolve_config_path(args.config)
-    config = load_config(config_path)
+    # history and outcomes read only the journal: they need no API credentials.
+    config = load_config(config_path, secrets=args.command not in ("history", "outcomes"))
     from reconciler.redact import config_forms
 
     secrets = config_forms(job.target for job in config.jobs.values())

@@ -197,8 +197,12 @@ def resolve_config_path(cli_value: str | None, environ: dict[str, str] | None = 
     return Path(cli_value or env.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME)
 
 
-def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
-    """Read and validate ``path``; raise ConfigError naming the file and key on any fault."""
+def load_config(path: Path, environ: dict[str, str] | None = None, *,
+                secrets: bool = True) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file and key on any fault.
+
+    ``secrets=False`` (``history``, ``outcomes``: they read only the journal) leaves
+    credentials whose variable or file is missing empty instead of failing."""
     env = dict(os.environ if environ is None else environ)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -208,13 +212,15 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, path, env)
+    return parse_config(raw, path, env, secrets=secrets)
 
 
-def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Config:
+def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str], *,
+                 secrets: bool = True) -> Config:
     """Validate an already-parsed TOML document; ``path`` anchors relative paths."""
     base = path.resolve().parent
     top = _Table(raw, "", path, environ)
+    top.secrets_needed = secrets
     state_dir = base / top.string("state_dir", default="var")
     budget_dir_value = top.optional_string("budget_dir")
     budget_dir = base / budget_dir_value if budget_dir_value else None
@@ -381,9 +387,16 @@ BACKEND_LIMITS = {
 def _secret(t: _Table, key: str, base: Path | None = None) -> Secret:
     """A credential, given inline, as ``${VAR}``, or as ``file:PATH`` (systemd credentials:
     ``file:${CREDENTIALS_DIRECTORY}/name``); a file's surrounding whitespace is dropped."""
-    value = t.string(key)
+    try:
+        value = t.string(key)
+    except ConfigError:
+        if t.secrets_needed or not isinstance(t.raw(key), str):
+            raise
+        return Secret("")
     if not value.startswith("file:"):
         return Secret(value)
+    if not t.secrets_needed:
+        return Secret("")  # not read: the command needs no credentials
     path = Path(value.removeprefix("file:"))
     if base is not None:
         path = base / path  # relative to the config file's folder, like every other path
@@ -510,6 +523,7 @@ class _Table:
         self._path = path
         self._env = env
         self._seen: set[str] = set()
+        self.secrets_needed = True  # False: an unresolvable credential is left empty
 
     def keys(self) -> list[str]:
         self._seen.update(self._data)
@@ -642,7 +656,9 @@ class _Table:
         value = self._get(key, dict, "a table", required)
         if value is None:
             return None
-        return _Table(value, f"{self._prefix}{key}.", self._path, self._env)
+        child = _Table(value, f"{self._prefix}{key}.", self._path, self._env)
+        child.secrets_needed = self.secrets_needed
+        return child
 
     def finish(self) -> None:
         unknown = sorted(set(self._data) - self._seen)

@@ -160,6 +160,26 @@ def test_history_into_a_closed_pipe_exits_quietly(setup):
     assert done.returncode == 0 and done.stderr == ""
 
 
+def test_history_and_outcomes_need_no_secrets(setup, tmp_path):
+    emulator, config, _ = setup
+    text = config.read_text().replace(f'api_secret = "{emulator.settings.api_secret}"',
+                                      'api_secret = "${RECONCILER_TEST_SECRET}"')
+    config.write_text(text)
+    env = {"RECONCILER_TEST_SECRET": emulator.settings.api_secret}
+    ran = reconciler("--config", config, "run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.splitlines()[1].rsplit("/", 1)[1]
+    history = reconciler("--config", config, "history")
+    assert history.returncode == 0, history.stderr
+    assert run_id in history.stdout
+    outcomes = reconciler("--config", config, "outcomes", run_id)
+    assert outcomes.returncode == 0 and outcomes.stdout.startswith("item_id,outcome,detail")
+    planned = reconciler("--config", config, "plan")  # a command that does need it still says so
+    assert planned.returncode == 2
+    assert planned.stderr.endswith(
+        "jobs.products.target.api_secret: environment variable RECONCILER_TEST_SECRET is not set\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
