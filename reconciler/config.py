@@ -161,6 +161,7 @@ class Daemon:
     listen: str | None = None  # "127.0.0.1:9464" serves /healthz and /metrics; off by default
     health_max_tick_age_seconds: float = 30.0
     stop_timeout_seconds: float = 20.0
+    health_max_failed_runs: int = 3  # /healthz is 503 after this many failed runs in a row (0: off)
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,8 @@ def _parse_daemon(t: _Table) -> Daemon:
         health_max_tick_age_seconds=t.number("health_max_tick_age_seconds",
                                              d.health_max_tick_age_seconds),
         stop_timeout_seconds=t.number("stop_timeout_seconds", d.stop_timeout_seconds),
+        health_max_failed_runs=t.integer("health_max_failed_runs", d.health_max_failed_runs,
+                                         minimum=0),
     )
     t.finish()
     return daemon

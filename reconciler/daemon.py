@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler import preflight, sdnotify
 from reconciler.config import INTERVAL_PATTERN, Config, Job, load_config
-from reconciler.errors import EXIT_OK, ConfigError, EnvironmentProblem, ReconcilerError
+from reconciler.errors import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    ConfigError,
+    EnvironmentProblem,
+    ReconcilerError,
+)
 from reconciler.journal import Journal
 from reconciler.logging import get_logger
 from reconciler.metrics import HealthServer, Metrics
@@ -71,6 +79,8 @@ class Daemon:
         self.metrics = Metrics()
         self.log = get_logger(component="daemon")
         self.last_tick = time.monotonic()
+        self.failed_runs: dict[str, tuple[int, str]] = {}
+        self._health_lock = threading.Lock()
         settings = self.config.daemon
         self.scheduler = BackgroundScheduler(
             timezone=settings.timezone,
@@ -112,11 +122,44 @@ class Daemon:
                              backend_factory=self.factory, stop=self.stop)
         except Exception as exc:  # a job that raises never kills the daemon
             self.metrics.failures.labels(name).inc()
-            self.log.exception("job.crashed", job=name, error=f"{type(exc).__name__}: {exc}")
+            self._count_run(name, False, f"{type(exc).__name__}: {exc}")
+            self.log.error("job.crashed", job=name, run_id=None,
+                           error=f"{type(exc).__name__}: {exc}",
+                           traceback=traceback.format_exc())
             return
         self.metrics.observe(name, result.exit_code, result.summary)
-        self.log.info("job.done", job=name, run_id=result.run_id, exit_code=result.exit_code,
-                      message=result.message)
+        failed = result.exit_code not in (EXIT_OK, EXIT_ITEMS_FAILED)
+        if result.exit_code == EXIT_UNEXPECTED:
+            self.metrics.failures.labels(name).inc()
+        self._count_run(name, not failed, result.message)
+        if result.traceback:
+            self.log.error("job.crashed", job=name, run_id=result.run_id,
+                           exit_code=result.exit_code, message=result.message,
+                           traceback=result.traceback)
+            return
+        (self.log.error if failed else self.log.info)(
+            "job.done", job=name, run_id=result.run_id, exit_code=result.exit_code,
+            message=result.message)
+
+    def _count_run(self, name: str, ok: bool, message: str) -> None:
+        """Consecutive failed runs per job, for /healthz (``health_max_failed_runs``)."""
+        with self._health_lock:
+            if ok:
+                self.failed_runs.pop(name, None)
+            else:
+                count = self.failed_runs.get(name, (0, ""))[0] + 1
+                self.failed_runs[name] = (count, message)
+
+    def health_problem(self) -> str:
+        """'' when healthy; else why /healthz answers 503 (stalled loop, failing jobs)."""
+        if not self.healthy():
+            return "unhealthy: the scheduler loop is not ticking"
+        limit = self.config.daemon.health_max_failed_runs
+        with self._health_lock:
+            failing = sorted((name, count, message) for name, (count, message)
+                             in self.failed_runs.items() if limit and count >= limit)
+        return "; ".join(f"degraded: job {name} failed {count} runs in a row (last: {message})"
+                         for name, count, message in failing)
 
     # -- reload --------------------------------------------------------------------------
 
@@ -174,7 +217,7 @@ class Daemon:
             self._install_signals()
         health = None
         if self.config.daemon.listen:
-            health = HealthServer(self.config.daemon.listen, self.metrics, self.healthy)
+            health = HealthServer(self.config.daemon.listen, self.metrics, self.health_problem)
             health.start()
         for job in self.config.jobs.values():
             self._schedule(job)

@@ -16,6 +16,7 @@ import getpass
 import secrets as token_source
 import sqlite3
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,7 @@ class RunResult:
     summary: dict[str, Any]
     message: str
     outcomes: list[Outcome] = field(default_factory=list)
+    traceback: str = ""  # rendered, when the run ended in an unexpected error (a bug)
 
 
 def new_run_id(clock: Clock) -> str:
@@ -176,6 +178,7 @@ class _Run:
         self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
+        self.traceback = ""
         self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
@@ -206,6 +209,14 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
+        except Exception as exc:  # a bug: one line, the run closed, the traceback in the log
+            exit_code = EXIT_UNEXPECTED
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            self.status = FAILED_RUN
+            self.summary["error"] = message
+            self.traceback = traceback.format_exc()
+            self.log.error("run.crashed", error=message, exit_code=exit_code,
+                           traceback=self.traceback)
         self.summary["finished_at"] = iso_now(self.clock)
         self.summary["run_seconds"] = round(self.clock.monotonic() - started, 3)
         self.summary["exit_code"] = exit_code
@@ -222,7 +233,7 @@ class _Run:
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
-            self.outcomes or [],
+            self.outcomes or [], self.traceback,
         )
 
     def _write_report(self) -> str:
