@@ -102,6 +102,7 @@ class Safety:
     grace_period: float | None = None  # seconds
     max_plan_age: float = 24 * 3600.0
     backup_retention: float = 30 * 86400.0
+    report_retention: float | None = 30 * 86400.0  # report folders under state_dir; None: keep
 
 
 @dataclass(frozen=True)
@@ -485,6 +486,7 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
         max_plan_age=t.duration("max_plan_age", d.max_plan_age) or d.max_plan_age,
         backup_retention=t.duration("backup_retention", d.backup_retention)
         or d.backup_retention,
+        report_retention=t.duration("report_retention", d.report_retention, allow_off=True),
     )
     t.finish()
     return safety

@@ -63,7 +63,7 @@ from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.progress import Progress
 from reconciler.redact import RedactingBackend, target_forms
-from reconciler.report import write_report
+from reconciler.report import prune_reports, write_report
 from reconciler.safety import (
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
@@ -275,6 +275,11 @@ class _Run:
         now = self.clock.utcnow().timestamp()
         backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
                       now)
+        if self.request.report_root is None:
+            pruned = prune_reports(self.folder.parent, self.job.safety.report_retention, now,
+                                   keep=self.folder)
+            if pruned:
+                self.log.info("reports.pruned", folders=len(pruned))
         source = read_ids(self.job.source)
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
         snapshot = self._snapshot_writer()
@@ -407,6 +412,10 @@ class _Run:
                 snapshot: backups.RecordWriter | None, missing_reason: str = "") -> Plan:
         """Back up every id about to be deleted; ids with no record to back up are skipped."""
         wanted = set(plan.to_delete.to_pylist())
+        if not wanted:  # nothing to delete: no (empty) backup file
+            if snapshot is not None:
+                snapshot.path.unlink(missing_ok=True)
+            return plan
         if snapshot is not None:
             records = list(backups.records_for(snapshot.path, wanted))
             snapshot.path.unlink()

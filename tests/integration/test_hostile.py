@@ -186,3 +186,22 @@ def test_credentials_echoed_by_the_server_are_redacted_everywhere(tmp_path, star
                  json.dumps(SECRET)[1:-1], "key-id-123"):
         assert form not in everything, form
     assert_accounted(ran, tmp_path, emulator, keep)
+
+
+def test_old_report_folders_are_pruned_and_no_empty_backup_is_written(hostile, tmp_path):
+    import os
+    import time
+
+    _emulator, config, _items, _keep = hostile
+    first = run_reconciler("--config", config, "run")
+    assert first.returncode == 0, first.stderr
+    old = report_of(first, tmp_path)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    backups = tmp_path / "state" / "backups" / "products"
+    before = sorted(p.name for p in backups.iterdir())
+    second = run_reconciler("--config", config, "run")  # nothing left to delete
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[0] == "products: 0 deleted, 0 not deleted"
+    assert not old.exists() and report_of(second, tmp_path).is_dir()  # report_retention 30d
+    assert sorted(p.name for p in backups.iterdir()) == before  # no empty backup, no leftovers
