@@ -205,3 +205,64 @@ def test_old_report_folders_are_pruned_and_no_empty_backup_is_written(hostile, t
     assert second.stdout.splitlines()[0] == "products: 0 deleted, 0 not deleted"
     assert not old.exists() and report_of(second, tmp_path).is_dir()  # report_retention 30d
     assert sorted(p.name for p in backups.iterdir()) == before  # no empty backup, no leftovers
+
+
+NOT_JSON = {"status": 200, "raw": "{\"success\": tru"}
+SWEEP = [
+    # (name, route, faults, exit code, what the first line of the run says)
+    ("bulk-bad-json", "bulk", [NOT_JSON] * 2, 4, "not deleted"),
+    ("bulk-not-a-list", "bulk", [{"body": {"success": True}}], 4, "not deleted"),
+    ("bulk-short", "bulk", ["short"], 4, "not deleted"),
+    ("bulk-wrong-entry", "bulk", [{"body": [{"success": "yes"}] * 5}], 4, "not deleted"),
+    ("bulk-null-entries", "bulk", [{"body": [None] * 5}], 4, "not deleted"),
+    ("bulk-500s", "bulk", [500, 500], 4, "not deleted"),
+    ("bulk-reset", "bulk", ["reset"], 0, " 0 not deleted"),
+    ("bulk-reset-after", "bulk", ["reset-after"], 0, " 0 not deleted"),
+    ("bulk-echo", "bulk", ["echo"], 0, " 0 not deleted"),
+    ("bulk-400-once", "bulk", [{"status": 400, "body": {"error": "Invalid JSON"}}], 0,
+     " 0 not deleted"),
+    ("bulk-400-always", "bulk", [{"status": 400, "body": {"error": "Invalid JSON"}}] * 3, 4,
+     "not deleted"),
+    ("bulk-huge-retry-after", "bulk",
+     [{"status": 429, "headers": {"Retry-After": "99999999"}}], 4, "not deleted"),
+    ("bulk-bad-retry-after", "bulk",
+     [{"status": 429, "headers": {"Retry-After": "soon"}}], 0, " 0 not deleted"),
+    ("list-total-null", "list", [{"body": {"success": True, "data": [], "matched": 0,
+                                          "total": None}}], 1,
+     "list items: answer field 'total' is null, expected a count"),
+    ("list-data-not-list", "list", [{"body": {"success": True, "data": "x", "total": 1}}], 1,
+     "list items: answer has no 'data' list"),
+    ("list-bad-json", "list", [NOT_JSON] * 2, 1, "malformed JSON in the answer"),
+    ("list-500s", "list", [503, 503], 1, "list items: HTTP 503"),
+    ("list-403", "list", [{"status": 403, "body": {"errors": ["invalid secret"]}}], 2,
+     "list items: HTTP 403: invalid secret"),
+    ("list-null-ids", "list", [{"body": {"success": True, "matched": 2, "total": 2, "data": [
+        {"item_id": None}, {"item_id": 5}]}}], 0, "0 deleted, 0 not deleted"),
+]
+
+
+@pytest.mark.parametrize(("route", "faults", "code", "says"),
+                         [case[1:] for case in SWEEP], ids=[case[0] for case in SWEEP])
+def test_sweep_of_faulty_answers(tmp_path, start_emulator, route, faults, code, says):
+    items = generate_items(60)
+    emulator = start_emulator(items)
+    keep = set(list(items)[:40])
+    source = write_csv(tmp_path / "exports" / "products.csv", sorted(keep))
+    config = write_config(tmp_path, job_toml(
+        "products", emulator.base_url, source, emulator=emulator,
+        limits={"max_attempts": 2, "max_batch_ids": 5}))
+    emulator.queue_faults(route, faults)
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == code, ran.stderr[-2000:]
+    output = ran.stdout if code in (0, 4) else ran.stderr
+    first = next(x for x in output.splitlines() if x.startswith("products: "))
+    assert says in first, first
+    assert len([x for x in ran.stderr.splitlines() if not x.startswith("{")]) <= 1  # one line
+    assert "None" not in (report_of(ran, tmp_path) / "outcomes.csv").read_text()
+    states = assert_accounted(ran, tmp_path, emulator, keep)
+    summary = json.loads((report_of(ran, tmp_path) / "summary.json").read_text())
+    assert len([s for s in states.values() if s != "skipped"]) == summary["to_delete"]
+    if code == 0:
+        assert summary["deleted"] == summary["to_delete"]
+    if route == "list" and code != 0:
+        assert emulator.stats.bulk_delete_requests == 0  # nothing deleted on a bad listing
