@@ -101,6 +101,11 @@ class _StopNow(Exception):
     """A stop was requested before the request went out."""
 
 
+class _BudgetWaitTooLong(Exception):
+    """The shared budget asks for a wait past the retry deadline (a pause stored by another
+    process or an older version): not obeyed, like a server's."""
+
+
 OutcomeSink = Callable[[Outcome], None]
 BatchSink = Callable[[int, Sequence[Outcome], float], None]
 
@@ -246,6 +251,12 @@ class Executor:
         except _StopNow:
             result.stopped = STOP_REQUESTED
             return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
+        except _BudgetWaitTooLong as exc:
+            result.stopped = (f"stopped: the shared rate budget asks to wait {exc} s, longer "
+                              f"than retry_deadline_seconds "
+                              f"({self._limits.retry_deadline_seconds:.0f} s); the next run "
+                              "resumes")
+            return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except BatchAnswerMismatch as exc:
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except AuthError as exc:
@@ -285,8 +296,12 @@ class Executor:
 
     def _wait_for_slot(self, result: ExecutionResult) -> str:
         """Wait until the budget admits a request; a stop request ends the wait."""
+        waited = 0.0
         while True:
             grant = self._budget.acquire(self._clock.monotonic())
+            if grant.token is None and waited + grant.wait > self._limits.retry_deadline_seconds:
+                raise _BudgetWaitTooLong(f"{grant.wait:.0f}")
+            waited += grant.wait
             if grant.token is not None:
                 if self._should_stop():
                     self._budget.complete(grant.token, self._clock.monotonic())

@@ -222,3 +222,15 @@ def test_a_job_failing_run_after_run_degrades_healthz_and_logs_its_traceback(
     assert run_crashed["traceback"].startswith("Traceback (most recent call last)")
     assert run_crashed["traceback"].rstrip().endswith("RuntimeError: backend exploded")
     assert {r.status for r in runs_of(tmp_path / "state", "bad")} == {"failed"}
+
+
+def test_the_daemon_does_not_start_with_an_unusable_state_dir(tmp_path, start_emulator):
+    one = start_emulator(ITEMS)
+    config_path = daemon_config(tmp_path, {"one": one}, ["every 1s"])
+    state = load_config(config_path).state_dir
+    shutil.rmtree(state, ignore_errors=True)
+    state.write_text("a file")
+    done = subprocess.run([sys.executable, "-m", "reconciler", "--config", str(config_path),
+                           "daemon"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr == f"reconciler: state_dir {state} is not a folder\n"

@@ -229,3 +229,20 @@ def test_bisection_costs_a_bounded_number_of_requests(clock):
     assert capped and all(o.detail.endswith(" (not split further: the batch used its 19 "
                                             "requests)") for o in capped)
     assert capped[0].detail.startswith("bulk delete: HTTP 400: bad id id-")
+
+
+def test_a_pause_stored_in_the_shared_budget_past_the_deadline_is_not_obeyed(clock):
+    from dataclasses import replace
+
+    from reconciler.ratelimit import BudgetState
+
+    limits = replace(LIMITS, retry_deadline_seconds=600)
+    budget = SlidingWindowBudget(limits.requests_per_window, limits.window_seconds)
+    # Another process (a longer deadline, an older version) stored a day-long pause.
+    budget.state = BudgetState(paused_until=clock.monotonic() + 86400)
+    fake = backend()
+    result = Executor(fake, limits, clock, budget).run(IDS[:10])
+    assert result.counts() == {"queued": 0, "failed": 0, "unknown": 0, "not_sent": 10}
+    assert result.stopped == ("stopped: the shared rate budget asks to wait 86400 s, longer "
+                              "than retry_deadline_seconds (600 s); the next run resumes")
+    assert clock.sleeps == [] and result.requests == 0
