@@ -75,6 +75,29 @@ def _flatten(value: Any) -> str:
     return str(value)
 
 
+def id_problem(value: Any) -> str:
+    """Why an id read from an API answer cannot be used ('' when it can): it must be a
+    string that encodes as UTF-8 (JSON allows a lone surrogate such as "\\ud800")."""
+    if value is None:
+        return "item_id is null"
+    if not isinstance(value, str):
+        return f"item_id is not a string ({type(value).__name__})"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "item_id is not valid Unicode (a lone surrogate)"
+    return ""
+
+
+def answer_count(body: Mapping[str, Any], key: str, operation: str) -> int:
+    """A count field of an answer: a non-negative integer, else the answer is unusable."""
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FatalApiError(f"{operation}: answer field {key!r} is {json.dumps(value)[:40]}, "
+                            "expected a count")
+    return value
+
+
 def parse_json_body(text: str) -> Any:
     """Parse a body that must be JSON; a truncated or garbled one may heal on retry."""
     try:

@@ -8,12 +8,15 @@ With several jobs, the exit code is the most serious of theirs, in the order 1, 
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from reconciler import __version__
+from reconciler import __version__, preflight
 from reconciler.config import Config, load_config, resolve_config_path
 from reconciler.errors import (
     EXIT_CONFIG,
@@ -22,10 +25,13 @@ from reconciler.errors import (
     EXIT_REFUSED,
     EXIT_UNEXPECTED,
     ConfigError,
+    EnvironmentProblem,
     ReconcilerError,
+    describe_os_error,
 )
 from reconciler.logging import configure
 
+CHECK_TIMEOUT_SECONDS = 5.0  # `check` makes one attempt per API, this long at most
 _SEVERITY = (EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_REFUSED, EXIT_ITEMS_FAILED, EXIT_OK)
 
 
@@ -113,11 +119,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Journal, backups (full item records) and reports are for this user only.
+    os.umask(0o077)
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except ReconcilerError as exc:
         print(f"reconciler: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # `reconciler outcomes RUN | head -1`: the reader left; that is not an error.
+        _silence_stdout()
+        return EXIT_OK
+    except (OSError, sqlite3.Error) as exc:
+        print(f"reconciler: {describe_os_error(exc)}", file=sys.stderr)
+        return EXIT_UNEXPECTED
     except KeyboardInterrupt:
         print("reconciler: interrupted", file=sys.stderr)
         return 130
@@ -125,6 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reconciler: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return EXIT_UNEXPECTED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -137,13 +163,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.dir, args.items)
     config_path = resolve_config_path(args.config)
-    config = load_config(config_path)
+    # history and outcomes read only the journal: they need no API credentials.
+    config = load_config(config_path, secrets=args.command not in ("history", "outcomes"))
+    from reconciler.redact import config_forms
+
+    secrets = config_forms(job.target for job in config.jobs.values())
     if args.command == "daemon":
         # journald keeps the daemon's stdout; --once (cron) keeps stdout for results, as run.
-        configure(config.logging.level, config.logging.format, config.secrets,
+        configure(config.logging.level, config.logging.format, secrets,
                   stream=sys.stderr if args.once else sys.stdout)
         return _daemon(config_path, args.once)
-    configure(config.logging.level, config.logging.format, config.secrets)
+    configure(config.logging.level, config.logging.format, secrets)
     if args.command == "check":
         return _check(config, args.jobs)
     if args.command in ("history", "outcomes"):
@@ -240,20 +270,35 @@ def _check(config: Config, names: Sequence[str]) -> int:
     owners = {j.name: (target_fingerprint(j.target), j.scope) for j in config.jobs.values()}
     conflicts = ownership_conflicts(owners)
     codes = []
+    environment = []
+    try:
+        preflight.writable_dir(config.state_dir, "state_dir")
+    except EnvironmentProblem as exc:
+        environment.append(str(exc))
     for job in selected:
         problems = [conflict_line(a, b, why) for a, b, why in conflicts if job.name in (a, b)]
         if problems:
             codes.append(EXIT_CONFIG)
+        problems += environment
         if not job.source.path.is_file():
             problems.append(f"source {job.source.path} not found")
+        else:
+            try:
+                preflight.readable_file(job.source.path, "source")
+            except EnvironmentProblem as exc:
+                problems.append(str(exc))
         inventory = job.target.inventory
         if inventory is not None and not inventory.path.is_file():
             problems.append(f"inventory export {inventory.path} not found")
-        backend = default_backend(job, SystemClock(), get_logger(job=job.name))
+        # One quick attempt, no retries: an operator waits for this answer.
+        quick = replace(job, limits=replace(
+            job.limits, max_attempts=1, retry_deadline_seconds=CHECK_TIMEOUT_SECONDS,
+            timeout_seconds=min(job.limits.timeout_seconds, CHECK_TIMEOUT_SECONDS)))
+        backend = default_backend(quick, SystemClock(), get_logger(job=job.name))
         try:
             reach = backend.check()
         except ReconcilerError as exc:
-            problems.append(str(exc))
+            problems.append(f"{job.target.base_url}: {exc}")
             codes.append(exc.exit_code)
             reach = ""
         finally:

@@ -8,6 +8,7 @@ thing wherever the daemon is started from.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -37,6 +38,9 @@ CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Job names become folder and file names under state_dir: nothing that could climb out.
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MIN_INTERVAL_SECONDS = 1  # "every 0s" would run back to back
 INTERVAL_PATTERN = re.compile(r"^every\s+(\d+)\s*(s|m|h)$")
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 _LOG_FORMATS = ("auto", "json", "console")
@@ -98,6 +102,7 @@ class Safety:
     grace_period: float | None = 3600.0  # seconds; and missing this long ("off": runs only)
     max_plan_age: float = 24 * 3600.0
     backup_retention: float = 30 * 86400.0
+    report_retention: float | None = 30 * 86400.0  # report folders under state_dir; None: keep
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ class Daemon:
     listen: str | None = None  # "127.0.0.1:9464" serves /healthz and /metrics; off by default
     health_max_tick_age_seconds: float = 30.0
     stop_timeout_seconds: float = 20.0
+    health_max_failed_runs: int = 3  # /healthz is 503 after this many failed runs in a row (0: off)
 
 
 @dataclass(frozen=True)
@@ -194,8 +200,12 @@ def resolve_config_path(cli_value: str | None, environ: dict[str, str] | None = 
     return Path(cli_value or env.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME)
 
 
-def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
-    """Read and validate ``path``; raise ConfigError naming the file and key on any fault."""
+def load_config(path: Path, environ: dict[str, str] | None = None, *,
+                secrets: bool = True) -> Config:
+    """Read and validate ``path``; raise ConfigError naming the file and key on any fault.
+
+    ``secrets=False`` (``history``, ``outcomes``: they read only the journal) leaves
+    credentials whose variable or file is missing empty instead of failing."""
     env = dict(os.environ if environ is None else environ)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -205,13 +215,15 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(raw, path, env)
+    return parse_config(raw, path, env, secrets=secrets)
 
 
-def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Config:
+def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str], *,
+                 secrets: bool = True) -> Config:
     """Validate an already-parsed TOML document; ``path`` anchors relative paths."""
     base = path.resolve().parent
     top = _Table(raw, "", path, environ)
+    top.secrets_needed = secrets
     state_dir = base / top.string("state_dir", default="var")
     budget_dir_value = top.optional_string("budget_dir")
     budget_dir = base / budget_dir_value if budget_dir_value else None
@@ -220,6 +232,10 @@ def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str]) -> Co
     daemon_cfg = _parse_daemon(daemon_table) if daemon_table else Daemon()
     jobs_table = top.table("jobs")
     top.finish()
+    for name in jobs_table.keys():  # noqa: SIM118
+        if not JOB_NAME.fullmatch(name):
+            raise ConfigError(f"{path}: jobs.{name}: a job name is letters, digits, '.', '_' "
+                              "and '-', starting with a letter or digit")
     jobs = {name: _parse_job(name, jobs_table.table(name), base) for name in jobs_table.keys()}  # noqa: SIM118
     if not jobs:
         raise ConfigError(f"{path}: jobs: define at least one [jobs.NAME] table")
@@ -242,6 +258,8 @@ def _parse_daemon(t: _Table) -> Daemon:
         health_max_tick_age_seconds=t.number("health_max_tick_age_seconds",
                                              d.health_max_tick_age_seconds),
         stop_timeout_seconds=t.number("stop_timeout_seconds", d.stop_timeout_seconds),
+        health_max_failed_runs=t.integer("health_max_failed_runs", d.health_max_failed_runs,
+                                         minimum=0),
     )
     t.finish()
     return daemon
@@ -267,7 +285,7 @@ def _parse_job(name: str, t: _Table, base: Path) -> Job:
     target = _parse_target(t.table("target"), base)
     limits_table = t.optional_table("limits")
     defaults = Limits(**BACKEND_LIMITS.get(target.backend, {}))  # type: ignore[arg-type]
-    limits = _parse_limits(limits_table, defaults) if limits_table else defaults
+    limits = _parse_limits(limits_table, defaults, target.backend) if limits_table else defaults
     safety_table = t.optional_table("safety")
     job = Job(
         name=name,
@@ -312,16 +330,16 @@ def _parse_target(t: _Table, base: Path) -> Target:
     inventory_table = None if ledger else t.optional_table("inventory")
     inventory = _parse_id_file(inventory_table, base) if inventory_table else None
     if backend == ADOBE_TARGET:
-        return replace(_parse_adobe_target(t, inventory), ledger=ledger)
+        return replace(_parse_adobe_target(t, inventory, base), ledger=ledger)
     if backend == ADOBE_CLASSIC:
-        return _parse_adobe_classic(t, inventory, ledger)
+        return _parse_adobe_classic(t, inventory, ledger, base)
     target = Target(
         backend=backend,
         base_url=t.string("base_url", default="https://api.exponea.com").rstrip("/"),
         project_token=t.string("project_token"),
         catalog_id=t.string("catalog_id"),
-        api_key_id=_secret(t, "api_key_id"),
-        api_secret=_secret(t, "api_secret"),
+        api_key_id=_secret(t, "api_key_id", base),
+        api_secret=_secret(t, "api_secret", base),
         inventory=inventory,
         prefix_alphabet=t.string("prefix_alphabet", default=DEFAULT_PREFIX_ALPHABET),
         ledger=ledger,
@@ -332,27 +350,29 @@ def _parse_target(t: _Table, base: Path) -> Target:
     return target
 
 
-def _parse_adobe_target(t: _Table, inventory: IdFile | None) -> Target:
+def _parse_adobe_target(t: _Table, inventory: IdFile | None, base: Path) -> Target:
     tenant = t.string("tenant")
     environment = t.integer("environment", -1, minimum=0)
     if environment < 0:
         raise t.error("environment", "missing key (a delete without it would reach every "
                                      "environment)")
     raw_token = t.string("token")
-    token_file = Path(raw_token.removeprefix("file:")) if raw_token.startswith("file:") else None
+    token_file = base / raw_token.removeprefix("file:") if raw_token.startswith("file:") \
+        else None
     target = Target(
         backend=ADOBE_TARGET,
         base_url=t.string("base_url", default="https://mc.adobe.io").rstrip("/"),
         project_token="", catalog_id=f"{tenant}/environment-{environment}",
-        api_key_id=_secret(t, "api_key"), api_secret=Secret(""), inventory=inventory,
+        api_key_id=_secret(t, "api_key", base), api_secret=Secret(""), inventory=inventory,
         tenant=tenant, environment=environment,
-        token=_secret(t, "token"), token_file=token_file,
+        token=_secret(t, "token", base), token_file=token_file,
     )
     t.finish()
     return target
 
 
-def _parse_adobe_classic(t: _Table, inventory: IdFile | None, ledger: bool) -> Target:
+def _parse_adobe_classic(t: _Table, inventory: IdFile | None, ledger: bool,
+                         base: Path) -> Target:
     """Recommendations classic has no API to list entities: the inventory is an export of
     the catalog or the ledger of ids seen in earlier source exports."""
     if inventory is None and not ledger:
@@ -364,7 +384,7 @@ def _parse_adobe_classic(t: _Table, inventory: IdFile | None, ledger: bool) -> T
         base_url=t.string("base_url", default="https://recommendations.omniture.com"
                           ).rstrip("/"),
         project_token="", catalog_id=client, api_key_id=Secret(""),
-        api_secret=_secret(t, "client_token"), inventory=inventory, ledger=ledger,
+        api_secret=_secret(t, "client_token", base), inventory=inventory, ledger=ledger,
         tenant=client,
     )
     t.finish()
@@ -381,13 +401,22 @@ BACKEND_LIMITS = {
 }
 
 
-def _secret(t: _Table, key: str) -> Secret:
+def _secret(t: _Table, key: str, base: Path | None = None) -> Secret:
     """A credential, given inline, as ``${VAR}``, or as ``file:PATH`` (systemd credentials:
     ``file:${CREDENTIALS_DIRECTORY}/name``); a file's surrounding whitespace is dropped."""
-    value = t.string(key)
+    try:
+        value = t.string(key)
+    except ConfigError:
+        if t.secrets_needed or not isinstance(t.raw(key), str):
+            raise
+        return Secret("")
     if not value.startswith("file:"):
         return Secret(value)
+    if not t.secrets_needed:
+        return Secret("")  # not read: the command needs no credentials
     path = Path(value.removeprefix("file:"))
+    if base is not None:
+        path = base / path  # relative to the config file's folder, like every other path
     try:
         return Secret(path.read_text(encoding="utf-8").strip())
     except OSError as exc:
@@ -396,20 +425,41 @@ def _secret(t: _Table, key: str) -> Secret:
         raise t.error(key, f"the secret file {path} is not UTF-8 text") from None
 
 
-def _parse_limits(t: _Table, d: Limits) -> Limits:
+# Upper bounds from each API's documented limits (a larger value would only earn 400s or
+# 414s); keys without an entry are bounded by _GENERIC_MAXIMA alone.
+API_MAXIMA: dict[str, dict[str, int]] = {
+    BLOOMREACH: {"max_batch_ids": 10_000, "max_batch_bytes": 10_000_000, "list_window": 1001},
+    ADOBE_TARGET: {"max_batch_ids": 10_000, "max_batch_bytes": 8192, "list_page_size": 500,
+                   "list_window": 501},
+    ADOBE_CLASSIC: {"max_batch_ids": 10_000, "max_batch_bytes": 8192},
+}
+_GENERIC_MAXIMA = {"max_attempts": 100, "requests_per_window": 10_000}
+_DAY = 86400.0
+
+
+def _parse_limits(t: _Table, d: Limits, backend: str = BLOOMREACH) -> Limits:
+    top = {**_GENERIC_MAXIMA, **API_MAXIMA.get(backend, {})}
+
+    def integer(key: str, default: int, minimum: int) -> int:
+        return t.integer(key, default, minimum=minimum, maximum=top.get(key))
+
     limits = Limits(
-        requests_per_window=t.integer("requests_per_window", d.requests_per_window, minimum=1),
-        window_seconds=t.number("window_seconds", d.window_seconds),
-        max_batch_ids=t.integer("max_batch_ids", d.max_batch_ids, minimum=1),
-        max_batch_bytes=t.integer("max_batch_bytes", d.max_batch_bytes, minimum=16),
-        list_page_size=t.integer("list_page_size", d.list_page_size, minimum=1),
-        list_window=t.integer("list_window", d.list_window, minimum=2),
-        max_attempts=t.integer("max_attempts", d.max_attempts, minimum=1),
-        backoff_initial_seconds=t.number("backoff_initial_seconds", d.backoff_initial_seconds),
-        backoff_max_seconds=t.number("backoff_max_seconds", d.backoff_max_seconds),
-        timeout_seconds=t.number("timeout_seconds", d.timeout_seconds),
-        retry_deadline_seconds=t.number("retry_deadline_seconds", d.retry_deadline_seconds),
-        verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds),
+        requests_per_window=integer("requests_per_window", d.requests_per_window, 1),
+        window_seconds=t.number("window_seconds", d.window_seconds, maximum=_DAY),
+        max_batch_ids=integer("max_batch_ids", d.max_batch_ids, 1),
+        max_batch_bytes=integer("max_batch_bytes", d.max_batch_bytes, 16),
+        list_page_size=integer("list_page_size", d.list_page_size, 1),
+        list_window=integer("list_window", d.list_window, 2),
+        max_attempts=integer("max_attempts", d.max_attempts, 1),
+        backoff_initial_seconds=t.number("backoff_initial_seconds", d.backoff_initial_seconds,
+                                         maximum=_DAY),
+        backoff_max_seconds=t.number("backoff_max_seconds", d.backoff_max_seconds,
+                                     maximum=_DAY),
+        timeout_seconds=t.number("timeout_seconds", d.timeout_seconds, maximum=3600.0),
+        retry_deadline_seconds=t.number("retry_deadline_seconds", d.retry_deadline_seconds,
+                                        maximum=_DAY),
+        verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds,
+                                      maximum=30 * _DAY),
     )
     if limits.list_page_size >= limits.list_window:
         raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")
@@ -450,18 +500,32 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
         max_plan_age=t.duration("max_plan_age", d.max_plan_age) or d.max_plan_age,
         backup_retention=t.duration("backup_retention", d.backup_retention)
         or d.backup_retention,
+        report_retention=t.duration("report_retention", d.report_retention, allow_off=True),
     )
     t.finish()
     return safety
 
 
 def _check_schedule(value: str, where: str) -> None:
-    """Accept ``every N(s|m|h)`` or a five-field cron line; the scheduler parses the cron."""
-    if INTERVAL_PATTERN.match(value.strip()) or len(value.split()) == 5:
+    """Accept ``every N(s|m|h)`` (at least ``MIN_INTERVAL_SECONDS``) or a five-field cron
+    line the scheduler can parse: checked for every command, not only the daemon."""
+    interval = INTERVAL_PATTERN.match(value.strip())
+    if interval:
+        seconds = int(interval.group(1)) * {"s": 1, "m": 60, "h": 3600}[interval.group(2)]
+        if seconds < MIN_INTERVAL_SECONDS:
+            raise ConfigError(f"{where}: {value!r}: the interval must be at least "
+                              f"{MIN_INTERVAL_SECONDS} s")
         return
-    raise ConfigError(
-        f"{where}: {value!r} is neither a 5-field cron line nor 'every N(s|m|h)'"
-    )
+    if len(value.split()) != 5:
+        raise ConfigError(
+            f"{where}: {value!r} is neither a 5-field cron line nor 'every N(s|m|h)'"
+        )
+    from apscheduler.triggers.cron import CronTrigger  # the scheduler's own parser
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except (ValueError, LookupError) as exc:
+        raise ConfigError(f"{where}: {value!r}: {exc}") from None
 
 
 _T = TypeVar("_T")
@@ -478,6 +542,7 @@ class _Table:
         self._path = path
         self._env = env
         self._seen: set[str] = set()
+        self.secrets_needed = True  # False: an unresolvable credential is left empty
 
     def keys(self) -> list[str]:
         self._seen.update(self._data)
@@ -525,18 +590,24 @@ class _Table:
         value = self._get(key, bool, "true or false", required=False)
         return default if value is None else value
 
-    def integer(self, key: str, default: int, minimum: int) -> int:
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
         value = self._get(key, int, "an integer", required=False)
         if value is None:
             return default
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum:,}, got {value:,}")
         return value
 
-    def number(self, key: str, default: float, allow_zero: bool = False) -> float:
+    def number(self, key: str, default: float, allow_zero: bool = False,
+               maximum: float | None = None) -> float:
         value = self._get(key, (int, float), "a number", required=False)  # type: ignore[arg-type]
         if value is None:
             return default
+        self._finite(key, value)
+        if maximum is not None and value > maximum:
+            raise self.error(key, f"must be at most {maximum:g}, got {value:g}")
         if value < 0 or (value == 0 and not allow_zero):
             bound = "at least 0" if allow_zero else "greater than 0"
             raise self.error(key, f"must be {bound}, got {value}")
@@ -556,10 +627,16 @@ class _Table:
             raise self.error(key, f"must be at least 0, got {value}")
         return value
 
+    def _finite(self, key: str, value: float) -> None:
+        """TOML allows nan and inf; no setting means anything with them."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value}")
+
     def fraction(self, key: str, default: float) -> float:
         value = self._get(key, (int, float), "a number", required=False)  # type: ignore[arg-type]
         if value is None:
             return default
+        self._finite(key, value)
         if not 0 <= value <= 1:
             raise self.error(key, f"expected a fraction from 0 to 1, got {value}")
         return float(value)
@@ -571,6 +648,8 @@ class _Table:
             return default
         if value == "off":
             return None
+        if not isinstance(value, str):
+            self._finite(key, value)
         if isinstance(value, str) or value < 0 or (isinstance(value, float) and value > 1):
             raise self.error(key, f"expected a count, a fraction below 1 or \"off\", got {value!r}")
         return float(value)
@@ -597,7 +676,9 @@ class _Table:
         value = self._get(key, dict, "a table", required)
         if value is None:
             return None
-        return _Table(value, f"{self._prefix}{key}.", self._path, self._env)
+        child = _Table(value, f"{self._prefix}{key}.", self._path, self._env)
+        child.secrets_needed = self.secrets_needed
+        return child
 
     def finish(self) -> None:
         unknown = sorted(set(self._data) - self._seen)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,17 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler import sdnotify
+from reconciler import preflight, sdnotify
 from reconciler.config import INTERVAL_PATTERN, Config, Job, load_config
-from reconciler.errors import EXIT_OK, ConfigError, ReconcilerError
+from reconciler.errors import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    ConfigError,
+    EnvironmentProblem,
+    ReconcilerError,
+)
+from reconciler.journal import Journal
 from reconciler.logging import get_logger
 from reconciler.metrics import HealthServer, Metrics
 from reconciler.runner import BackendFactory, RunRequest, default_backend, run_job
@@ -70,6 +79,8 @@ class Daemon:
         self.metrics = Metrics()
         self.log = get_logger(component="daemon")
         self.last_tick = time.monotonic()
+        self.failed_runs: dict[str, tuple[int, str]] = {}
+        self._health_lock = threading.Lock()
         settings = self.config.daemon
         self.scheduler = BackgroundScheduler(
             timezone=settings.timezone,
@@ -111,11 +122,44 @@ class Daemon:
                              backend_factory=self.factory, stop=self.stop)
         except Exception as exc:  # a job that raises never kills the daemon
             self.metrics.failures.labels(name).inc()
-            self.log.exception("job.crashed", job=name, error=f"{type(exc).__name__}: {exc}")
+            self._count_run(name, False, f"{type(exc).__name__}: {exc}")
+            self.log.error("job.crashed", job=name, run_id=None,
+                           error=f"{type(exc).__name__}: {exc}",
+                           traceback=traceback.format_exc())
             return
         self.metrics.observe(name, result.exit_code, result.summary)
-        self.log.info("job.done", job=name, run_id=result.run_id, exit_code=result.exit_code,
-                      message=result.message)
+        failed = result.exit_code not in (EXIT_OK, EXIT_ITEMS_FAILED)
+        if result.exit_code == EXIT_UNEXPECTED:
+            self.metrics.failures.labels(name).inc()
+        self._count_run(name, not failed, result.message)
+        if result.traceback:
+            self.log.error("job.crashed", job=name, run_id=result.run_id,
+                           exit_code=result.exit_code, message=result.message,
+                           traceback=result.traceback)
+            return
+        (self.log.error if failed else self.log.info)(
+            "job.done", job=name, run_id=result.run_id, exit_code=result.exit_code,
+            message=result.message)
+
+    def _count_run(self, name: str, ok: bool, message: str) -> None:
+        """Consecutive failed runs per job, for /healthz (``health_max_failed_runs``)."""
+        with self._health_lock:
+            if ok:
+                self.failed_runs.pop(name, None)
+            else:
+                count = self.failed_runs.get(name, (0, ""))[0] + 1
+                self.failed_runs[name] = (count, message)
+
+    def health_problem(self) -> str:
+        """'' when healthy; else why /healthz answers 503 (stalled loop, failing jobs)."""
+        if not self.healthy():
+            return "unhealthy: the scheduler loop is not ticking"
+        limit = self.config.daemon.health_max_failed_runs
+        with self._health_lock:
+            failing = sorted((name, count, message) for name, (count, message)
+                             in self.failed_runs.items() if limit and count >= limit)
+        return "; ".join(f"degraded: job {name} failed {count} runs in a row (last: {message})"
+                         for name, count, message in failing)
 
     # -- reload --------------------------------------------------------------------------
 
@@ -150,12 +194,30 @@ class Daemon:
         age = time.monotonic() - self.last_tick
         return not self.stop() and age <= self.config.daemon.health_max_tick_age_seconds
 
+    def _preflight(self) -> None:
+        """Before scheduling: state_dir must take writes (else one line, exit 3); rows of
+        runs whose process died become ``crashed`` (their next run resumes them)."""
+        preflight.writable_dir(self.config.state_dir, "state_dir")
+        journal = Journal.in_state_dir(self.config.state_dir)
+        try:
+            crashed = journal.mark_crashed()
+        finally:
+            journal.close()
+        if crashed:
+            self.log.warning("runs.crashed", run_ids=crashed)
+        for job in self.config.jobs.values():
+            try:
+                preflight.readable_file(job.source.path, "source")
+            except EnvironmentProblem as exc:  # exports may land later: say so, go on
+                self.log.warning("job.source_unreadable", job=job.name, error=str(exc))
+
     def serve(self, install_signals: bool = True) -> int:
+        self._preflight()
         if install_signals:
             self._install_signals()
         health = None
         if self.config.daemon.listen:
-            health = HealthServer(self.config.daemon.listen, self.metrics, self.healthy)
+            health = HealthServer(self.config.daemon.listen, self.metrics, self.health_problem)
             health.start()
         for job in self.config.jobs.values():
             self._schedule(job)

@@ -6,6 +6,7 @@
     ├── ConfigError          (2)       fix the config file or the command line
     ├── SourceError          (3)       fix the export; nothing was deleted
     ├── SafetyRefusal        (3)       a gate refused the run; nothing was deleted
+    ├── EnvironmentProblem   (3)       state_dir, report folder or disk unusable; nothing deleted
     ├── SkippableItem        (-)       this one id cannot be sent; report it, go on
     └── ApiError             (1)       the remote API answered badly
         ├── RetriableApiError          wait (``retry_after`` when the server said) and try again
@@ -48,6 +49,22 @@ class SafetyRefusal(ReconcilerError):
     """A safety gate refused the run; the run deletes nothing."""
 
     exit_code = EXIT_REFUSED
+
+
+class EnvironmentProblem(ReconcilerError):
+    """The machine cannot hold what a run must write (state_dir, journal, report folder):
+    found before the first delete, so nothing was deleted. The message names the path."""
+
+    exit_code = EXIT_REFUSED
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """One line for an OS or SQLite error: what failed and where, never a traceback."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"{reason}{where}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class SkippableItem(ReconcilerError):

@@ -18,6 +18,7 @@ outcome when it is known, which is how the journal makes a run survive a crash.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ SKIPPED = "skipped"
 PLANNED = "planned"
 FINAL_OUTCOMES = (QUEUED, FAILED, UNKNOWN, NOT_SENT)
 STOP_REQUESTED = "stopped on request (signal); the next run resumes the rest"
+SPLIT_EXTRA_REQUESTS = 8
+
+
+def split_request_cap(size: int) -> int:
+    """The requests one batch of ``size`` ids may cost when bisected after a 400: enough to
+    isolate a few bad ids (2 per level of halving), never ~2n."""
+    return 1 + 2 * max(1, math.ceil(math.log2(max(size, 2)))) + SPLIT_EXTRA_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,11 @@ class NoLedger:
 
 class _StopNow(Exception):
     """A stop was requested before the request went out."""
+
+
+class _BudgetWaitTooLong(Exception):
+    """The shared budget asks for a wait past the retry deadline (a pause stored by another
+    process or an older version): not obeyed, like a server's."""
 
 
 OutcomeSink = Callable[[Outcome], None]
@@ -144,23 +157,64 @@ class Executor:
         return result
 
     def _deliver(self, batch: list[str], result: ExecutionResult) -> None:
-        """Send one batch; a batch refused whole with a 400 is split in halves and resent."""
+        """Send one batch; a batch refused whole with a 400 is bisected (``_bisect``)."""
+        cap = split_request_cap(len(batch))
+        requests_before = result.requests
+        refusal = self._deliver_part(batch, result)
+        if refusal is not None:
+            self._bisect(batch, refusal, result,
+                         lambda: cap - (result.requests - requests_before), cap)
+
+    def _deliver_part(self, batch: list[str], result: ExecutionResult) -> FatalApiError | None:
+        """One request for these ids (a batch of its own); the 400 when it was refused whole."""
         seq = self._next_seq
         self._next_seq += 1
         result.batches += 1
         started = self._clock.monotonic()
         self._ledger.sending(seq, batch)
         outcomes = self._send(batch, result)
-        if outcomes is None:  # split: the halves are new batches of their own
-            result.splits += 1
+        if isinstance(outcomes, FatalApiError):  # refused whole: the halves go as new batches
             self._ledger.answered(seq, [])
-            middle = len(batch) // 2
-            self._deliver(batch[:middle], result)
-            self._deliver(batch[middle:], result)
-            return
+            return outcomes
         self._record(result, seq, outcomes)
         if self._on_batch:
             self._on_batch(seq, outcomes, self._clock.monotonic() - started)
+        return None
+
+    def _bisect(self, batch: list[str], refusal: FatalApiError, result: ExecutionResult,
+                left: Callable[[], int], cap: int) -> None:
+        """Find the ids a 400 is about by halving, within a bounded number of requests.
+
+        Both halves refused with the same text means the refusal is not about one id (a
+        malformed request, a server-wide rule): every id fails with that text, no further
+        halving. When the batch's request cap (``split_request_cap``) is spent, the ids
+        still unresolved fail with the server's text too, instead of ~2n requests.
+        """
+        result.splits += 1
+        middle = len(batch) // 2
+        refused: list[tuple[list[str], FatalApiError]] = []
+        for half in (batch[:middle], batch[middle:]):
+            if result.stopped:
+                self._record(result, None, [Outcome(i, NOT_SENT, result.stopped) for i in half])
+            elif left() <= 0:
+                refused.append((half, refusal))
+            else:
+                answer = self._deliver_part(half, result)
+                if answer is not None:
+                    refused.append((half, answer))
+        if len(refused) == 2 and refused[0][1].args == refused[1][1].args == refusal.args:
+            self._fail(result, batch, f"{refusal} (the whole batch was refused the same way, "
+                                      "halves too)")
+            return
+        for half, error in refused:
+            if left() <= 0:
+                self._fail(result, half, f"{error} (not split further: the batch used its "
+                                         f"{cap} requests)")
+            else:
+                self._bisect(half, error, result, left, cap)
+
+    def _fail(self, result: ExecutionResult, ids: list[str], detail: str) -> None:
+        self._record(result, None, [Outcome(i, FAILED, detail) for i in ids])
 
     def _record(self, result: ExecutionResult, seq: int | None,
                 outcomes: list[Outcome]) -> None:
@@ -170,8 +224,9 @@ class Executor:
             for outcome in outcomes:
                 self._on_outcome(outcome)
 
-    def _send(self, batch: list[str], result: ExecutionResult) -> list[Outcome] | None:
-        """The outcomes of one batch, or None when it must be split."""
+    def _send(self, batch: list[str],
+              result: ExecutionResult) -> list[Outcome] | FatalApiError:
+        """The outcomes of one batch, or the 400 that refused it whole (split it)."""
 
         def attempt() -> list[ItemResult]:
             token = self._wait_for_slot(result)
@@ -181,7 +236,7 @@ class Executor:
             except RetriableApiError as exc:
                 if exc.throttled:
                     result.throttled += 1
-                    self._budget.throttled(self._clock.monotonic(), exc.retry_after)
+                    self._budget.throttled(self._clock.monotonic(), self._bounded_pause(exc))
                 raise
             finally:
                 self._budget.complete(token, self._clock.monotonic())
@@ -196,27 +251,57 @@ class Executor:
         except _StopNow:
             result.stopped = STOP_REQUESTED
             return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
+        except _BudgetWaitTooLong as exc:
+            result.stopped = (f"stopped: the shared rate budget asks to wait {exc} s, longer "
+                              f"than retry_deadline_seconds "
+                              f"({self._limits.retry_deadline_seconds:.0f} s); the next run "
+                              "resumes")
+            return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except BatchAnswerMismatch as exc:
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except AuthError as exc:
             self._stop(result, exc, f"stopped: {exc}")
             return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
         except RetriableApiError as exc:
+            deadline = self._limits.retry_deadline_seconds
+            if exc.retry_after is not None and exc.retry_after > deadline:
+                # The server asked for a pause longer than we may wait: not obeyed; the
+                # request was refused, so its ids were not applied and stay resumable.
+                why = (f"stopped: the server asked to wait {exc.retry_after:.0f} s, longer than "
+                       f"retry_deadline_seconds ({deadline:.0f} s); "
+                       "the next run resumes")
+                self._stop(result, exc, why)
+                return [Outcome(i, NOT_SENT if exc.throttled else UNKNOWN, f"{why}: {exc}")
+                        for i in batch]
             self._stop(result, exc, f"stopped, the API kept failing: {exc}")
+            if exc.throttled:  # a 429 (or Adobe's 503) means the request was not applied
+                return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except FatalApiError as exc:
             if exc.status == 400 and len(batch) > 1:
-                return None
+                return exc
             return [Outcome(i, FAILED, str(exc)) for i in batch]
         return [
             Outcome(i, QUEUED) if answer.ok else Outcome(i, FAILED, answer.error)
             for i, answer in zip(batch, answers, strict=True)
         ]
 
+    def _bounded_pause(self, error: RetriableApiError) -> float | None:
+        """The server's pause for the shared budget, or None when it is longer than the
+        retry deadline: such a pause is not obeyed (the batch stops, resumable), and later
+        runs and other processes sharing the budget must not inherit a day-long wait."""
+        if error.retry_after is None or error.retry_after > self._limits.retry_deadline_seconds:
+            return None
+        return error.retry_after
+
     def _wait_for_slot(self, result: ExecutionResult) -> str:
         """Wait until the budget admits a request; a stop request ends the wait."""
+        waited = 0.0
         while True:
             grant = self._budget.acquire(self._clock.monotonic())
+            if grant.token is None and waited + grant.wait > self._limits.retry_deadline_seconds:
+                raise _BudgetWaitTooLong(f"{grant.wait:.0f}")
+            waited += grant.wait
             if grant.token is not None:
                 if self._should_stop():
                     self._budget.complete(grant.token, self._clock.monotonic())

@@ -55,6 +55,7 @@ REFUSED = "refused"
 FAILED_RUN = "failed"
 DRY = "dry"
 RESUMED = "resumed"  # interrupted; a later run (its resumed_from names this one) finished it
+CRASHED = "crashed"  # its process died while running (kill -9, power loss); resumable
 
 JOURNAL_NAME = "journal.sqlite3"
 
@@ -268,16 +269,37 @@ class Journal:
         ).fetchall()
         return [_run_row(r) for r in rows]
 
+    def mark_crashed(self, job: str | None = None, *, holding_lock: bool = False) -> list[str]:
+        """Mark ``running`` rows whose process is gone as ``crashed``; their ids.
+
+        With the job's lock held (``holding_lock``) no other process can be running the
+        job, so every ``running`` row of it is dead. Otherwise only rows of this host whose
+        pid no longer exists are (a pid may be reused, so such a row may stay ``running``
+        until its job runs again).
+        """
+        where, args = ("AND job = ?", (job,)) if job else ("", ())
+        rows = self._db.execute(
+            f"SELECT run_id, pid, host FROM runs WHERE status = ? {where}", (RUNNING, *args),
+        ).fetchall()
+        host = socket.gethostname()
+        dead = [run_id for run_id, pid, run_host in rows
+                if holding_lock or (run_host == host and not _alive(pid))]
+        if dead:
+            with self._transaction() as db:
+                db.executemany("UPDATE runs SET status = ? WHERE run_id = ? AND status = ?",
+                               [(CRASHED, run_id, RUNNING) for run_id in dead])
+        return dead
+
     def interrupted_run(self, job: str, target: str) -> RunRow | None:
         """The newest real run of ``job`` on ``target`` whose stored plan still has
         resendable items (a plan made for another catalog is never resumed)."""
         marks = ",".join("?" * len(RESENDABLE))
         row = self._db.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND target = ? AND dry_run = 0"
-            f" AND status IN (?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
+            f" AND status IN (?, ?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
             f" i.plan_run = r.run_id AND i.state IN ({marks}))"
             " ORDER BY rowid DESC LIMIT 1",
-            (job, target, RUNNING, STOPPED, *RESENDABLE),
+            (job, target, RUNNING, STOPPED, CRASHED, *RESENDABLE),
         ).fetchone()
         return _run_row(row) if row else None
 
@@ -478,6 +500,18 @@ class Journal:
 
 _RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
                 " exit_code, summary")
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:

@@ -25,7 +25,10 @@ class SecretRedactor:
     """A structlog processor masking registered secrets and credential-like keys."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        from reconciler.redact import secret_forms
+
+        # Every encoding of each secret (URL, JSON, Base64), not only its plain text.
+        self.secrets = secret_forms(secrets)
 
     def __call__(
         self, _logger: Any, _name: str, event: MutableMapping[str, Any]
@@ -38,10 +41,9 @@ class SecretRedactor:
         return event
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        from reconciler.redact import redact
+
+        return redact(text, self.secrets)
 
 
 class BarSafeStream:

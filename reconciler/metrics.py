@@ -66,9 +66,10 @@ class Metrics:
 
 
 class HealthServer:
-    """Serves ``/healthz`` (200 while ``healthy()``, else 503) and ``/metrics``."""
+    """Serves ``/healthz`` (200 while ``healthy()``, else 503 with the reason) and ``/metrics``."""
 
-    def __init__(self, address: str, metrics: Metrics, healthy: Callable[[], bool]) -> None:
+    def __init__(self, address: str, metrics: Metrics,
+                 healthy: Callable[[], bool | str]) -> None:
         host, _, port = address.rpartition(":")
         metrics_ref, healthy_ref = metrics, healthy
 
@@ -78,9 +79,12 @@ class HealthServer:
 
             def do_GET(self) -> None:
                 if self.path == "/healthz":
-                    ok = healthy_ref()
-                    body, status, kind = (b"ok\n" if ok else b"unhealthy\n",
-                                          200 if ok else 503, "text/plain")
+                    # healthy() is True/False, or '' (healthy) / the reason it is not.
+                    answer = healthy_ref()
+                    ok = answer is True or answer == ""
+                    reason = "unhealthy" if answer is False else str(answer)
+                    body, status, kind = (b"ok\n" if ok else f"{reason}\n".encode(),
+                                          200 if ok else 503, "text/plain; charset=utf-8")
                 elif self.path == "/metrics":
                     body, status = generate_latest(metrics_ref.registry), 200
                     kind = CONTENT_TYPE_LATEST

@@ -154,3 +154,21 @@ def human_report(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def prune_reports(job_folder: Path, retention_seconds: float | None, now: float,
+                  keep: Path) -> list[Path]:
+    """Remove a job's report folders (``state_dir/reports/<job>/<run_id>``) older than the
+    retention, never ``keep`` (this run's); returns what was removed."""
+    import shutil
+
+    removed: list[Path] = []
+    if retention_seconds is None or not job_folder.is_dir():
+        return removed
+    for folder in job_folder.iterdir():
+        if folder == keep or not folder.is_dir() or folder.is_symlink():
+            continue
+        if now - folder.stat().st_mtime > retention_seconds:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import getpass
 import secrets as token_source
+import sqlite3
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler import backups, saved_plan
+from reconciler import backups, preflight, saved_plan
 from reconciler.backends.adobe_classic import AdobeClassicBackend
 from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
@@ -39,11 +41,14 @@ from reconciler.config import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
 from reconciler.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
+    EXIT_UNEXPECTED,
     ApiError,
     ConfigError,
+    EnvironmentProblem,
     ReconcilerError,
     SafetyRefusal,
     SourceError,
+    describe_os_error,
 )
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
 from reconciler.fingerprint import short, target_fingerprint
@@ -64,7 +69,8 @@ from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.progress import Progress
-from reconciler.report import write_report
+from reconciler.redact import RedactingBackend, target_forms
+from reconciler.report import prune_reports, write_report
 from reconciler.safety import (
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
@@ -101,11 +107,15 @@ def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
     def on_retry(error: ApiError, attempt: int, delay: float) -> None:
         log.warning("api.retry", error=str(error), attempt=attempt, wait_seconds=round(delay, 3))
 
+    backend: Backend
     if job.target.backend == ADOBE_TARGET:
-        return AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
-    if job.target.backend == ADOBE_CLASSIC:
-        return AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
-    return BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
+        backend = AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
+    elif job.target.backend == ADOBE_CLASSIC:
+        backend = AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
+    else:
+        backend = BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
+    # Servers may echo credentials in errors: none may reach a log, the journal or a report.
+    return cast(Backend, RedactingBackend(backend, target_forms(job.target)))
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,7 @@ class RunResult:
     summary: dict[str, Any]
     message: str
     outcomes: list[Outcome] = field(default_factory=list)
+    traceback: str = ""  # rendered, when the run ended in an unexpected error (a bug)
 
 
 def new_run_id(clock: Clock) -> str:
@@ -182,6 +193,7 @@ class _Run:
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
         self.target = target_fingerprint(job.target)
+        self.traceback = ""
         self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
@@ -190,11 +202,14 @@ class _Run:
         journal: Journal | None = None
         try:
             check_ownership(self.config, self.job)
+            # Before anything is deleted: the state and the report folder must take writes.
+            preflight.writable_dir(self.config.state_dir, "state_dir")
             with JobLock(self.config.state_dir, self.job.name):
                 journal = Journal.in_state_dir(self.config.state_dir)
+                journal.mark_crashed(self.job.name, holding_lock=True)
                 self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
-        except (SourceError, SafetyRefusal) as exc:
+        except (SourceError, SafetyRefusal, EnvironmentProblem) as exc:
             exit_code, message = exc.exit_code, str(exc)
             self.status = REFUSED
             self.summary["refused"] = message
@@ -204,19 +219,45 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
+        except (OSError, sqlite3.Error) as exc:
+            # The environment failed under a run (disk full, state_dir removed): one line,
+            # exit 1; what was journaled stays resumable.
+            exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
+            self.status = FAILED_RUN
+            self.summary["error"] = message
+            self.log.error("run.failed", error=message, exit_code=exit_code)
+        except Exception as exc:  # a bug: one line, the run closed, the traceback in the log
+            exit_code = EXIT_UNEXPECTED
+            message = f"unexpected error: {type(exc).__name__}: {exc}"
+            self.status = FAILED_RUN
+            self.summary["error"] = message
+            self.traceback = traceback.format_exc()
+            self.log.error("run.crashed", error=message, exit_code=exit_code,
+                           traceback=self.traceback)
         self.summary["finished_at"] = iso_now(self.clock)
         self.summary["run_seconds"] = round(self.clock.monotonic() - started, 3)
         self.summary["exit_code"] = exit_code
         if journal is not None:
-            journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
-                               else self.status, exit_code, self.summary["finished_at"],
-                               self.summary)
-            journal.close()
-        write_report(self.folder, self.summary, self.plan, self.outcomes)
+            try:
+                journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
+                                   else self.status, exit_code, self.summary["finished_at"],
+                                   self.summary)
+            except (OSError, sqlite3.Error) as exc:  # the next start marks the row crashed
+                problem = describe_os_error(exc)
+                self.log.error("journal.finish_failed", error=problem)
+                if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
+                    # What was sent is journaled item by item, but the run's own record is
+                    # not: that is not a clean finish, whatever the items did.
+                    exit_code = self.summary["exit_code"] = EXIT_UNEXPECTED
+                    message = f"stopped: the journal could not record the run's end: {problem}"
+                    self.summary["error"] = message
+            finally:
+                journal.close()
+        message += self._write_report()
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
-            self.outcomes or [],
+            self.outcomes or [], self.traceback,
         )
 
     def _note_target_change(self, journal: Journal) -> None:
@@ -233,6 +274,24 @@ class _Run:
                                 "no plan, grace, baseline or daily total carries over",
                          left_alone=left.run_id if left else None)
 
+    def _write_report(self) -> str:
+        """Write the report; when its folder fails, into state_dir instead; else say so."""
+        folders = [self.folder]
+        fallback = self.config.state_dir / "reports" / self.job.name / self.run_id
+        if fallback != self.folder:
+            folders.append(fallback)
+        problems = []
+        for folder in folders:
+            try:
+                write_report(folder, self.summary, self.plan, self.outcomes)
+            except OSError as exc:
+                problems.append(f"{folder}: {describe_os_error(exc)}")
+                self.log.error("report.failed", folder=str(folder), error=problems[-1])
+                continue
+            self.folder = folder
+            return f" (report folder unusable, written to {folder})" if problems else ""
+        return f"; no report written: {'; '.join(problems)}"
+
     def _journaled(self, journal: Journal) -> tuple[int, str]:
         if self.request.apply is not None:
             return self._apply(journal, self.request.apply)
@@ -241,6 +300,7 @@ class _Run:
         journal.start_run(self.run_id, self.job.name, self.dry_run, self.summary["started_at"],
                           resumed_from=interrupted.run_id if interrupted else None,
                           target=self.target)
+        preflight.writable_dir(self.folder, "report folder")  # before anything is deleted
         backend = self.factory(self.job, self.clock, self.log)
         try:
             if interrupted is not None:
@@ -255,6 +315,11 @@ class _Run:
         now = self.clock.utcnow().timestamp()
         backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
                       now)
+        if self.request.report_root is None:
+            pruned = prune_reports(self.folder.parent, self.job.safety.report_retention, now,
+                                   keep=self.folder)
+            if pruned:
+                self.log.info("reports.pruned", folders=len(pruned))
         source = read_ids(self.job.source)
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
         snapshot = self._snapshot_writer()
@@ -408,6 +473,10 @@ class _Run:
                 snapshot: backups.RecordWriter | None, missing_reason: str = "") -> Plan:
         """Back up every id about to be deleted; ids with no record to back up are skipped."""
         wanted = set(plan.to_delete.to_pylist())
+        if not wanted:  # nothing to delete: no (empty) backup file
+            if snapshot is not None:
+                snapshot.path.unlink(missing_ok=True)
+            return plan
         if snapshot is not None:
             records = list(backups.records_for(snapshot.path, wanted))
             snapshot.path.unlink()
@@ -501,6 +570,7 @@ class _Run:
         self.summary.update(applied_plan=saved.run_id, plan_created_at=saved.created_at)
         journal.start_run(self.run_id, self.job.name, False, self.summary["started_at"],
                           target=self.target)
+        preflight.writable_dir(self.folder, "report folder")  # before anything is deleted
         if saved.target != self.target:
             raise SafetyRefusal(
                 f"the plan was made for target {short(saved.target)}, but job "

@@ -15,6 +15,7 @@ list, so such an id is skipped as ``unaddressable``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -30,10 +31,22 @@ from reconciler.backends.base import (
 )
 from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape, encode_json
-from reconciler.classify import classify_status, error_text, parse_json_body
+from reconciler.classify import (
+    classify_status,
+    error_text,
+    id_problem,
+    parse_json_body,
+    parse_retry_after,
+)
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
-from reconciler.errors import AuthError, FatalApiError, RetriableApiError, SkippableItem
+from reconciler.errors import (
+    AuthError,
+    BatchAnswerMismatch,
+    FatalApiError,
+    RetriableApiError,
+    SkippableItem,
+)
 from reconciler.plan import SKIP_UNADDRESSABLE
 from reconciler.retry import OnRetry
 
@@ -71,8 +84,26 @@ def search_hits(body: Any) -> list[str]:
         entity = hit.get("entity", hit) if isinstance(hit, dict) else {}
         if "id" not in entity:
             raise FatalApiError("catalogsearch: a hit has no 'id'")
-        ids.append(str(entity["id"]))
+        value = entity["id"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # numeric entity ids travel as their decimal text
+        problem = id_problem(value)
+        if problem:  # a page with a hole cannot be paged past safely: the answer is unusable
+            raise FatalApiError(f"catalogsearch: a hit's {problem.replace('item_id', 'id')}")
+        ids.append(value)
     return ids
+
+
+def check_delete_answer(body: Any) -> None:
+    """A delete answer is ``{"operation": "deleted by ids"}``: anything else (not an object,
+    or another operation such as "deleted all") cannot be attributed to the ids sent."""
+    if not isinstance(body, dict):
+        raise BatchAnswerMismatch(f"delete entities: answer is not an object: "
+                                  f"{json.dumps(body)[:80]}")
+    operation = body.get("operation", "deleted by ids")
+    if operation != "deleted by ids":
+        raise BatchAnswerMismatch(f"delete entities: answer says {json.dumps(operation)[:80]}, "
+                                  "expected 'deleted by ids'")
 
 
 class AdobeTargetBackend(HttpBackend):
@@ -142,7 +173,7 @@ class AdobeTargetBackend(HttpBackend):
             url = entities_delete_url(ids, self._target.environment)
         except ValueError as exc:
             raise FatalApiError(f"delete entities: {exc}") from None
-        self._call("DELETE", url, "delete entities")
+        check_delete_answer(self._call("DELETE", url, "delete entities"))
         return [ItemResult(True) for _ in ids]
 
     def read_back(self, ids: Sequence[str]) -> list[Record]:
@@ -199,7 +230,8 @@ class AdobeTargetBackend(HttpBackend):
         if response.status_code == 503:  # Adobe's admin APIs throttle with 503
             raise RetriableApiError(
                 f"{operation}: HTTP 503 (throttled): {error_text(response.text)}", status=503,
-                retry_after=None, throttled=True)
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+                throttled=True)
         error = classify_status(response.status_code, response.headers, response.text,
                                 operation=operation)
         if error is not None:

@@ -31,7 +31,13 @@ from reconciler.backends.base import (
 )
 from reconciler.backends.http import HttpBackend, send
 from reconciler.batching import BatchShape, encode_json
-from reconciler.classify import classify_status, match_bulk_answer, parse_json_body
+from reconciler.classify import (
+    answer_count,
+    classify_status,
+    id_problem,
+    match_bulk_answer,
+    parse_json_body,
+)
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import AuthError, FatalApiError, SkippableItem
@@ -66,9 +72,10 @@ def prefix_query(prefix: str) -> dict[str, str]:
 
 def partition_size(body: dict[str, Any]) -> tuple[int, bool]:
     """(items matching the query, whether that count is exact)."""
-    matched = body.get("matched", body.get("total"))
-    if not isinstance(matched, int):
+    if body.get("matched") is None and body.get("total") is None:
         raise FatalApiError("list items: answer has no 'matched' count")
+    matched = answer_count(body, "matched" if body.get("matched") is not None else "total",
+                           "list items")
     return matched, not bool(body.get("matched_limited", False))
 
 
@@ -100,6 +107,7 @@ class BloomreachBackend(HttpBackend):
             max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes, entry=bulk_delete_entry
         )
         self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
+        self.unusable: dict[str, set[str]] = {}  # listed entries without a usable id, by reason
 
     @property
     def budget_key(self) -> str:
@@ -129,7 +137,9 @@ class BloomreachBackend(HttpBackend):
                 result = done.value
                 break
         detail = "; ".join(
-            f"prefix {s.prefix!r}: {s.found} of {s.expected}" for s in result.shortfalls[:20]
+            [f"prefix {s.prefix!r}: {s.found} of {s.expected}" for s in result.shortfalls[:20]]
+            + [f"{len(seen)} listed entries skipped: {why}"
+               for why, seen in sorted(self.unusable.items())]
         )
         return Inventory(
             ids=result.ids, expected=result.expected, requests=result.requests, detail=detail
@@ -149,13 +159,21 @@ class BloomreachBackend(HttpBackend):
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise FatalApiError("list items: answer has no 'data' list")
         matched, exact = partition_size(body)
-        total = body.get("total", matched)
-        data = [
-            {"item_id": str(entry["item_id"]), "properties": entry.get("properties") or {}}
-            for entry in body["data"] if isinstance(entry, dict) and "item_id" in entry
-        ]
-        ids = tuple(str(entry["item_id"]) for entry in data)
-        return Page(ids=ids, matched=matched, total=int(total), matched_is_exact=exact), data
+        total = answer_count(body, "total", "list items") if "total" in body else matched
+        data = []
+        for entry in body["data"]:
+            item_id = entry.get("item_id") if isinstance(entry, dict) else None
+            problem = id_problem(item_id) if isinstance(entry, dict) else "entry is not an object"
+            if problem:
+                # Never deleted (only listed ids are), and never turned into the id "None".
+                # (Counted once per distinct entry: the walk may see one entry on several pages.)
+                self.unusable.setdefault(problem, set()).add(repr(entry)[:200])
+                continue
+            properties = entry.get("properties")
+            data.append({"item_id": item_id,
+                         "properties": properties if isinstance(properties, dict) else {}})
+        ids = tuple(str(entry["item_id"]) for entry in data)  # each checked to be a str
+        return Page(ids=ids, matched=matched, total=total, matched_is_exact=exact), data
 
     def read_back(self, ids: Sequence[str]) -> list[Record]:
         present = []

@@ -19,7 +19,11 @@ strict where the real API is strict, so a client bug shows up here first:
   queue failures: ``{"list": [503, "reset"], "bulk": [500, "truncated", "short"]}``
   (``short``: a bulk answer one entry short, which cannot be matched to the ids;
   ``reset-after``/``truncated``/``slow``: the request is applied, the answer is lost,
-  cut or late). ``fault_rate`` draws such faults at random (seeded).
+  cut or late). ``fault_rate`` draws such faults at random (seeded). A fault may also be
+  a whole answer, ``{"status": 429, "headers": {"Retry-After": "86400"}, "body": ...}``
+  (``"raw": "text"`` for a body that is not JSON), and ``"echo"`` is a 500 whose error
+  text repeats the request's credentials (header, Base64 and decoded), as careless
+  servers do.
 * ``hold(route, after)``: requests past the ``after``-th on a route block until
   ``release()``, so a test can kill a client while its request is provably in flight.
 """
@@ -179,7 +183,7 @@ class Emulator(ServedEmulator):
             items = {i: {"title": f"Item {i}"} for i in items}
         self.catalog = Catalog(items)
         self.stats = EmulatorStats()
-        self.faults: dict[str, deque[int | str]] = {"list": deque(), "bulk": deque()}
+        self.faults: dict[str, deque[Any]] = {"list": deque(), "bulk": deque()}
         self.lock = threading.Lock()
         self.rate = SlidingWindow(
             self.settings.bulk_requests_per_window, self.settings.bulk_window_seconds
@@ -215,7 +219,7 @@ class Emulator(ServedEmulator):
         with self.lock:
             return set(self.catalog.items)
 
-    def queue_faults(self, route: str, faults: Iterable[int | str]) -> None:
+    def queue_faults(self, route: str, faults: Iterable[Any]) -> None:
         with self.lock:
             self.faults[route].extend(faults)
 
@@ -244,7 +248,7 @@ class Emulator(ServedEmulator):
             return denied
         route_name = "list" if kind in ("list", "get") else "bulk"
         self._maybe_hold(route_name)
-        fault, after = self._take_fault(route_name)
+        fault, after = self._take_fault(route_name, headers.get("authorization", ""))
         if fault is not None:
             return fault
         status, payload, headers = self._apply(kind, item_id, query, body)
@@ -302,16 +306,24 @@ class Emulator(ServedEmulator):
         return None
 
     def _take_fault(
-        self, route: str
+        self, route: str, authorization: str = ""
     ) -> tuple[tuple[int, Any, dict[str, str]] | None, str | None]:
         """(an answer instead of applying the request, or a fault to apply after it)."""
         with self.lock:
             if self.faults[route]:
-                fault: int | str = self.faults[route].popleft()
+                fault: Any = self.faults[route].popleft()
             elif self.settings.fault_rate and self._random.random() < self.settings.fault_rate:
                 fault = self._random.choice(self.settings.fault_kinds)
             else:
                 return None, None
+        if isinstance(fault, dict):
+            body = Raw(str(fault["raw"]).encode()) if "raw" in fault else fault.get("body")
+            return (int(fault.get("status", 200)), body, dict(fault.get("headers", {}))), None
+        if fault == "echo":
+            key_id, secret = _basic_credentials(authorization)
+            text = (f"bad request from {authorization!r} ({key_id}:{secret}), "
+                    f"url-encoded {quote(secret, safe='')}")
+            return (500, {"success": False, "error": text}, {}), None
         if fault in ("reset-after", "truncated", "short"):
             return None, str(fault)  # applied first, then the answer is lost, cut or short
         if fault == "slow":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -120,9 +121,63 @@ def test_check_with_a_bad_secret(tmp_path, start_emulator):
     result = reconciler("--config", config, "check")
     assert result.returncode == 2
     assert result.stderr == (
-        "p: FAILED: list items: HTTP 403: invalid secret; the API key needs the permission "
+        f"p: FAILED: {emulator.base_url}: list items: HTTP 403: invalid secret; "
+        "the API key needs the permission "
         "'Catalogs > View catalog items' (or check target.api_secret)\n"
     )
+
+
+def test_check_against_a_dead_host_makes_one_quick_attempt_naming_the_url(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"
+    source = write_csv(tmp_path / "s.csv", ["a"])
+    config = write_config(tmp_path, job_toml("p", url, source))
+    result = reconciler("--config", config, "check", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"p: FAILED: {url}: list items: connection failed: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_check_names_an_unusable_state_dir(setup, tmp_path):
+    _, config, _ = setup
+    (tmp_path / "state").write_text("")
+    result = reconciler("--config", config, "check")
+    assert result.returncode == 3
+    assert result.stderr == f"products: FAILED: state_dir {tmp_path / 'state'} is not a folder\n"
+
+
+def test_history_into_a_closed_pipe_exits_quietly(setup):
+    """`reconciler history | head -1`: the reader is gone before the output is written."""
+    _, config, _ = setup
+    assert reconciler("--config", config, "run").returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader left
+    try:
+        done = subprocess.run([sys.executable, "-m", "reconciler", "--config", str(config),
+                               "history"], stdout=write, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_history_and_outcomes_need_no_secrets(setup, tmp_path):
+    emulator, config, _ = setup
+    text = config.read_text().replace(f'api_secret = "{emulator.settings.api_secret}"',
+                                      'api_secret = "${RECONCILER_TEST_SECRET}"')
+    config.write_text(text)
+    env = {"RECONCILER_TEST_SECRET": emulator.settings.api_secret}
+    ran = reconciler("--config", config, "run", env=env)
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.splitlines()[1].rsplit("/", 1)[1]
+    history = reconciler("--config", config, "history")
+    assert history.returncode == 0, history.stderr
+    assert run_id in history.stdout
+    outcomes = reconciler("--config", config, "outcomes", run_id)
+    assert outcomes.returncode == 0 and outcomes.stdout.startswith("item_id,outcome,detail")
+    planned = reconciler("--config", config, "plan")  # a command that does need it still says so
+    assert planned.returncode == 2
+    assert planned.stderr.endswith(
+        "jobs.products.target.api_secret: environment variable RECONCILER_TEST_SECRET is not set\n")
 
 
 def free_port() -> int:

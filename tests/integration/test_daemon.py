@@ -158,7 +158,8 @@ def test_a_bad_schedule_is_a_config_error(tmp_path, start_emulator):
     done = subprocess.run([sys.executable, "-m", "reconciler", "--config", str(config_path),
                            "daemon"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.startswith("reconciler: jobs.one.schedule: '61 * * * *': ")
+    assert done.stderr.startswith(
+        f"reconciler: {config_path}: jobs.one.schedule: '61 * * * *': ")
 
 
 def test_the_systemd_unit_verifies(tmp_path):
@@ -182,3 +183,54 @@ def test_load_config_of_the_daemon_example(tmp_path, start_emulator):
     one = start_emulator(ITEMS)
     config = load_config(daemon_config(tmp_path, {"one": one}, ["every 15m"], 9999))
     assert config.daemon.listen == "127.0.0.1:9999" and config.jobs["one"].schedule == "every 15m"
+
+
+def test_a_job_failing_run_after_run_degrades_healthz_and_logs_its_traceback(
+        tmp_path, start_emulator, log_stream):
+    import json
+    import re
+
+    good, bad = start_emulator(ITEMS), start_emulator(ITEMS)
+    port = free_port()
+    config_path = daemon_config(tmp_path, {"good": good, "bad": bad}, ["every 1s", "every 1s"],
+                                port)
+
+    def factory(job, clock, log):
+        if job.name == "bad":
+            raise RuntimeError("backend exploded")
+        return default_backend(job, clock, log)
+
+    daemon = Daemon(config_path, factory=factory)
+    thread = threading.Thread(target=daemon.serve, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        wait_for(lambda: daemon.failed_runs.get("bad", (0, ""))[0] >= 3, what="3 failed runs")
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 503
+        assert re.fullmatch(r"degraded: job bad failed \d+ runs in a row \(last: unexpected "
+                            r"error: RuntimeError: backend exploded\)\n", health.text)
+        assert "good" not in daemon.failed_runs
+    finally:
+        daemon.stop.request("test")
+        thread.join(30)
+    events = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    crashed = [e for e in events if e["event"] == "job.crashed"]
+    assert crashed and crashed[0]["run_id"] and crashed[0]["job"] == "bad"
+    assert "RuntimeError: backend exploded" in crashed[0]["message"]
+    assert crashed[0]["traceback"].rstrip().endswith("RuntimeError: backend exploded")
+    run_crashed = next(e for e in events if e["event"] == "run.crashed")
+    assert run_crashed["traceback"].startswith("Traceback (most recent call last)")
+    assert run_crashed["traceback"].rstrip().endswith("RuntimeError: backend exploded")
+    assert {r.status for r in runs_of(tmp_path / "state", "bad")} == {"failed"}
+
+
+def test_the_daemon_does_not_start_with_an_unusable_state_dir(tmp_path, start_emulator):
+    one = start_emulator(ITEMS)
+    config_path = daemon_config(tmp_path, {"one": one}, ["every 1s"])
+    state = load_config(config_path).state_dir
+    shutil.rmtree(state, ignore_errors=True)
+    state.write_text("a file")
+    done = subprocess.run([sys.executable, "-m", "reconciler", "--config", str(config_path),
+                           "daemon"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr == f"reconciler: state_dir {state} is not a folder\n"

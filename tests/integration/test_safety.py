@@ -226,7 +226,8 @@ def test_purge_needs_the_exact_catalog_id_and_backs_up_first(tmp_path, catalog):
 
 
 def test_old_backups_are_pruned(tmp_path, catalog):
-    config = make(tmp_path, catalog, sorted(ITEMS)[1:], grace_runs=1, backup_retention="1d")
+    config = make(tmp_path, catalog, sorted(ITEMS)[1:], grace_runs=1, grace_period="off",
+                  backup_retention="1d")
     first = run(config)
     backup = config.state_dir / "backups" / "products" / f"{first.run_id}.jsonl.gz"
     assert backup.exists()

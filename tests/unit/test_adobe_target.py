@@ -63,3 +63,54 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
         assert route.calls[0].request.headers["x-api-key"] == "cid"
         assert route.calls[0].request.url.params["environment"] == "1"
     backend.close()
+
+
+@pytest.mark.parametrize(("hit", "expected"), [
+    ({"id": None}, "catalogsearch: a hit's id is null"),
+    ({"id": ["a"]}, "catalogsearch: a hit's id is not a string (list)"),
+    ({"id": "x\ud800"}, "catalogsearch: a hit's id is not valid Unicode (a lone surrogate)"),
+])
+def test_unusable_adobe_ids_make_the_answer_unusable(hit, expected):
+    from reconciler.backends.adobe_target import search_hits
+    from reconciler.errors import FatalApiError
+
+    with pytest.raises(FatalApiError) as caught:
+        search_hits({"hits": [{"id": "a"}, hit]})
+    assert str(caught.value) == expected
+    assert search_hits({"hits": [{"id": 12}, {"id": "b"}]}) == ["12", "b"]
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ([], "delete entities: answer is not an object: []"),
+    ({"operation": "deleted all"},
+     "delete entities: answer says \"deleted all\", expected 'deleted by ids'"),
+])
+def test_a_delete_answer_that_is_not_deleted_by_ids_is_a_mismatch(answer, expected):
+    from reconciler.backends.adobe_target import check_delete_answer
+    from reconciler.errors import BatchAnswerMismatch
+
+    with pytest.raises(BatchAnswerMismatch) as caught:
+        check_delete_answer(answer)
+    assert str(caught.value) == expected
+    check_delete_answer({"operation": "deleted by ids"})
+
+
+def test_adobe_503_throttling_carries_its_retry_after(clock):
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.config import Limits, Secret, Target
+    from reconciler.errors import RetriableApiError
+
+    target = Target(backend="adobe-target", base_url="https://mc.example.test",
+                    project_token="", catalog_id="t/environment-1", api_key_id=Secret("cid"),
+                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    backend = AdobeTargetBackend(target, Limits(max_attempts=1), clock)
+    with respx.mock:
+        respx.delete(url__startswith="https://mc.example.test/t/target/recs/entities").mock(
+            return_value=httpx.Response(503, headers={"Retry-After": "7"}, text="busy"))
+        with pytest.raises(RetriableApiError) as caught:
+            backend.delete_batch(["a"])
+    backend.close()
+    assert caught.value.throttled and caught.value.retry_after == 7.0

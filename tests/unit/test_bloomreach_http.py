@@ -151,3 +151,43 @@ def test_401_points_at_the_credentials(backend):
         "list items: HTTP 401: Access key not found; check target.api_key_id and "
         "target.api_secret"
     )
+
+
+@respx.mock
+@pytest.mark.parametrize(("answer", "expected"), [
+    ({"success": True, "data": [], "matched": 0, "total": None},
+     "list items: answer field 'total' is null, expected a count"),
+    ({"success": True, "data": [], "matched": "12", "total": 12},
+     "list items: answer field 'matched' is \"12\", expected a count"),
+    ({"success": True, "data": [], "matched": True, "total": 1},
+     "list items: answer field 'matched' is true, expected a count"),
+    ({"success": True, "data": [], "matched": -1, "total": 1},
+     "list items: answer field 'matched' is -1, expected a count"),
+    ({"success": True, "data": {"item_id": "a"}, "matched": 1, "total": 1},
+     "list items: answer has no 'data' list"),
+])
+def test_a_listing_answer_of_the_wrong_shape_is_one_line(backend, answer, expected):
+    from reconciler.errors import FatalApiError
+
+    respx.get(f"{CATALOG}/items").respond(200, json=answer)
+    with pytest.raises(FatalApiError) as caught:
+        backend.inventory()
+    assert str(caught.value) == expected
+
+
+@respx.mock
+def test_listed_entries_without_a_usable_id_are_skipped_with_a_reason(backend):
+    body = ('{"success": true, "matched": 6, "total": 6, "data": ['
+            '{"item_id": null}, {"item_id": 7}, {"item_id": "bad-\\ud800"}, "junk",'
+            '{"item_id": "ok-1", "properties": ["not", "a", "dict"]}, {"item_id": "ok-2"}]}')
+    respx.get(f"{CATALOG}/items").respond(200, text=body)
+    records = []
+    inventory = backend.inventory(lambda data, total: records.extend(data))
+    assert sorted(inventory.ids) == ["ok-1", "ok-2"] and "None" not in inventory.ids
+    assert not inventory.complete  # 2 found of 6: nothing proves the rest is gone
+    assert inventory.detail.endswith(
+        "1 listed entries skipped: entry is not an object; "
+        "1 listed entries skipped: item_id is not a string (int); "
+        "1 listed entries skipped: item_id is not valid Unicode (a lone surrogate); "
+        "1 listed entries skipped: item_id is null")
+    assert records[0] == {"item_id": "ok-1", "properties": {}}

@@ -226,3 +226,64 @@ def test_scope_and_grace_period_keys(tmp_path):
     assert error_for(tmp_path, VALID + '[jobs.products-eu.safety]\ngrace_period = "-1h"\n') == (
         'CFG: jobs.products-eu.safety.grace_period: expected a duration such as "26h", "7d" or '
         '"90m", got \'-1h\'')
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("window_seconds", "nan", "window_seconds: must be a finite number, got nan"),
+    ("retry_deadline_seconds", "inf", "retry_deadline_seconds: must be a finite number, got inf"),
+    ("max_batch_ids", "10001", "max_batch_ids: must be at most 10,000, got 10,001"),
+    ("max_batch_bytes", "20000000", "max_batch_bytes: must be at most 10,000,000, got 20,000,000"),
+    ("list_window", "5000", "list_window: must be at most 1,001, got 5,000"),
+    ("max_attempts", "1000", "max_attempts: must be at most 100, got 1,000"),
+    ("retry_deadline_seconds", "1e9", "retry_deadline_seconds: must be at most 86400, got 1e+09"),
+])
+def test_limits_are_finite_and_within_the_api_documented_bounds(tmp_path, key, value, expected):
+    text = VALID + f"[jobs.products-eu.limits]\n{key} = {value}\n"
+    assert error_for(tmp_path, text) == f"CFG: jobs.products-eu.limits.{expected}"
+
+
+def test_nan_fractions_and_counts_are_refused(tmp_path):
+    text = VALID + "[jobs.products-eu.safety]\nmax_deletes_per_day = nan\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.safety.max_deletes_per_day: must be a finite number, got nan")
+    text = VALID + "[jobs.products-eu.safety]\nmax_shrink = nan\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.safety.max_shrink: must be a finite number, got nan")
+
+
+def test_adobe_target_page_size_is_bounded_by_its_api(tmp_path):
+    text = VALID.replace('backend = "bloomreach"\nproject_token = "tok"\ncatalog_id = "cat"\n'
+                         'api_key_id = "${KEY_ID}"\napi_secret = "${SECRET}"\n',
+                         'backend = "adobe-target"\ntenant = "t"\nenvironment = 1\n'
+                         'api_key = "k"\ntoken = "tk"\n')
+    text += "[jobs.products-eu.limits]\nlist_page_size = 1000\n"
+    assert error_for(tmp_path, text) == (
+        "CFG: jobs.products-eu.limits.list_page_size: must be at most 500, got 1,000")
+
+
+@pytest.mark.parametrize("name", ["../../x", ".hidden", "a/b", "-x", "with space", "é"])
+def test_job_names_that_could_leave_state_dir_are_refused(tmp_path, name):
+    text = VALID.replace("products-eu", name.replace('"', ""))
+    text = text.replace(f"[jobs.{name}", f'[jobs."{name}"')
+    assert error_for(tmp_path, text) == (
+        f"CFG: jobs.{name}: a job name is letters, digits, '.', '_' and '-', starting with a "
+        "letter or digit")
+
+
+@pytest.mark.parametrize(("schedule", "expected"), [
+    ("every 0s", "'every 0s': the interval must be at least 1 s"),
+    ("61 * * * *", "'61 * * * *': Error validating expression '61': the last value (61) is "
+                   "higher than the maximum value (59)"),
+])
+def test_bad_schedules_are_config_errors_for_every_command(tmp_path, schedule, expected):
+    text = VALID.replace('"*/30 * * * *"', f'"{schedule}"')
+    assert error_for(tmp_path, text) == f"CFG: jobs.products-eu.schedule: {expected}"
+
+
+def test_a_relative_file_secret_is_read_from_the_config_folder(tmp_path, monkeypatch):
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "creds" / "secret").write_text("from-file\n", encoding="utf-8")
+    monkeypatch.chdir("/")
+    config = load_config(write(tmp_path, VALID.replace('"${SECRET}"', '"file:creds/secret"')),
+                         ENV)
+    assert config.jobs["products-eu"].target.api_secret.value == "from-file"

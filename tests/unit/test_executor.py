@@ -5,6 +5,7 @@ from reconciler.batching import BatchShape
 from reconciler.config import Limits
 from reconciler.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
 from reconciler.executor import Executor
+from reconciler.ratelimit import SlidingWindowBudget
 
 LIMITS = Limits(requests_per_window=5, window_seconds=10, max_attempts=4,
                 backoff_initial_seconds=1, backoff_max_seconds=8)
@@ -77,10 +78,22 @@ def test_rejected_batch_is_split_and_resent(clock):
     assert [len(r) for r in fake.delete_requests[:2]] == [2, 3]
 
 
+class RefusingBackend(MemoryBackend):
+    """Refuses with a 400 any request holding one of ``bad`` (as a server would)."""
+
+    def __init__(self, bad, text="bulk delete: HTTP 400: Invalid JSON", **kw):
+        super().__init__(IDS, shape=BatchShape(max_ids=kw.pop("max_ids", 5), max_bytes=10**6))
+        self.bad, self.text, self.requests = set(bad), text, 0
+
+    def delete_batch(self, ids):
+        self.requests += 1
+        if self.bad & set(ids):
+            raise FatalApiError(self.text.format(first=min(self.bad & set(ids))), status=400)
+        return super().delete_batch(ids)
+
+
 def test_a_single_id_still_refused_after_splitting_fails(clock):
-    fake = backend()
-    refusal = FatalApiError("bulk delete: HTTP 400: Invalid JSON", status=400)
-    fake.faults.extend([refusal] * 3)  # the batch of 5, then its half of 2, then id-000 alone
+    fake = RefusingBackend({"id-000"})
     result = Executor(fake, LIMITS, clock).run(IDS[:5])
     by_id = {o.item_id: o for o in result.outcomes}
     assert by_id["id-000"].outcome == "failed"
@@ -160,3 +173,76 @@ def test_retry_deadline_on_the_injected_clock(clock):
     result = Executor(fake, limits, clock).run(IDS[:5])
     assert result.counts()["unknown"] == 5
     assert 3 <= result.requests <= 6  # 1-2 s apart, for about 5 s
+
+
+def test_a_pause_longer_than_the_retry_deadline_is_not_obeyed(clock):
+    from dataclasses import replace
+
+    limits = replace(LIMITS, retry_deadline_seconds=600)
+    budget = SlidingWindowBudget(limits.requests_per_window, limits.window_seconds)
+    fake = backend()
+    fake.faults.append(RetriableApiError("bulk delete: HTTP 429: Rate limit exceeded",
+                                         status=429, retry_after=86400))
+    result = Executor(fake, limits, clock, budget).run(IDS)
+    assert result.counts() == {"queued": 0, "failed": 0, "unknown": 0, "not_sent": 30}
+    assert result.requests == 1 and max(clock.sleeps, default=0) <= 600
+    assert result.stopped.startswith(
+        "stopped: the server asked to wait 86400 s, longer than retry_deadline_seconds (600 s)")
+    # The shared budget never holds a pause past the deadline: the next run does not hang.
+    assert budget.state.paused_until <= clock.monotonic()
+    assert len(fake.items) == 30
+
+
+def test_a_pause_within_the_deadline_is_cut_to_the_time_left(clock):
+    from dataclasses import replace
+
+    limits = replace(LIMITS, retry_deadline_seconds=10, max_attempts=10)
+    fake = backend()
+    fake.faults.extend([RetriableApiError("HTTP 503", status=503, retry_after=6)] * 3)
+    result = Executor(fake, limits, clock).run(IDS[:5])
+    assert sum(clock.sleeps) <= 10 + 1e-9
+    assert result.counts()["unknown"] == 5  # a 503 may have been applied: unknown, not lost
+
+
+def test_a_400_about_the_whole_request_is_not_bisected_down_to_single_ids(clock):
+    fake = RefusingBackend(IDS, text="bulk delete: HTTP 400: Payload is not a list",
+                           max_ids=30)
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert result.counts() == {"queued": 0, "failed": 30, "unknown": 0, "not_sent": 0}
+    assert fake.requests == 3  # the batch, then both halves refused the same way
+    assert result.outcomes[0].detail == ("bulk delete: HTTP 400: Payload is not a list (the "
+                                         "whole batch was refused the same way, halves too)")
+
+
+def test_bisection_costs_a_bounded_number_of_requests(clock):
+    from reconciler.executor import split_request_cap
+
+    bad = {IDS[n] for n in range(0, 30, 3)}  # ten bad ids spread over one batch of 30
+    # The server names the first bad id, so halves are never refused "the same way".
+    fake = RefusingBackend(bad, text="bulk delete: HTTP 400: bad id {first}", max_ids=30)
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert fake.requests <= split_request_cap(30) == 19
+    counts = result.counts()
+    assert counts["failed"] + counts["queued"] == 30 and counts["queued"] > 0
+    assert all(o.outcome == "failed" for o in result.outcomes if o.item_id in bad)
+    capped = [o for o in result.outcomes if "not split further" in o.detail]
+    assert capped and all(o.detail.endswith(" (not split further: the batch used its 19 "
+                                            "requests)") for o in capped)
+    assert capped[0].detail.startswith("bulk delete: HTTP 400: bad id id-")
+
+
+def test_a_pause_stored_in_the_shared_budget_past_the_deadline_is_not_obeyed(clock):
+    from dataclasses import replace
+
+    from reconciler.ratelimit import BudgetState
+
+    limits = replace(LIMITS, retry_deadline_seconds=600)
+    budget = SlidingWindowBudget(limits.requests_per_window, limits.window_seconds)
+    # Another process (a longer deadline, an older version) stored a day-long pause.
+    budget.state = BudgetState(paused_until=clock.monotonic() + 86400)
+    fake = backend()
+    result = Executor(fake, limits, clock, budget).run(IDS[:10])
+    assert result.counts() == {"queued": 0, "failed": 0, "unknown": 0, "not_sent": 10}
+    assert result.stopped == ("stopped: the shared rate budget asks to wait 86400 s, longer "
+                              "than retry_deadline_seconds (600 s); the next run resumes")
+    assert clock.sleeps == [] and result.requests == 0

@@ -179,3 +179,16 @@ def test_each_target_keeps_its_own_state(journal):
     assert journal.ledger("job", "B") == [] and journal.ledger("job", "A") == ["l1"]
     assert journal.last_target("job", "r2") == (True, "A")
     assert journal.last_target("other", "r2") == (False, None)
+
+def test_rows_of_dead_processes_become_crashed_and_stay_resumable(tmp_path):
+    from reconciler.journal import CRASHED, Journal
+
+    journal = Journal.in_state_dir(tmp_path)
+    journal.start_run("r1", "job", False, "2026-01-01T00:00:00Z", target="T")
+    journal.store_plan("r1", ["a", "b"], [])
+    journal._db.execute("UPDATE runs SET pid = 2147483646 WHERE run_id = 'r1'")  # no such pid
+    journal.start_run("r2", "other", False, "2026-01-01T00:00:01Z", target="T")  # this live process
+    assert journal.mark_crashed() == ["r1"]
+    assert journal.run("r1").status == CRASHED and journal.run("r2").status == "running"
+    assert journal.interrupted_run("job", "T").run_id == "r1"
+    assert journal.mark_crashed("other", holding_lock=True) == ["r2"]
