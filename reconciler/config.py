@@ -70,7 +70,7 @@ class Limits:
     window_seconds: float = 10.0
     max_batch_ids: int = 10_000
     max_batch_bytes: int = 10_000_000
-    list_page_size: int = 1000
+    list_page_size: int = 1001
     list_window: int = 1001
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
@@ -398,8 +398,8 @@ def _parse_limits(t: _Table, d: Limits) -> Limits:
         retry_deadline_seconds=t.number("retry_deadline_seconds", d.retry_deadline_seconds),
         verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds),
     )
-    if limits.list_page_size >= limits.list_window:
-        raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")
+    if limits.list_page_size > limits.list_window:
+        raise t.error("list_page_size", f"must not exceed list_window ({limits.list_window})")
     t.finish()
     return limits
 

@@ -401,6 +401,7 @@ class _Run:
             "source": "api", "expected": inventory.expected, "found": len(inventory.ids),
             "requests": inventory.requests, "detail": inventory.detail,
         }
+        self.summary["assumptions"] = [a.as_dict() for a in inventory.assumptions]
         self.log.info(
             "inventory.listed", found=len(inventory.ids), expected=inventory.expected,
             complete=inventory.complete, requests=inventory.requests,

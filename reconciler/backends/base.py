@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.assumptions import Assumption
 from reconciler.batching import BatchShape
 from reconciler.classify import ItemResult
 from reconciler.plan import AddressRules
@@ -33,10 +34,14 @@ class Inventory:
     expected: int | None  # what the server says it holds; None when it does not say
     requests: int = 0
     detail: str = ""
+    # The API assumptions checked on the answers (``reconciler.assumptions``), and whether
+    # the counts behind the proof held together (False: never reported complete).
+    assumptions: tuple[Assumption, ...] = ()
+    proven: bool = True
 
     @property
     def complete(self) -> bool:
-        return self.expected is not None and len(self.ids) == self.expected
+        return self.proven and self.expected is not None and len(self.ids) == self.expected
 
 
 # Hears each page of listed records, with the catalog's total as the server states it.

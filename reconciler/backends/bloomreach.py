@@ -8,8 +8,11 @@ once known, is a one-line change:
 * ``bulk_delete_entry``: the body is an array of id strings (a production integration
   sends that; an array of ``{"item_id": ...}`` objects may also be accepted).
 * ``prefix_query``: ``query=<prefix>&field=item_id`` is taken as a case-sensitive prefix
-  match. A wrong guess cannot cause a wrong delete (only listed ids are ever candidates);
-  it shows up as ``inventory_complete: false`` in the report.
+  match, answered in code-point order. Every page is checked against it
+  (``reconciler.listing.check_page``); ids that do not start with the prefix are kept
+  (the API listed them) but not reasoned on. A wrong guess cannot cause a wrong delete
+  (only listed ids are ever candidates); it shows up in ``assumptions`` and, when the
+  walk cannot make up for it, as ``inventory_complete: false``.
 * ``partition_size``: ``matched`` is the number of items matching the query and ``total``
   the number in the catalog; ``matched_limited: true`` means ``matched`` is a lower bound.
 """
@@ -114,7 +117,8 @@ class BloomreachBackend(HttpBackend):
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         limits = self._limits
         walker = enumerate_catalog(
-            limits.list_window, limits.list_page_size, self._target.prefix_alphabet
+            limits.list_window, min(limits.list_page_size, limits.list_window),
+            self._target.prefix_alphabet,
         )
         request = next(walker)
         while True:
@@ -132,7 +136,8 @@ class BloomreachBackend(HttpBackend):
             f"prefix {s.prefix!r}: {s.found} of {s.expected}" for s in result.shortfalls[:20]
         )
         return Inventory(
-            ids=result.ids, expected=result.expected, requests=result.requests, detail=detail
+            ids=result.ids, expected=result.expected, requests=result.requests, detail=detail,
+            assumptions=result.assumptions, proven=result.counts_held,
         )
 
     def _list_page(self, request: PageRequest) -> Page:
