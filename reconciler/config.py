@@ -78,6 +78,10 @@ class Limits:
     timeout_seconds: float = 30.0
     retry_deadline_seconds: float = 600.0
     verify_after_seconds: float = 3600.0
+    # Listing and read-back calls where the API documents no limit for them (Bloomreach);
+    # Adobe Target's searches and reads share requests_per_window (one documented limit).
+    read_requests_per_window: int = 10
+    read_window_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -397,6 +401,9 @@ def _parse_limits(t: _Table, d: Limits) -> Limits:
         timeout_seconds=t.number("timeout_seconds", d.timeout_seconds),
         retry_deadline_seconds=t.number("retry_deadline_seconds", d.retry_deadline_seconds),
         verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds),
+        read_requests_per_window=t.integer("read_requests_per_window",
+                                           d.read_requests_per_window, minimum=1),
+        read_window_seconds=t.number("read_window_seconds", d.read_window_seconds),
     )
     if limits.list_page_size > limits.list_window:
         raise t.error("list_page_size", f"must not exceed list_window ({limits.list_window})")

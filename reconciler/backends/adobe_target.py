@@ -98,6 +98,16 @@ class AdobeTargetBackend(HttpBackend):
     def budget_key(self) -> str:
         return f"adobe-target:{self._target.base_url}/{self._target.tenant}"  # per tenant
 
+    @property
+    def read_budget_key(self) -> str:
+        """Adobe documents one limit (50 calls a minute) across the admin APIs: searches and
+        reads share the deletes' budget."""
+        return self.budget_key
+
+    @property
+    def read_rate(self) -> tuple[int, float]:
+        return self._limits.requests_per_window, self._limits.window_seconds
+
     def check(self) -> str:
         ids = self._search_page(1, 1)
         return (f"tenant {self._target.tenant} environment {self._target.environment} "

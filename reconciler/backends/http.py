@@ -17,6 +17,7 @@ from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import RetriableApiError
 from reconciler.plan import AddressRules
+from reconciler.ratelimit import SlidingWindowBudget
 from reconciler.retry import OnRetry, retrying
 
 
@@ -31,6 +32,25 @@ class HttpBackend:
     def __init__(self, target: Target, limits: Limits, clock: Clock,
                  on_retry: OnRetry | None) -> None:
         self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        self._read_budget = SlidingWindowBudget(*self.read_rate)
+
+    @property
+    def budget_key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def read_budget_key(self) -> str:
+        """The reads' own budget (the API documents no limit for them)."""
+        return f"{self.budget_key}:reads"
+
+    @property
+    def read_rate(self) -> tuple[int, float]:
+        """(requests, per seconds) for reads."""
+        return self._limits.read_requests_per_window, self._limits.read_window_seconds
+
+    def share_read_budget(self, budget: SlidingWindowBudget) -> None:
+        """Use a budget shared with other processes (``budgets.FileBudget``) for reads."""
+        self._read_budget = budget
 
     @property
     def batch_shape(self) -> BatchShape:
@@ -44,7 +64,27 @@ class HttpBackend:
         self._http.close()
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
-        return retrying(self._limits, self._clock, self._on_retry)(call)
+        """One read call: each attempt waits for a slot of the read budget."""
+
+        def attempt() -> Any:
+            token = self._read_slot()
+            try:
+                return call()
+            except RetriableApiError as exc:
+                if exc.throttled:
+                    self._read_budget.throttled(self._clock.monotonic(), exc.retry_after)
+                raise
+            finally:
+                self._read_budget.complete(token, self._clock.monotonic())
+
+        return retrying(self._limits, self._clock, self._on_retry)(attempt)
+
+    def _read_slot(self) -> str:
+        while True:
+            grant = self._read_budget.acquire(self._clock.monotonic())
+            if grant.token is not None:
+                return grant.token
+            self._clock.sleep(grant.wait)
 
 
 def send(client: httpx.Client, method: str, url: str, operation: str,
