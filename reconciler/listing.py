@@ -130,6 +130,7 @@ class _Walk:
     by_depth: list[Counter[str]] = field(default_factory=list)
     evidence: Evidence = field(default_factory=Evidence)
     total: int | None = None
+    semantics_broken: bool = False  # a page held ids not starting with its prefix
 
     def learn(self, ids: Iterable[str]) -> None:
         for item in ids:
@@ -188,6 +189,7 @@ def _ask(walk: _Walk, request: PageRequest) -> Generator[PageRequest, Page, Page
             walk.evidence.confirm(name, f"{walk.requests} pages agreed")
     walk.learn(page.ids)
     if PREFIX_MATCH in contradicted:
+        walk.semantics_broken = True
         # Adapt: walk on the ids that do start with the prefix. Their count is known only
         # when the answer held every match; otherwise the walk probes without counting.
         ids = tuple(i for i in page.ids if i.startswith(request.prefix))
@@ -204,8 +206,11 @@ def _partition(walk: _Walk, prefix: str, first: Page) -> _Sub:
     if exact and matched <= walk.window:
         yield from _page_through(walk, prefix, first)
         return
-    if len(prefix) >= MAX_PREFIX_LENGTH or not first.ids:
+    if len(prefix) >= MAX_PREFIX_LENGTH or (not first.ids and not walk.semantics_broken):
         walk.shortfalls.append(Shortfall(prefix, matched, len(first.ids)))
+        return
+    if walk.semantics_broken and not exact:
+        yield from _probe_every_child(walk, prefix, matched)
         return
     last = yield from _ask(walk, PageRequest(prefix, 0, walk.page_size, descending=True))
     both = set(first.ids) | set(last.ids)
@@ -274,6 +279,20 @@ def _gap(
         walk.shortfalls.append(Shortfall(common, unseen, 0))
 
 
+def _probe_every_child(walk: _Walk, prefix: str, matched: int) -> _Sub:
+    """Adapt to a query that matched more than the prefix: each page is filtered to the ids
+    starting with it, and a partition is split by every known character until its matches
+    fit one page. Bounded, so a server matching far more than asked ends in a report."""
+    cap = 50 * (1 + (walk.total or 0) // walk.window) + 500
+    for char in walk.candidates(len(prefix), None, chr(0x10FFFF)):
+        if walk.requests >= cap:
+            walk.shortfalls.append(Shortfall(prefix, matched, 0))
+            return
+        first = yield from _ask(walk, PageRequest(prefix + char, 0, walk.page_size))
+        if first.matched:
+            yield from _partition(walk, prefix + char, first)
+
+
 def _skip_into(
     walk: _Walk, common: str, low_run: tuple[str, ...], high_run: tuple[str, ...],
     unseen: int | None,
@@ -289,6 +308,9 @@ def _skip_into(
     skip = len(low_run) if ascending else len(high_run)
     count = min(walk.page_size, walk.window - skip)
     page = yield from _ask(walk, PageRequest(common, skip, count, descending=not ascending))
+    if walk.semantics_broken and not page.matched_is_exact:
+        yield from _probe_every_child(walk, common, page.matched)
+        return
     if page.matched_is_exact:
         unseen = page.matched - len(low_run) - len(high_run)
     facing = tuple(i for i in page.ids if lo < i < hi)
@@ -317,6 +339,9 @@ def _edge(
     exact = page.matched_is_exact
     new = page.matched - known
     unseen = unseen - new if exact and unseen is not None else None
+    if walk.semantics_broken and not exact:
+        yield from _probe_every_child(walk, child, page.matched)
+        return unseen
     facing = [i for i in page.ids if (i > bound if before else i < bound)]
     if exact and len(facing) >= new:
         return unseen
