@@ -205,7 +205,7 @@ class Executor:
             self._stop(result, exc, f"stopped, the API kept failing: {exc}")
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except FatalApiError as exc:
-            if exc.status == 400 and len(batch) > 1:
+            if exc.status in (400, 414) and len(batch) > 1:  # 414: the URL was too long
                 return None
             return [Outcome(i, FAILED, str(exc)) for i in batch]
         return [

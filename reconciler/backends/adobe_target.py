@@ -28,7 +28,12 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.backends.http import HttpBackend, send
+from reconciler.backends.http import (
+    HttpBackend,
+    request_line_budget,
+    request_line_overhead,
+    send,
+)
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import classify_status, error_text, parse_json_body
 from reconciler.clock import Clock
@@ -87,9 +92,11 @@ class AdobeTargetBackend(HttpBackend):
                                   transport=transport)
         self._token = target.token.value
         self._token_mtime: float | None = None
-        overhead = len(self._base) + len(entities_delete_url(["x"], target.environment)) - 1
+        overhead = request_line_overhead(
+            "DELETE", target.base_url, self._base + entities_delete_url(["x"], target.environment)
+        ) - 1
         self._shape = BatchShape(
-            max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes,
+            max_ids=limits.max_batch_ids, max_bytes=request_line_budget(limits.max_batch_bytes),
             cost=lambda i: len(quote(i, safe="")), overhead=overhead, separator=1,
         )
         self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -19,6 +20,23 @@ from reconciler.errors import RetriableApiError
 from reconciler.plan import AddressRules
 from reconciler.ratelimit import SlidingWindowBudget
 from reconciler.retry import OnRetry, retrying
+
+# A front end limits the whole request line, ``METHOD /path?query HTTP/1.1`` (Apache's
+# LimitRequestLine default is 8,190 bytes); the margin covers a proxy's longer forms.
+REQUEST_LINE_LIMIT = 8190
+REQUEST_LINE_MARGIN = 190
+
+
+def request_line_overhead(method: str, base_url: str, path_and_query: str) -> int:
+    """Bytes of the request line besides the ids: method, the base URL's own path (httpx
+    prefixes it), path and query, and the protocol version."""
+    base_path = urlsplit(base_url).path.rstrip("/")
+    return len(f"{method} {base_path}{path_and_query} HTTP/1.1")
+
+
+def request_line_budget(max_batch_bytes: int) -> int:
+    """The most a URL-carried batch may take: the configured bytes, within the line limit."""
+    return min(max_batch_bytes, REQUEST_LINE_LIMIT - REQUEST_LINE_MARGIN)
 
 
 class HttpBackend:

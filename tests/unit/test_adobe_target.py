@@ -63,3 +63,33 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
         assert route.calls[0].request.headers["x-api-key"] == "cid"
         assert route.calls[0].request.url.params["environment"] == "1"
     backend.close()
+
+
+@pytest.mark.parametrize("base_path", ["", "/adobe-proxy/" + "segment/" * 300])
+def test_batches_are_sized_on_the_whole_request_line(clock, base_path):
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.http import REQUEST_LINE_LIMIT
+    from reconciler.batching import split_batches
+    from reconciler.config import Limits, Secret, Target
+
+    base_url = "https://mc.example.test" + base_path.rstrip("/")
+    target = Target(backend="adobe-target", base_url=base_url, project_token="",
+                    catalog_id="t/environment-1", api_key_id=Secret("cid"),
+                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    # 8,192 configured (the URL-only rule of old): the line limit still wins.
+    backend = AdobeTargetBackend(target, Limits(max_batch_ids=5000, max_batch_bytes=8192), clock)
+    ids = [f"entity-é-{n:08d}" for n in range(3000)]
+    lines = []
+    with respx.mock:
+        route = respx.delete(url__startswith=base_url + "/t/target/recs/entities")
+        route.mock(return_value=httpx.Response(200, json={"operation": "deleted by ids"}))
+        for batch in split_batches(ids, backend.batch_shape):
+            backend.delete_batch(batch)
+            url = route.calls.last.request.url
+            lines.append(f"DELETE {url.raw_path.decode()} HTTP/1.1")
+    backend.close()
+    assert max(len(line) for line in lines) <= REQUEST_LINE_LIMIT - 100
+    assert min(len(line) for line in lines[:-1]) >= REQUEST_LINE_LIMIT - 400  # batches stay full

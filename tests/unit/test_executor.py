@@ -160,3 +160,11 @@ def test_retry_deadline_on_the_injected_clock(clock):
     result = Executor(fake, limits, clock).run(IDS[:5])
     assert result.counts()["unknown"] == 5
     assert 3 <= result.requests <= 6  # 1-2 s apart, for about 5 s
+
+
+def test_a_414_uri_too_long_is_split_like_a_400(clock):
+    fake = backend()
+    fake.faults.append(FatalApiError("delete entities: HTTP 414: URI Too Long", status=414))
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert result.counts() == {"queued": 30, "failed": 0, "unknown": 0, "not_sent": 0}
+    assert result.splits == 1
