@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.assumptions import Assumption
 from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
 from reconciler.backends.http import (
     HttpBackend,
@@ -70,6 +71,10 @@ class AdobeClassicBackend(HttpBackend):
     def check(self) -> str:
         return (f"client {self._target.tenant} at {self._target.base_url} (Recommendations "
                 "classic has no read-only call to test; deletes will show)")
+
+    def probe(self) -> tuple[Assumption, ...]:
+        return (Assumption("entity_delete_200_accepts_every_id", "unknown",
+                           "not probed: classic has no read-only call"),)
 
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         raise FatalApiError("adobe-classic cannot list entities: use an inventory export or "

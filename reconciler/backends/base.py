@@ -84,6 +84,9 @@ class Backend(Protocol):
     def check(self) -> str:
         """A read-only request proving the API is reachable with these credentials."""
 
+    def probe(self) -> tuple[Assumption, ...]:
+        """Read-only probes of the API assumptions the public docs leave open."""
+
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         """Every id the remote catalog holds, with a proof of completeness.
 
