@@ -92,31 +92,42 @@ class ListingResult:
 
 def check_page(request: PageRequest, page: Page, first_total: int | None) -> dict[str, str]:
     """The assumptions one answer contradicts, by name, with the evidence (empty: none)."""
-    found: dict[str, str] = {}
+    checks = {
+        PREFIX_MATCH: ids_start_with_prefix(request, page),
+        CODEPOINT_ORDER: ids_in_codepoint_order(request, page),
+        COUNTS_AGREE: counts_agree(request, page, first_total),
+    }
+    return {name: problem for name, problem in checks.items() if problem is not None}
+
+
+def ids_start_with_prefix(request: PageRequest, page: Page) -> str | None:
+    """``query`` + ``field=item_id`` is a case-sensitive prefix match."""
     stray = [i for i in page.ids if not i.startswith(request.prefix)]
-    if stray:
-        found[PREFIX_MATCH] = (
-            f"query {request.prefix!r} returned {len(stray)} id(s) not starting with it, "
-            f"e.g. {stray[0]!r}"
-        )
-    ordered = sorted(page.ids, reverse=request.descending)
-    if list(page.ids) != ordered:
-        found[CODEPOINT_ORDER] = (
-            f"query {request.prefix!r} ({'desc' if request.descending else 'asc'}) "
-            "returned ids out of code-point order"
-        )
+    if not stray:
+        return None
+    return (f"query {request.prefix!r} returned {len(stray)} id(s) not starting with it, "
+            f"e.g. {stray[0]!r}")
+
+
+def ids_in_codepoint_order(request: PageRequest, page: Page) -> str | None:
+    """``order=item_id asc|desc`` sorts by code point (as Python compares strings)."""
+    if list(page.ids) == sorted(page.ids, reverse=request.descending):
+        return None
+    return (f"query {request.prefix!r} ({'desc' if request.descending else 'asc'}) "
+            "returned ids out of code-point order")
+
+
+def counts_agree(request: PageRequest, page: Page, first_total: int | None) -> str | None:
+    """A page holds ``min(count, matched - skip)`` ids; ``matched <= total``; ``total``
+    stays what the first answer said."""
     expected_len = max(0, min(request.count, page.matched - request.skip))
     if page.matched_is_exact and len(page.ids) != expected_len:
-        found[COUNTS_AGREE] = (
-            f"query {request.prefix!r} skip {request.skip} count {request.count}: "
-            f"{len(page.ids)} ids with matched={page.matched}"
-        )
-    elif page.matched > page.total or (first_total is not None and page.total != first_total):
-        found[COUNTS_AGREE] = (
-            f"query {request.prefix!r}: matched={page.matched}, total={page.total}"
-            f" (first total {first_total})"
-        )
-    return found
+        return (f"query {request.prefix!r} skip {request.skip} count {request.count}: "
+                f"{len(page.ids)} ids with matched={page.matched}")
+    if page.matched > page.total or (first_total is not None and page.total != first_total):
+        return (f"query {request.prefix!r}: matched={page.matched}, total={page.total}"
+                f" (first total {first_total})")
+    return None
 
 
 @dataclass
@@ -130,7 +141,7 @@ class _Walk:
     by_depth: list[Counter[str]] = field(default_factory=list)
     evidence: Evidence = field(default_factory=Evidence)
     total: int | None = None
-    semantics_broken: bool = False  # a page held ids not starting with its prefix
+    semantics_broken: bool = False  # a page held ids not starting with its prefix, or out of order
 
     def learn(self, ids: Iterable[str]) -> None:
         for item in ids:
@@ -188,6 +199,8 @@ def _ask(walk: _Walk, request: PageRequest) -> Generator[PageRequest, Page, Page
         elif request.prefix or name != PREFIX_MATCH:
             walk.evidence.confirm(name, f"{walk.requests} pages agreed")
     walk.learn(page.ids)
+    if CODEPOINT_ORDER in contradicted:
+        walk.semantics_broken = True  # the gap reasoning needs the order: split instead
     if PREFIX_MATCH in contradicted:
         walk.semantics_broken = True
         # Adapt: walk on the ids that do start with the prefix. Their count is known only
@@ -209,7 +222,7 @@ def _partition(walk: _Walk, prefix: str, first: Page) -> _Sub:
     if len(prefix) >= MAX_PREFIX_LENGTH or (not first.ids and not walk.semantics_broken):
         walk.shortfalls.append(Shortfall(prefix, matched, len(first.ids)))
         return
-    if walk.semantics_broken and not exact:
+    if walk.semantics_broken:
         yield from _probe_every_child(walk, prefix, matched)
         return
     last = yield from _ask(walk, PageRequest(prefix, 0, walk.page_size, descending=True))
@@ -280,9 +293,10 @@ def _gap(
 
 
 def _probe_every_child(walk: _Walk, prefix: str, matched: int) -> _Sub:
-    """Adapt to a query that matched more than the prefix: each page is filtered to the ids
-    starting with it, and a partition is split by every known character until its matches
-    fit one page. Bounded, so a server matching far more than asked ends in a report."""
+    """Adapt to a query that matched more than the prefix (each page is filtered to the ids
+    starting with it) or to another order: a partition is split by every known character
+    until its matches fit one page. Bounded, so a server matching far more than asked
+    ends in a report."""
     cap = 50 * (1 + (walk.total or 0) // walk.window) + 500
     for char in walk.candidates(len(prefix), None, chr(0x10FFFF)):
         if walk.requests >= cap:

@@ -276,3 +276,22 @@ def test_counts_that_disagree_are_reported():
     verdict = {a.name: a for a in result.assumptions}["matched_and_total_counts_agree"]
     assert verdict.status == "contradicted"
     assert not result.complete or result.found == 10
+
+
+def test_a_collating_server_is_reported_and_never_invents_ids():
+    class Collating(FakeCatalogServer):
+        """Sorts case-insensitively (a database collation), not by code point."""
+
+        def answer(self, request):
+            matched = sorted((i for i in self.ids if i.startswith(request.prefix)),
+                             key=lambda i: (i.lower(), i), reverse=request.descending)
+            page = matched[request.skip:request.skip + request.count]
+            return Page(tuple(page), len(matched), len(self.ids))
+
+    ids = [f"x{c}{n:02d}" for c in "aBcD" for n in range(15)]  # pages mix the cases
+    result = walk(Collating(ids, window=20), window=20, page_size=20, alphabet="aBcD0123456789")
+    verdict = {a.name: a for a in result.assumptions}["item_id_order_is_codepoint"]
+    assert verdict.status == "contradicted"
+    assert "out of code-point order" in verdict.evidence
+    # Adapted: split by every character instead of reasoning on the order.
+    assert result.complete and result.ids == sorted(ids)
