@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-diff bench-throughput clean
+.PHONY: demo test lint bench-diff bench-throughput bench-listing clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench-diff: $(STAMP)
 
 bench-throughput: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+
+bench-listing: $(STAMP)
+	$(BIN)/python benchmarks/listing.py
 
 clean:
 	rm -rf $(VENV) reconciler-demo .pytest_cache .mypy_cache .ruff_cache

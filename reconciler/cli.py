@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="validate config; reach each API read-only")
     check.add_argument("jobs", nargs="*", metavar="JOB")
+    check.add_argument("--probe", action="store_true",
+                       help="probe the API's unconfirmed assumptions read-only "
+                            "(exit 1 when any is contradicted)")
+    check.add_argument("--format", choices=("text", "json"), default="text",
+                       help="with --probe: a table, or JSON")
 
     emulator = commands.add_parser("emulator", help="serve the local catalog API emulator")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -108,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="bulk requests admitted per window (default 5/10)")
     emulator.add_argument("--no-retry-after", action="store_true",
                           help="answer 429 without a Retry-After header")
+    emulator.add_argument("--query-semantics", choices=("prefix", "prefix-ci", "substring"),
+                          default="prefix", help="bloomreach: what query+field=item_id "
+                          "matches (default: case-sensitive prefix)")
     emulator.add_argument("--api", choices=("bloomreach", "adobe-target", "adobe-classic"),
                           default="bloomreach", help="which API to emulate")
 
@@ -174,6 +182,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                   stream=sys.stderr if args.once else sys.stdout)
         return _daemon(config_path, args.once)
     configure(config.logging.level, config.logging.format, secrets)
+    if args.command == "check" and args.probe:
+        return _probe(config, args.jobs, args.format)
     if args.command == "check":
         return _check(config, args.jobs)
     if args.command in ("history", "outcomes"):
@@ -256,6 +266,18 @@ def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
             print(f"{job.name}: report {result.report_dir}")
     if stop() and len(codes) < len(jobs):
         codes.append(EXIT_ITEMS_FAILED)  # jobs left unrun because of the stop
+    return worst_exit_code(codes)
+
+
+def _probe(config: Config, names: Sequence[str], fmt: str) -> int:
+    from reconciler.clock import SystemClock
+    from reconciler.logging import get_logger
+    from reconciler.probe import probe_jobs
+    from reconciler.runner import default_backend
+
+    codes = probe_jobs(
+        config, names, lambda job: default_backend(job, SystemClock(), get_logger(job=job.name)),
+        fmt, sys.stdout, sys.stderr)
     return worst_exit_code(codes)
 
 

@@ -74,7 +74,7 @@ class Limits:
     window_seconds: float = 10.0
     max_batch_ids: int = 10_000
     max_batch_bytes: int = 10_000_000
-    list_page_size: int = 1000
+    list_page_size: int = 1001
     list_window: int = 1001
     max_attempts: int = 8
     backoff_initial_seconds: float = 1.0
@@ -82,6 +82,10 @@ class Limits:
     timeout_seconds: float = 30.0
     retry_deadline_seconds: float = 600.0
     verify_after_seconds: float = 3600.0
+    # Listing and read-back calls where the API documents no limit for them (Bloomreach);
+    # Adobe Target's searches and reads share requests_per_window (one documented limit).
+    read_requests_per_window: int = 10
+    read_window_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -460,9 +464,13 @@ def _parse_limits(t: _Table, d: Limits, backend: str = BLOOMREACH) -> Limits:
                                         maximum=_DAY),
         verify_after_seconds=t.number("verify_after_seconds", d.verify_after_seconds,
                                       maximum=30 * _DAY),
+        read_requests_per_window=integer("read_requests_per_window",
+                                         d.read_requests_per_window, 1),
+        read_window_seconds=t.number("read_window_seconds", d.read_window_seconds,
+                                     maximum=_DAY),
     )
-    if limits.list_page_size >= limits.list_window:
-        raise t.error("list_page_size", f"must be below list_window ({limits.list_window})")
+    if limits.list_page_size > limits.list_window:
+        raise t.error("list_page_size", f"must not exceed list_window ({limits.list_window})")
     t.finish()
     return limits
 

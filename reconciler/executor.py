@@ -278,7 +278,7 @@ class Executor:
                 return [Outcome(i, NOT_SENT, result.stopped) for i in batch]
             return [Outcome(i, UNKNOWN, str(exc)) for i in batch]
         except FatalApiError as exc:
-            if exc.status == 400 and len(batch) > 1:
+            if exc.status in (400, 414) and len(batch) > 1:  # 414: the URL was too long
                 return exc
             return [Outcome(i, FAILED, str(exc)) for i in batch]
         return [

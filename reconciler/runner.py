@@ -35,6 +35,7 @@ from reconciler.backends.adobe_classic import AdobeClassicBackend
 from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.backends.http import HttpBackend
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
 from reconciler.config import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
@@ -508,6 +509,7 @@ class _Run:
             self.summary["inventory_complete"] = True
             return remote
         started = self.clock.monotonic()
+        self._share_read_budget(backend)
         listing = Progress("listing", self.log)
 
         def sink(records: Sequence[dict[str, Any]], total: int | None) -> None:
@@ -524,12 +526,19 @@ class _Run:
             "source": "api", "expected": inventory.expected, "found": len(inventory.ids),
             "requests": inventory.requests, "detail": inventory.detail,
         }
+        self.summary["assumptions"] = [a.as_dict() for a in inventory.assumptions]
         self.log.info(
             "inventory.listed", found=len(inventory.ids), expected=inventory.expected,
             complete=inventory.complete, requests=inventory.requests,
             seconds=round(self.clock.monotonic() - started, 3),
         )
         return pa.array(inventory.ids, type=pa.string())
+
+    def _share_read_budget(self, backend: Backend) -> None:
+        """List and read calls count against a budget shared by every process, per catalog."""
+        if isinstance(backend, HttpBackend):
+            backend.share_read_budget(FileBudget(
+                budget_path(self.config.budgets, backend.read_budget_key), *backend.read_rate))
 
     def _verify(self, journal: Journal, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""

@@ -16,8 +16,14 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.assumptions import Assumption
 from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
-from reconciler.backends.http import HttpBackend, send
+from reconciler.backends.http import (
+    HttpBackend,
+    request_line_budget,
+    request_line_overhead,
+    send,
+)
 from reconciler.batching import BatchShape
 from reconciler.classify import classify_status
 from reconciler.clock import Clock
@@ -50,8 +56,11 @@ class AdobeClassicBackend(HttpBackend):
         self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
                                   transport=transport)
         token = target.api_secret.value
-        overhead = len(entity_delete_query(target.tenant, token, ["x"])) - 1
-        self._shape = BatchShape(max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes,
+        overhead = request_line_overhead(
+            "GET", target.base_url, entity_delete_query(target.tenant, token, ["x"])
+        ) - 1
+        self._shape = BatchShape(max_ids=limits.max_batch_ids,
+                                 max_bytes=request_line_budget(limits.max_batch_bytes),
                                  cost=lambda i: len(quote(i, safe="")), overhead=overhead)
         self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
 
@@ -62,6 +71,10 @@ class AdobeClassicBackend(HttpBackend):
     def check(self) -> str:
         return (f"client {self._target.tenant} at {self._target.base_url} (Recommendations "
                 "classic has no read-only call to test; deletes will show)")
+
+    def probe(self) -> tuple[Assumption, ...]:
+        return (Assumption("entity_delete_200_accepts_every_id", "unknown",
+                           "not probed: classic has no read-only call"),)
 
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         raise FatalApiError("adobe-classic cannot list entities: use an inventory export or "

@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.assumptions import Assumption, Evidence
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -29,7 +30,12 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.backends.http import HttpBackend, send
+from reconciler.backends.http import (
+    HttpBackend,
+    request_line_budget,
+    request_line_overhead,
+    send,
+)
 from reconciler.batching import BatchShape, encode_json
 from reconciler.classify import (
     classify_status,
@@ -106,6 +112,28 @@ def check_delete_answer(body: Any) -> None:
                                   "expected 'deleted by ids'")
 
 
+# The assumptions checked on the answers (``summary.json``) and by ``check --probe``.
+EMPTY_QUERY_SELECTS_ALL = "catalogsearch_empty_query_selects_all"
+HITS_CARRY_ID = "catalogsearch_hits_carry_id"
+START_IS_ONE_BASED = "catalogsearch_start_is_one_based"
+PAGES_DO_NOT_OVERLAP = "catalogsearch_pages_do_not_overlap"
+ENVIRONMENT_PARAMETER = "entities_environment_parameter_name"
+
+
+def paging_overlap(seen: set[str], page: Sequence[str]) -> list[str]:
+    """Ids of a page already on an earlier page: pages that overlap (start not where
+    assumed) or a catalog that changed while listing."""
+    return [i for i in page if i in seen]
+
+
+def start_is_one_based(three: Sequence[str], two_from_second: Sequence[str]) -> str | None:
+    """None when ``start=2, limit=2`` returned the 2nd and 3rd ids of ``start=1, limit=3``;
+    else what it returned instead."""
+    if list(two_from_second) == list(three[1:3]):
+        return None
+    return f"start=1 gave {list(three)!r}, start=2 gave {list(two_from_second)!r}"
+
+
 class AdobeTargetBackend(HttpBackend):
     name = "adobe-target"
 
@@ -118,9 +146,11 @@ class AdobeTargetBackend(HttpBackend):
                                   transport=transport)
         self._token = target.token.value
         self._token_mtime: float | None = None
-        overhead = len(self._base) + len(entities_delete_url(["x"], target.environment)) - 1
+        overhead = request_line_overhead(
+            "DELETE", target.base_url, self._base + entities_delete_url(["x"], target.environment)
+        ) - 1
         self._shape = BatchShape(
-            max_ids=limits.max_batch_ids, max_bytes=limits.max_batch_bytes,
+            max_ids=limits.max_batch_ids, max_bytes=request_line_budget(limits.max_batch_bytes),
             cost=lambda i: len(quote(i, safe="")), overhead=overhead, separator=1,
         )
         self._rules = address_rules_for(self._shape, UNADDRESSABLE_SUBSTRINGS)
@@ -129,33 +159,89 @@ class AdobeTargetBackend(HttpBackend):
     def budget_key(self) -> str:
         return f"adobe-target:{self._target.base_url}/{self._target.tenant}"  # per tenant
 
+    @property
+    def read_budget_key(self) -> str:
+        """Adobe documents one limit (50 calls a minute) across the admin APIs: searches and
+        reads share the deletes' budget."""
+        return self.budget_key
+
+    @property
+    def read_rate(self) -> tuple[int, float]:
+        return self._limits.requests_per_window, self._limits.window_seconds
+
     def check(self) -> str:
         ids = self._search_page(1, 1)
         return (f"tenant {self._target.tenant} environment {self._target.environment} "
                 f"reachable ({'entities found' if ids else 'no entities'})")
 
     def inventory(self, records: RecordSink | None = None) -> Inventory:
-        """Page until a short page; a second pass must find the same ids to prove it whole."""
-        first, requests = self._all_ids(records)
-        second, more = self._all_ids(None)
+        """Page until a short page; a second pass must find the same ids to prove it whole.
+
+        Pages that overlap contradict the paging assumption: the inventory is then
+        reported incomplete (the ids are real, but a gap may hide beside an overlap)."""
+        evidence = Evidence()
+        first, requests = self._all_ids(records, evidence)
+        second, more = self._all_ids(None, evidence)
         same = set(first) == set(second)
         detail = "" if same else (f"two passes disagree ({len(first)} and {len(second)} ids): "
                                   "the catalog changed while listing")
+        if first or second:
+            evidence.confirm(HITS_CARRY_ID, f"{len(first)} hits, each with an id")
+        overlap = PAGES_DO_NOT_OVERLAP in evidence.contradicted
         return Inventory(ids=sorted(set(first)), expected=len(set(second)) if same else None,
-                         requests=requests + more, detail=detail)
+                         requests=requests + more, detail=detail,
+                         assumptions=evidence.verdicts(
+                             (EMPTY_QUERY_SELECTS_ALL, HITS_CARRY_ID, START_IS_ONE_BASED,
+                              PAGES_DO_NOT_OVERLAP, ENVIRONMENT_PARAMETER)),
+                         proven=not overlap)
 
-    def _all_ids(self, records: RecordSink | None) -> tuple[list[str], int]:
+    def _all_ids(self, records: RecordSink | None,
+                 evidence: Evidence | None = None) -> tuple[list[str], int]:
         ids: list[str] = []
+        seen: set[str] = set()
         limit, start, requests = self._limits.list_page_size, 1, 0
         while True:
             page = self._search_page(start, limit)
             requests += 1
+            repeated = paging_overlap(seen, page)
+            if evidence is not None and repeated:
+                evidence.contradict(PAGES_DO_NOT_OVERLAP, f"page at start={start} repeats "
+                                    f"{len(repeated)} id(s) of earlier pages, e.g. {repeated[0]!r}")
+            elif evidence is not None and requests > 1:
+                evidence.confirm(PAGES_DO_NOT_OVERLAP, f"{requests} pages, no id repeated")
+            seen.update(page)
             ids.extend(page)
             if records is not None:
                 records([{"item_id": i, "properties": {}} for i in page], None)
             if len(page) < limit:
                 return ids, requests
             start += limit
+
+    def probe(self) -> tuple[Assumption, ...]:
+        """Read-only probes (``check --probe``): two small searches."""
+        evidence = Evidence()
+        try:
+            three = self._search_page(1, 3)
+        except FatalApiError as exc:
+            if "no 'id'" in str(exc) or "no 'hits'" in str(exc):
+                evidence.contradict(HITS_CARRY_ID, str(exc))
+                return evidence.verdicts((EMPTY_QUERY_SELECTS_ALL, HITS_CARRY_ID))
+            raise
+        if three:
+            evidence.confirm(EMPTY_QUERY_SELECTS_ALL,
+                             f"an empty query returned {len(three)} of 3 asked")
+            evidence.confirm(HITS_CARRY_ID, f"hits carry ids, e.g. {three[0]!r}")
+        if len(three) == 3:
+            problem = start_is_one_based(three, self._search_page(2, 2))
+            if problem is None:
+                evidence.confirm(START_IS_ONE_BASED, "start=2 began at the 2nd id of start=1")
+                evidence.confirm(PAGES_DO_NOT_OVERLAP, "consecutive starts are one id apart")
+            else:
+                evidence.contradict(START_IS_ONE_BASED, problem)
+        return (*evidence.verdicts((EMPTY_QUERY_SELECTS_ALL, HITS_CARRY_ID, START_IS_ONE_BASED,
+                                    PAGES_DO_NOT_OVERLAP)),
+                Assumption(ENVIRONMENT_PARAMETER, "unknown",
+                           "not probed: only a delete would tell (read-only probes)"))
 
     def _search_page(self, start: int, limit: int) -> list[str]:
         env = self._environment()

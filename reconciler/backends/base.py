@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.assumptions import Assumption
 from reconciler.batching import BatchShape
 from reconciler.classify import ItemResult
 from reconciler.plan import AddressRules
@@ -33,10 +34,14 @@ class Inventory:
     expected: int | None  # what the server says it holds; None when it does not say
     requests: int = 0
     detail: str = ""
+    # The API assumptions checked on the answers (``reconciler.assumptions``), and whether
+    # the counts behind the proof held together (False: never reported complete).
+    assumptions: tuple[Assumption, ...] = ()
+    proven: bool = True
 
     @property
     def complete(self) -> bool:
-        return self.expected is not None and len(self.ids) == self.expected
+        return self.proven and self.expected is not None and len(self.ids) == self.expected
 
 
 # Hears each page of listed records, with the catalog's total as the server states it.
@@ -78,6 +83,9 @@ class Backend(Protocol):
 
     def check(self) -> str:
         """A read-only request proving the API is reachable with these credentials."""
+
+    def probe(self) -> tuple[Assumption, ...]:
+        """Read-only probes of the API assumptions the public docs leave open."""
 
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         """Every id the remote catalog holds, with a proof of completeness.

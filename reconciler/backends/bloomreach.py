@@ -8,8 +8,11 @@ once known, is a one-line change:
 * ``bulk_delete_entry``: the body is an array of id strings (a production integration
   sends that; an array of ``{"item_id": ...}`` objects may also be accepted).
 * ``prefix_query``: ``query=<prefix>&field=item_id`` is taken as a case-sensitive prefix
-  match. A wrong guess cannot cause a wrong delete (only listed ids are ever candidates);
-  it shows up as ``inventory_complete: false`` in the report.
+  match, answered in code-point order. Every page is checked against it
+  (``reconciler.listing.check_page``); ids that do not start with the prefix are kept
+  (the API listed them) but not reasoned on. A wrong guess cannot cause a wrong delete
+  (only listed ids are ever candidates); it shows up in ``assumptions`` and, when the
+  walk cannot make up for it, as ``inventory_complete: false``.
 * ``partition_size``: ``matched`` is the number of items matching the query and ``total``
   the number in the catalog; ``matched_limited: true`` means ``matched`` is a lower bound.
 """
@@ -22,6 +25,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.assumptions import Assumption, Evidence
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -41,7 +45,15 @@ from reconciler.classify import (
 from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import AuthError, FatalApiError, SkippableItem
-from reconciler.listing import Page, PageRequest, enumerate_catalog
+from reconciler.listing import (
+    CODEPOINT_ORDER,
+    COUNTS_AGREE,
+    PREFIX_MATCH,
+    Page,
+    PageRequest,
+    check_page,
+    enumerate_catalog,
+)
 from reconciler.plan import SKIP_UNADDRESSABLE
 from reconciler.retry import OnRetry
 
@@ -68,6 +80,9 @@ def bulk_delete_entry(item_id: str) -> Any:
 def prefix_query(prefix: str) -> dict[str, str]:
     """Listing parameters selecting ids that start with ``prefix`` (unconfirmed semantics)."""
     return {"query": prefix, "field": "item_id"} if prefix else {}
+
+
+BULK_DELETE_BODY = "bulk_delete_body_is_array_of_ids"
 
 
 def partition_size(body: dict[str, Any]) -> tuple[int, bool]:
@@ -119,10 +134,56 @@ class BloomreachBackend(HttpBackend):
         page = self._with_retries(lambda: self._list_page(PageRequest("", 0, 1)))
         return f"catalog {self._target.catalog_id} reachable, {page.total} items"
 
+    def probe(self) -> tuple[Assumption, ...]:
+        """Read-only probes of the listing assumptions (``check --probe``): a handful of
+        list calls, each answer checked as the walk checks every page, plus three that
+        tell the semantics apart: a prefix of a listed id must return it, the same prefix
+        in the other letter case must not return it, nor must a piece from its middle."""
+        evidence = Evidence()
+        window = min(self._limits.list_page_size, self._limits.list_window)
+        first = self._probe_page(PageRequest("", 0, window), evidence, None)
+        sample = [i for i in first.ids if len(i) >= 3]
+        pick = next((i for i in sample if i[:2].swapcase() != i[:2]), None) or next(
+            iter(sample), None)
+        if pick is None:
+            evidence.confirm(CODEPOINT_ORDER, f"first page of {len(first.ids)} ids in order")
+        else:
+            prefix = pick[:2]
+            page = self._probe_page(PageRequest(prefix, 0, window), evidence, first.total)
+            if pick not in page.ids and page.matched <= window:
+                evidence.contradict(PREFIX_MATCH, f"query {prefix!r} did not return {pick!r}")
+            probes = [(pick[1:3], "a piece from the middle"), (prefix.swapcase(), "other case")]
+            for needle, what in probes:
+                if needle == prefix:
+                    continue
+                page = self._probe_page(PageRequest(needle, 0, window), evidence, first.total)
+                if pick in page.ids:
+                    evidence.contradict(PREFIX_MATCH, f"query {needle!r} ({what}) returned "
+                                                      f"{pick!r}")
+            if PREFIX_MATCH not in evidence.contradicted:
+                evidence.confirm(PREFIX_MATCH, f"query {prefix!r} returned {pick!r} and only ids "
+                                               f"starting with it; {pick[1:3]!r} and "
+                                               f"{prefix.swapcase()!r} did not return it")
+        return (*evidence.verdicts((PREFIX_MATCH, CODEPOINT_ORDER, COUNTS_AGREE)),
+                Assumption(BULK_DELETE_BODY, "unknown",
+                           "not probed: only a delete would tell (read-only probes)"))
+
+    def _probe_page(self, request: PageRequest, evidence: Evidence, total: int | None) -> Page:
+        page: Page = self._with_retries(lambda: self._list_page(request))
+        contradicted = check_page(request, page, total)
+        for name, text in contradicted.items():
+            evidence.contradict(name, text)
+        for name in (CODEPOINT_ORDER, COUNTS_AGREE):
+            if name not in contradicted:
+                evidence.confirm(name, f"query {request.prefix!r}: {len(page.ids)} ids in "
+                                       f"order, matched={page.matched}, total={page.total}")
+        return page
+
     def inventory(self, records: RecordSink | None = None) -> Inventory:
         limits = self._limits
         walker = enumerate_catalog(
-            limits.list_window, limits.list_page_size, self._target.prefix_alphabet
+            limits.list_window, min(limits.list_page_size, limits.list_window),
+            self._target.prefix_alphabet,
         )
         request = next(walker)
         while True:
@@ -142,7 +203,8 @@ class BloomreachBackend(HttpBackend):
                for why, seen in sorted(self.unusable.items())]
         )
         return Inventory(
-            ids=result.ids, expected=result.expected, requests=result.requests, detail=detail
+            ids=result.ids, expected=result.expected, requests=result.requests, detail=detail,
+            assumptions=result.assumptions, proven=result.counts_held,
         )
 
     def _list_page(self, request: PageRequest) -> Page:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -17,7 +18,25 @@ from reconciler.clock import Clock
 from reconciler.config import Limits, Target
 from reconciler.errors import RetriableApiError
 from reconciler.plan import AddressRules
+from reconciler.ratelimit import SlidingWindowBudget
 from reconciler.retry import OnRetry, retrying
+
+# A front end limits the whole request line, ``METHOD /path?query HTTP/1.1`` (Apache's
+# LimitRequestLine default is 8,190 bytes); the margin covers a proxy's longer forms.
+REQUEST_LINE_LIMIT = 8190
+REQUEST_LINE_MARGIN = 190
+
+
+def request_line_overhead(method: str, base_url: str, path_and_query: str) -> int:
+    """Bytes of the request line besides the ids: method, the base URL's own path (httpx
+    prefixes it), path and query, and the protocol version."""
+    base_path = urlsplit(base_url).path.rstrip("/")
+    return len(f"{method} {base_path}{path_and_query} HTTP/1.1")
+
+
+def request_line_budget(max_batch_bytes: int) -> int:
+    """The most a URL-carried batch may take: the configured bytes, within the line limit."""
+    return min(max_batch_bytes, REQUEST_LINE_LIMIT - REQUEST_LINE_MARGIN)
 
 
 class HttpBackend:
@@ -31,6 +50,25 @@ class HttpBackend:
     def __init__(self, target: Target, limits: Limits, clock: Clock,
                  on_retry: OnRetry | None) -> None:
         self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
+        self._read_budget = SlidingWindowBudget(*self.read_rate)
+
+    @property
+    def budget_key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def read_budget_key(self) -> str:
+        """The reads' own budget (the API documents no limit for them)."""
+        return f"{self.budget_key}:reads"
+
+    @property
+    def read_rate(self) -> tuple[int, float]:
+        """(requests, per seconds) for reads."""
+        return self._limits.read_requests_per_window, self._limits.read_window_seconds
+
+    def share_read_budget(self, budget: SlidingWindowBudget) -> None:
+        """Use a budget shared with other processes (``budgets.FileBudget``) for reads."""
+        self._read_budget = budget
 
     @property
     def batch_shape(self) -> BatchShape:
@@ -44,7 +82,27 @@ class HttpBackend:
         self._http.close()
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
-        return retrying(self._limits, self._clock, self._on_retry)(call)
+        """One read call: each attempt waits for a slot of the read budget."""
+
+        def attempt() -> Any:
+            token = self._read_slot()
+            try:
+                return call()
+            except RetriableApiError as exc:
+                if exc.throttled:
+                    self._read_budget.throttled(self._clock.monotonic(), exc.retry_after)
+                raise
+            finally:
+                self._read_budget.complete(token, self._clock.monotonic())
+
+        return retrying(self._limits, self._clock, self._on_retry)(attempt)
+
+    def _read_slot(self) -> str:
+        while True:
+            grant = self._read_budget.acquire(self._clock.monotonic())
+            if grant.token is not None:
+                return grant.token
+            self._clock.sleep(grant.wait)
 
 
 def send(client: httpx.Client, method: str, url: str, operation: str,

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from reconciler.assumptions import Assumption
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -56,6 +57,9 @@ class MemoryBackend:
     @property
     def address_rules(self) -> AddressRules:
         return self._rules
+
+    def probe(self) -> tuple[Assumption, ...]:
+        return ()
 
     def check(self) -> str:
         return f"in-memory catalog with {len(self.items)} items"

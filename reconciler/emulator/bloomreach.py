@@ -7,8 +7,9 @@ strict where the real API is strict, so a client bug shows up here first:
 * HTTP Basic auth: unknown key id 401 "Access key not found", wrong secret 403
   "invalid secret", a key without a permission 403 naming it.
 * ``GET .../items``: ``count + skip > window`` (1001) is a 400; ``order`` on ``item_id``
-  asc/desc; ``query`` + ``field=item_id`` is a case-sensitive prefix match, ``query``
-  alone a substring match on the id and string properties.
+  asc/desc in code-point order; ``query`` + ``field=item_id`` is a case-sensitive prefix
+  match (``query_semantics`` switches it to case-insensitive prefix or substring),
+  ``query`` alone a substring match on the id and string properties.
 * ``DELETE .../items/bulk-delete``: 400 for invalid JSON, a non-list, a body over the
   byte limit, more than the id limit; per-item errors for non-string, empty ids and ids
   containing ``/``; unknown ids succeed.
@@ -68,6 +69,10 @@ class EmulatorSettings:
     retry_after_fractional: bool = False  # tests: "0.25" instead of whole seconds
     list_window: int = 1001
     default_count: int = 20
+    # What ``query`` + ``field=item_id`` means: "prefix" (the assumed, case-sensitive),
+    # "prefix-ci" (case-insensitive prefix) or "substring"; tests switch it to prove the
+    # client notices and stays safe.
+    query_semantics: str = "prefix"
     max_bulk_ids: int = 10_000
     max_bulk_bytes: int = 10_000_000
     reject_ids: frozenset[str] = frozenset()  # tests: these fail per item in bulk delete
@@ -362,7 +367,7 @@ class Emulator(ServedEmulator):
         if field_name not in ("", "item_id"):
             return self._bad(f"field {field_name!r} is not indexed")
         if needle and field_name == "item_id":
-            matched = self.catalog.prefix_range(needle)
+            matched = self._field_match(needle)
         elif needle:
             matched = [i for i in self.catalog.sorted_ids() if self._matches(i, needle)]
         else:
@@ -378,6 +383,17 @@ class Emulator(ServedEmulator):
             "total": len(self.catalog.items), "limit": count, "skip": skip,
             "matched_limited": False,
         }, {}
+
+    def _field_match(self, needle: str) -> list[str]:
+        semantics = self.settings.query_semantics
+        if semantics == "prefix":
+            return self.catalog.prefix_range(needle)
+        if semantics == "prefix-ci":
+            low = needle.lower()
+            return [i for i in self.catalog.sorted_ids() if i.lower().startswith(low)]
+        if semantics == "substring":
+            return [i for i in self.catalog.sorted_ids() if needle in i]
+        raise ValueError(f"unknown query_semantics {semantics!r}")
 
     def _matches(self, item_id: str, needle: str) -> bool:
         if needle in item_id:

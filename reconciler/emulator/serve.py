@@ -64,6 +64,7 @@ def _build(args: argparse.Namespace,
         bulk_requests_per_window=limit,
         bulk_window_seconds=window,
         send_retry_after=not args.no_retry_after,
+        query_semantics=getattr(args, "query_semantics", "prefix"),
     )
     return Emulator(items, settings), "", (
         f"project={settings.project_token} catalog={settings.catalog_id} "

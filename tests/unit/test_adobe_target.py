@@ -114,3 +114,72 @@ def test_adobe_503_throttling_carries_its_retry_after(clock):
             backend.delete_batch(["a"])
     backend.close()
     assert caught.value.throttled and caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("base_path", ["", "/adobe-proxy/" + "segment/" * 300])
+def test_batches_are_sized_on_the_whole_request_line(clock, base_path):
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.http import REQUEST_LINE_LIMIT
+    from reconciler.batching import split_batches
+    from reconciler.config import Limits, Secret, Target
+
+    base_url = "https://mc.example.test" + base_path.rstrip("/")
+    target = Target(backend="adobe-target", base_url=base_url, project_token="",
+                    catalog_id="t/environment-1", api_key_id=Secret("cid"),
+                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    # 8,192 configured (the URL-only rule of old): the line limit still wins.
+    backend = AdobeTargetBackend(target, Limits(max_batch_ids=5000, max_batch_bytes=8192), clock)
+    ids = [f"entity-é-{n:08d}" for n in range(3000)]
+    lines = []
+    with respx.mock:
+        route = respx.delete(url__startswith=base_url + "/t/target/recs/entities")
+        route.mock(return_value=httpx.Response(200, json={"operation": "deleted by ids"}))
+        for batch in split_batches(ids, backend.batch_shape):
+            backend.delete_batch(batch)
+            url = route.calls.last.request.url
+            lines.append(f"DELETE {url.raw_path.decode()} HTTP/1.1")
+    backend.close()
+    assert max(len(line) for line in lines) <= REQUEST_LINE_LIMIT - 100
+    assert min(len(line) for line in lines[:-1]) >= REQUEST_LINE_LIMIT - 400  # batches stay full
+
+
+def test_paging_assumptions_are_pure_checks():
+    from reconciler.backends.adobe_target import paging_overlap, start_is_one_based
+
+    assert paging_overlap({"a", "b"}, ["c", "d"]) == []
+    assert paging_overlap({"a", "b"}, ["b", "c"]) == ["b"]
+    assert start_is_one_based(["a", "b", "c"], ["b", "c"]) is None
+    # A 0-based server answers start=2 from the 3rd id: a gap of one per page.
+    assert "start=2 gave ['c']" in start_is_one_based(["a", "b", "c"], ["c"])
+
+
+def test_overlapping_pages_make_the_inventory_incomplete(clock):
+    import json
+
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.config import Limits, Secret, Target
+
+    target = Target(backend="adobe-target", base_url="https://mc.example.test", project_token="",
+                    catalog_id="t/environment-1", api_key_id=Secret("cid"),
+                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    backend = AdobeTargetBackend(target, Limits(list_page_size=2, list_window=2), clock)
+
+    def answer(request):  # a server whose start is 0-based: each page repeats one id
+        meta = json.loads(request.content)["meta"]
+        ids = ["a", "b", "c", "d"]
+        start = meta["start"] - 1 if meta["start"] == 1 else meta["start"] - 2
+        return httpx.Response(200, json={"hits": [{"id": i} for i in ids[start:start + 2]]})
+
+    with respx.mock:
+        respx.post("https://mc.example.test/t/target/recs/catalogsearch").mock(side_effect=answer)
+        inventory = backend.inventory()
+    backend.close()
+    verdict = {a.name: a for a in inventory.assumptions}["catalogsearch_pages_do_not_overlap"]
+    assert verdict.status == "contradicted" and "repeats" in verdict.evidence
+    assert not inventory.complete

@@ -110,7 +110,7 @@ def test_listing_retries_transient_errors_then_succeeds(backend, clock):
     assert route.call_count == 3
     assert len(clock.sleeps) == 2
     params = route.calls.last.request.url.params
-    assert (params["count"], params["skip"], params["order"]) == ("1000", "0", "item_id asc")
+    assert (params["count"], params["skip"], params["order"]) == ("1001", "0", "item_id asc")
 
 
 @respx.mock

@@ -102,9 +102,9 @@ def test_wrong_types_in_limits(tmp_path):
     assert error_for(tmp_path, text) == (
         "CFG: jobs.products-eu.limits.window_seconds: must be greater than 0, got 0"
     )
-    text = VALID + "[jobs.products-eu.limits]\nlist_page_size = 1001\n"
+    text = VALID + "[jobs.products-eu.limits]\nlist_page_size = 1002\n"
     assert error_for(tmp_path, text) == (
-        "CFG: jobs.products-eu.limits.list_page_size: must be below list_window (1001)"
+        "CFG: jobs.products-eu.limits.list_page_size: must not exceed list_window (1001)"
     )
 
 

@@ -246,3 +246,11 @@ def test_a_pause_stored_in_the_shared_budget_past_the_deadline_is_not_obeyed(clo
     assert result.stopped == ("stopped: the shared rate budget asks to wait 86400 s, longer "
                               "than retry_deadline_seconds (600 s); the next run resumes")
     assert clock.sleeps == [] and result.requests == 0
+
+
+def test_a_414_uri_too_long_is_split_like_a_400(clock):
+    fake = backend()
+    fake.faults.append(FatalApiError("delete entities: HTTP 414: URI Too Long", status=414))
+    result = Executor(fake, LIMITS, clock).run(IDS)
+    assert result.counts() == {"queued": 30, "failed": 0, "unknown": 0, "not_sent": 0}
+    assert result.splits == 1
