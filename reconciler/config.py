@@ -98,6 +98,9 @@ class Safety:
     grace_period: float | None = None  # seconds
     max_plan_age: float = 24 * 3600.0
     backup_retention: float = 30 * 86400.0
+    max_clock_skew: float = 300.0  # a source mtime further in the future than this is refused
+    require_final_newline: bool = True  # a CSV source whose last row is cut short is refused
+    max_near_match_share: float = 0.001  # near matches allowed, as a share of the source ids
 
 
 @dataclass(frozen=True)
@@ -436,6 +439,9 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
         max_plan_age=t.duration("max_plan_age", d.max_plan_age) or d.max_plan_age,
         backup_retention=t.duration("backup_retention", d.backup_retention)
         or d.backup_retention,
+        max_clock_skew=t.duration("max_clock_skew", d.max_clock_skew) or d.max_clock_skew,
+        require_final_newline=t.boolean("require_final_newline", d.require_final_newline),
+        max_near_match_share=t.fraction("max_near_match_share", d.max_near_match_share),
     )
     t.finish()
     return safety
