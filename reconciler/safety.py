@@ -249,7 +249,7 @@ class NearMatches:
     kinds: Mapping[str, int]
 
 
-_NORMALISE_SLICE = 2_000_000  # source ids normalised at a time: bounds the temporaries
+_NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
 
 
 def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
@@ -266,9 +266,11 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
         stripped = pc.utf8_trim_whitespace(ids)
         composed = pc.utf8_normalize(stripped, "NFC")
         lowered = pc.utf8_lower(composed)
+    number = pc.ascii_is_decimal(lowered)
+    if not pc.any(number).as_py():  # no number: nothing to unpad (the usual case)
+        return [stripped, composed, lowered, lowered]
     unpadded = pc.utf8_ltrim(lowered, "0")
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
-    number = pc.ascii_is_decimal(lowered)
     return [stripped, composed, lowered, pc.if_else(number, unpadded, lowered)]
 
 
@@ -277,7 +279,8 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
 
     Arrow-native and one pass over the source: the small side (the ids to delete) is
     normalised and hashed, the source is normalised slice by slice (ASCII kernels when
-    it is all ASCII) and probed against it; only the few source ids that hit are kept.
+    it is all ASCII) and probed against it; only the few source ids that hit are kept,
+    and only they are normalised again to tell what kind of near match each one is.
     """
     empty = NearMatches(pa.array([], pa.string()), dict.fromkeys(NEAR_MATCH_KINDS, 0))
     to_delete = to_delete.cast(pa.string())
@@ -288,18 +291,17 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     if not len(value_set):
         return empty
     ascii_only = _is_ascii(source)
-    partners, partner_forms = [], []
+    partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
         piece = source.slice(start, _NORMALISE_SLICE)
-        forms = normal_forms(piece, ascii_only)
-        hit = pc.is_in(forms[-1].cast(pa.string()), value_set=value_set)
+        hit = pc.is_in(normal_forms(piece, ascii_only)[-1].cast(pa.string()),
+                       value_set=value_set)
         if pc.any(hit).as_py():
             partners.append(piece.filter(hit).cast(pa.string()))
-            partner_forms.append([f.filter(hit).cast(pa.string()) for f in forms])
     if not partners:
         return empty
     source_ids = pa.concat_arrays(partners)
-    source_forms = [pa.concat_arrays([p[i] for p in partner_forms]) for i in range(4)]
+    source_forms = normal_forms(source_ids)
     matched = pc.is_in(wanted[-1], value_set=source_forms[-1])
     return NearMatches(to_delete.filter(matched),
                        _kinds(to_delete, wanted, source_ids, source_forms))

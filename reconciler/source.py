@@ -319,6 +319,8 @@ def _explain(exc: BaseException) -> str:
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:
         return "not a Parquet file (or cut short: its footer is missing)"
+    if "zlib inflate failed" in text:
+        return "not a valid gzip file (corrupt, or not compressed)"
     if "Truncated compressed stream" in text or "Compressed file ended" in text:
         return "the gzip stream is cut short (truncated file)"
     return text

@@ -101,6 +101,17 @@ def test_a_half_written_export_deletes_nothing(tmp_path, catalog):
         "may be cut short (still being written?)"))
 
 
+def test_a_malformed_inventory_export_deletes_nothing(tmp_path, catalog):
+    ids = sorted(ITEMS)
+    inventory = tmp_path / "exports" / "inventory.csv"
+    inventory.parent.mkdir(parents=True, exist_ok=True)
+    write_rows(inventory, ["item_id", *ids[:10], '"' + ids[10], *ids[11:]])
+    config = emulator_config(tmp_path, catalog, ids[:1990], safety={}, inventory=inventory)
+    assert_refused_twice(config, catalog, (
+        f"inventory export: {inventory}: row 12: a quoted value is never closed (unbalanced "
+        "'\"'); it would swallow every row after it"))
+
+
 # -- class 2: an ambiguous export -----------------------------------------------------------
 
 
@@ -133,6 +144,7 @@ def test_two_id_columns_in_parquet_are_refused_without_a_traceback(tmp_path, cat
                "one holds the ids is ambiguous")
     events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     assert [e["reason"] for e in events if e.get("event") == "run.refused"] == [refusal]
+    assert f"\nproducts: {refusal}\n" in result.stderr  # the line a person reads
     assert catalog.stats.bulk_delete_requests == 0
 
 

@@ -236,3 +236,13 @@ def test_identity_is_taken_before_the_read(tmp_path):
     identity = read_source(IdFile(path)).identity
     assert (identity.size, identity.mtime_ns, identity.inode, identity.device) == (
         stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+
+
+def test_concatenated_gzip_members_are_all_read_and_garbage_is_refused(tmp_path):
+    path = tmp_path / "multi.csv.gz"
+    path.write_bytes(gzip.compress(b"item_id\na\nb\n") + gzip.compress(b"c\nd\n"))
+    assert read(path) == ["a", "b", "c", "d"]
+    plain = tmp_path / "plain.csv.gz"
+    plain.write_bytes(b"item_id\na\n")
+    assert source_error(plain) == (
+        f"{plain}: cannot read: not a valid gzip file (corrupt, or not compressed)")
