@@ -1,10 +1,10 @@
 """Pure safety rules: source health gates, delete caps, protection and grace.
 
-The order is fixed and matters (see the runner): protected ids are taken out of the diff
-first (they are never deletions); the source gates and the caps then judge the whole
-remaining diff, so a diff that breaks a cap is refused even if grace would have deferred
-most of it; grace only defers what passed. Every decision is a ``Gate`` with the numbers
-that decided it, for the report and the log.
+The order is fixed and matters (see the runner): protected ids and near matches of source
+ids are taken out of the diff first (they are never deletions); the source gates and the
+caps then judge the whole remaining diff, so a diff that breaks a cap is refused even if
+grace would have deferred most of it; grace only defers what passed. Every decision is a
+``Gate`` with the numbers that decided it, for the report and the log.
 """
 
 from __future__ import annotations
