@@ -250,10 +250,14 @@ class NearMatches:
 
 
 _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
+# Invisible characters stripped with the whitespace: a BOM left on a row of a concatenated
+# export, zero-width spaces and joiners pasted along with an id.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 
 
 def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
-    """The steps of an id's normal form: stripped, NFC, lower case, and for ids of ASCII
+    """The steps of an id's normal form: stripped (of whitespace and invisible characters
+    such as a BOM or zero-width space), NFC, lower case, and for ids of ASCII
     digits only, without leading zeros ("000" -> "0"). The last one is the normal form.
 
     ``ascii_only`` (every id is ASCII) takes the ASCII kernels; NFC is then the identity.
@@ -263,7 +267,8 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
         composed = stripped
         lowered = pc.ascii_lower(composed)
     else:
-        stripped = pc.utf8_trim_whitespace(ids)
+        stripped = pc.utf8_trim(pc.utf8_trim_whitespace(ids), _INVISIBLE)
+        stripped = pc.utf8_trim_whitespace(stripped)
         composed = pc.utf8_normalize(stripped, "NFC")
         lowered = pc.utf8_lower(composed)
     number = pc.ascii_is_decimal(lowered)
