@@ -107,6 +107,9 @@ class Safety:
     max_plan_age: float = 24 * 3600.0
     backup_retention: float = 30 * 86400.0
     report_retention: float | None = 30 * 86400.0  # report folders under state_dir; None: keep
+    max_clock_skew: float = 300.0  # a source mtime further in the future than this is refused
+    require_final_newline: bool = True  # a CSV source whose last row is cut short is refused
+    max_near_match_share: float = 0.001  # near matches allowed, as a share of the source ids
 
 
 @dataclass(frozen=True)
@@ -509,6 +512,9 @@ def _parse_safety(t: _Table, base: Path) -> Safety:
         backup_retention=t.duration("backup_retention", d.backup_retention)
         or d.backup_retention,
         report_retention=t.duration("report_retention", d.report_retention, allow_off=True),
+        max_clock_skew=t.duration("max_clock_skew", d.max_clock_skew) or d.max_clock_skew,
+        require_final_newline=t.boolean("require_final_newline", d.require_final_newline),
+        max_near_match_share=t.fraction("max_near_match_share", d.max_near_match_share),
     )
     t.finish()
     return safety

@@ -89,7 +89,9 @@ def make_plan(source: pa.Array, remote: pa.Array, rules: AddressRules) -> Plan:
     sendable = stale.filter(pc.is_null(reasons))
     skipped = pa.table({"item_id": stale, "reason": reasons}).filter(pc.is_valid(reasons))
     skipped = skipped.sort_by([("reason", "ascending"), ("item_id", "ascending")])
-    whitespace = pc.sum(pc.match_substring_regex(source, r"^\s|\s$")).as_py() or 0
+    # Trimming and comparing lengths is several times faster than a regex over every id.
+    trimmed = pc.binary_length(pc.utf8_trim_whitespace(source))
+    whitespace = pc.sum(pc.not_equal(trimmed, pc.binary_length(source))).as_py() or 0
     return Plan(
         to_delete=pc.take(sendable, pc.sort_indices(sendable)),
         skipped_ids=as_string_array(skipped.column("item_id")),

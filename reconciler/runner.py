@@ -73,6 +73,7 @@ from reconciler.progress import Progress
 from reconciler.redact import RedactingBackend, target_forms
 from reconciler.report import prune_reports, write_report
 from reconciler.safety import (
+    SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
     Gate,
@@ -80,8 +81,8 @@ from reconciler.safety import (
     grace_due,
     judge_caps,
     judge_source,
-    lost_leading_zeros,
     missing_from,
+    near_matches,
     protected_mask,
     refusal,
 )
@@ -93,7 +94,7 @@ from reconciler.scope import (
     ownership_conflicts,
 )
 from reconciler.signals import StopFlag
-from reconciler.source import read_ids
+from reconciler.source import SourceRead, read_ids, read_source
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
 SKIP_BACK_IN_SOURCE = "back_in_source"
@@ -190,6 +191,7 @@ class _Run:
         self.folder = report_dir_for(config, job, self.run_id, request.report_root)
         self.log = get_logger(job=job.name, run_id=self.run_id)
         self.plan: Plan | None = None
+        self.source_read: SourceRead | None = None
         self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
@@ -321,7 +323,8 @@ class _Run:
                                    keep=self.folder)
             if pruned:
                 self.log.info("reports.pruned", folders=len(pruned))
-        source = read_ids(self.job.source)
+        self.source_read = read_source(self.job.source)
+        source = self.source_read.ids
         self.log.info("source.read", path=str(self.job.source.path), rows=len(source))
         snapshot = self._snapshot_writer()
         try:
@@ -401,13 +404,18 @@ class _Run:
         plan = defer(plan, pc.invert(in_scope_mask(plan.to_delete, self.job.scope)),
                      SKIP_OUT_OF_SCOPE)
         plan = defer(plan, self._protected(plan.to_delete), SKIP_PROTECTED)
+        near = near_matches(plan.to_delete, source)
+        plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
+        read = self.source_read
         facts = SourceFacts(
             path=str(self.job.source.path),
-            age_seconds=now - self.job.source.path.stat().st_mtime,
+            age_seconds=now - (read.identity.mtime if read else
+                               self.job.source.path.stat().st_mtime),
             rows=plan.source.rows, unique=plan.source.unique, empty=plan.source.empty,
             last_unique=journal.last_source_ids(self.job.name, self.target),
             missing_canaries=missing_from(source, rules.canary_ids),
-            lost_leading_zeros=lost_leading_zeros(plan.to_delete, source),
+            near_matches=len(near.ids), near_match_kinds=near.kinds,
+            final_newline=read.final_newline if read else None,
         )
         source_gates = judge_source(rules, facts)
         self._record_gates(source_gates)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,6 +24,9 @@ from reconciler.config import Safety
 
 SKIP_PROTECTED = "protected"
 SKIP_PENDING_GRACE = "pending_grace"
+SKIP_NEAR_MATCH = "near_match"
+# What makes two ids a near match, in the order the normal form applies it.
+NEAR_MATCH_KINDS = ("whitespace", "unicode", "case", "leading_zeros")
 _GLOB_CHARS = set("*?[")
 
 
@@ -47,11 +51,21 @@ class SourceFacts:
     empty: int
     last_unique: int | None  # distinct source ids of the last successful real run
     missing_canaries: tuple[str, ...]
-    lost_leading_zeros: int  # ids to delete that equal a source id but for leading zeros
+    near_matches: int = 0  # ids to delete whose normal form equals a source id's (skipped)
+    near_match_kinds: Mapping[str, int] = field(default_factory=dict)
+    final_newline: bool | None = None  # CSV: the last row ends with a line break
 
 
 def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
     gates = []
+    if facts.age_seconds is not None and facts.age_seconds < -rules.max_clock_skew:
+        gates.append(Gate(
+            "max_clock_skew", False,
+            f"the source file's mtime is {_hours(-facts.age_seconds)} in the future; "
+            f"max_clock_skew is {rules.max_clock_skew / 60:.0f} min (is a clock wrong?)",
+            {"age_seconds": round(facts.age_seconds),
+             "max_clock_skew_seconds": rules.max_clock_skew},
+        ))
     if rules.max_age is not None and facts.age_seconds is not None:
         gates.append(Gate(
             "max_age", facts.age_seconds <= rules.max_age,
@@ -88,12 +102,26 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
             else f"all {len(rules.canary_ids)} canary ids are present",
             {"missing_canaries": len(missing)},
         ))
+    if facts.final_newline is False:
+        gates.append(Gate(
+            "require_final_newline", not rules.require_final_newline,
+            "the last row of the source has no line break: the export may be cut short "
+            "(still being written?)" + ("" if rules.require_final_newline
+                                        else "; accepted (require_final_newline = false)"),
+            {"final_newline": False},
+        ))
+    allowed = rules.max_near_match_share * facts.unique
+    kinds = ", ".join(f"{k} {n}" for k, n in facts.near_match_kinds.items() if n)
     gates.append(Gate(
-        "leading_zeros", facts.lost_leading_zeros == 0,
-        f"{facts.lost_leading_zeros} ids to delete equal a source id but for leading zeros "
-        "(was the export read as numbers?)" if facts.lost_leading_zeros
-        else "no id differs from the source only by leading zeros",
-        {"lost_leading_zeros": facts.lost_leading_zeros},
+        "near_match", facts.near_matches <= allowed,
+        f"{facts.near_matches} ids to delete equal a source id but for whitespace, letter "
+        f"case, Unicode normalization or leading zeros ({kinds}); they are skipped as "
+        f"near_match; max_near_match_share is {rules.max_near_match_share:.2%} of "
+        f"{facts.unique} source ids (was the export re-encoded or read as numbers?)"
+        if facts.near_matches else "no id to delete is a near match of a source id",
+        {"near_matches": facts.near_matches,
+         **{k: facts.near_match_kinds.get(k, 0) for k in NEAR_MATCH_KINDS},
+         "max_near_match_share": rules.max_near_match_share},
     ))
     return gates
 
@@ -220,18 +248,105 @@ def grace_due(
     return due, pending, updated
 
 
-def lost_leading_zeros(to_delete: pa.Array, source: pa.Array) -> int:
-    """How many ids to delete equal a source id once their leading zeros are dropped.
+@dataclass(frozen=True)
+class NearMatches:
+    """Ids to delete whose normal form equals a source id's, and what made them differ."""
 
-    Like every membership test against the whole source here, it hashes the small side
-    and probes the source, never the other way round (that would hash ten million ids).
+    ids: pa.Array
+    kinds: Mapping[str, int]
+
+
+_NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
+# Invisible characters stripped with the whitespace: a BOM left on a row of a concatenated
+# export, zero-width spaces and joiners pasted along with an id.
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+
+
+def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
+    """The steps of an id's normal form: stripped (of whitespace and invisible characters
+    such as a BOM or zero-width space), NFC, lower case, and for ids of ASCII
+    digits only, without leading zeros ("000" -> "0"). The last one is the normal form.
+
+    ``ascii_only`` (every id is ASCII) takes the ASCII kernels; NFC is then the identity.
     """
-    padded = to_delete.filter(pc.starts_with(to_delete, "0"))
-    if not len(padded):
-        return 0
-    stripped = pc.utf8_ltrim(padded, "0")
-    stripped = pc.unique(stripped.filter(pc.greater(pc.binary_length(stripped), 0)))
-    return _present_count(source, stripped)
+    if ascii_only:
+        stripped = pc.ascii_trim_whitespace(ids)
+        composed = stripped
+        lowered = pc.ascii_lower(composed)
+    else:
+        stripped = pc.utf8_trim(pc.utf8_trim_whitespace(ids), _INVISIBLE)
+        stripped = pc.utf8_trim_whitespace(stripped)
+        composed = pc.utf8_normalize(stripped, "NFC")
+        lowered = pc.utf8_lower(composed)
+    number = pc.ascii_is_decimal(lowered)
+    if not pc.any(number).as_py():  # no number: nothing to unpad (the usual case)
+        return [stripped, composed, lowered, lowered]
+    unpadded = pc.utf8_ltrim(lowered, "0")
+    unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
+    return [stripped, composed, lowered, pc.if_else(number, unpadded, lowered)]
+
+
+def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
+    """Which ids to delete equal a source id once both are in normal form.
+
+    Arrow-native and one pass over the source: the small side (the ids to delete) is
+    normalised and hashed, the source is normalised slice by slice (ASCII kernels when
+    it is all ASCII) and probed against it; only the few source ids that hit are kept,
+    and only they are normalised again to tell what kind of near match each one is.
+    """
+    empty = NearMatches(pa.array([], pa.string()), dict.fromkeys(NEAR_MATCH_KINDS, 0))
+    to_delete = to_delete.cast(pa.string())
+    if not len(to_delete) or not len(source):
+        return empty
+    wanted = normal_forms(to_delete)
+    value_set = pc.unique(wanted[-1].filter(pc.greater(pc.binary_length(wanted[-1]), 0)))
+    if not len(value_set):
+        return empty
+    ascii_only = _is_ascii(source)
+    partners = []
+    for start in range(0, len(source), _NORMALISE_SLICE):
+        piece = source.slice(start, _NORMALISE_SLICE)
+        hit = pc.is_in(normal_forms(piece, ascii_only)[-1].cast(pa.string()),
+                       value_set=value_set)
+        if pc.any(hit).as_py():
+            partners.append(piece.filter(hit).cast(pa.string()))
+    if not partners:
+        return empty
+    source_ids = pa.concat_arrays(partners)
+    source_forms = normal_forms(source_ids)
+    matched = pc.is_in(wanted[-1], value_set=source_forms[-1])
+    return NearMatches(to_delete.filter(matched),
+                       _kinds(to_delete, wanted, source_ids, source_forms))
+
+
+def _kinds(ids: pa.Array, forms: list[pa.Array], source_ids: pa.Array,
+           source_forms: list[pa.Array]) -> dict[str, int]:
+    """Per kind, how many near-matched ids needed that step of the normal form: the step
+    changed one side of a pair that was still different before it."""
+    names = [f"f{i}" for i in range(5)]
+    left = pa.table(dict(zip(names, [ids, *forms], strict=True)))
+    right = pa.table(dict(zip([f"s{n}" for n in names], [source_ids, *source_forms],
+                              strict=True)))
+    pairs = left.join(right, keys="f4", right_keys="sf4", join_type="inner")
+    pairs = pairs.append_column("sf4", pairs["f4"])  # the join keeps one key column
+    flags = {}
+    for step, kind in enumerate(NEAR_MATCH_KINDS, start=1):
+        before, after = f"f{step - 1}", f"f{step}"
+        differed = pc.not_equal(pairs[before], pairs[f"s{before}"])
+        changed = pc.or_(pc.not_equal(pairs[after], pairs[before]),
+                         pc.not_equal(pairs[f"s{after}"], pairs[f"s{before}"]))
+        flags[kind] = pc.and_(differed, changed)
+    per_id = pa.table({"id": pairs["f0"], **flags}).group_by("id").aggregate(
+        [(kind, "max") for kind in NEAR_MATCH_KINDS])
+    return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
+
+
+def _is_ascii(ids: pa.Array) -> bool:
+    """Whether every byte of the ids' character data is ASCII (one vectorised pass)."""
+    data = ids.buffers()[2]
+    if data is None or not len(ids):
+        return True
+    return bool(np.frombuffer(data, dtype=np.uint8).max(initial=0) < 0x80)
 
 
 def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:
@@ -241,14 +356,6 @@ def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:
     present = set(source.filter(pc.is_in(source, value_set=pa.array(list(wanted),
                                                                      source.type))).to_pylist())
     return tuple(w for w in wanted if w not in present)
-
-
-def _present_count(source: pa.Array, values: pa.Array) -> int:
-    """How many distinct ``values`` occur in ``source``."""
-    if not len(values):
-        return 0
-    hits = source.filter(pc.is_in(source, value_set=values.cast(source.type)))
-    return int(pc.count_distinct(hits).as_py() or 0)
 
 
 def _hours(seconds: float) -> str:

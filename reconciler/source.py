@@ -4,12 +4,25 @@ Ids are identifiers, not data to interpret: ``00123`` stays ``00123``, ``1e5`` s
 ``1e5``, ``NA``/``null``/``nan`` are ids, and surrounding whitespace is kept (and counted
 by the planner). Only a missing value in Parquet becomes the empty id, which is counted
 and never sent. Every failure becomes a SourceError naming the file and the problem.
+
+The read is strict, because a misread export makes live ids look missing: a quote that
+is never closed (it would swallow every later row into one value), an id holding a line
+break, carriage return or NUL, a header naming the id column twice, and a file that
+changed while it was read (size, mtime, inode or device differ before and after) are
+refused. Whether a CSV's last row ends with a line break is reported (a half-written
+export is cut mid-row), for the source gates to judge.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -18,6 +31,40 @@ import pyarrow.parquet as pq
 from reconciler.config import CSV_SUFFIXES, PARQUET_SUFFIXES, IdFile
 from reconciler.errors import SourceError
 from reconciler.plan import as_string_array
+
+_BLOCK = 1 << 20
+# Appended after the last row: if it reads back whole, every quote in the file was closed.
+# A NUL can never be a valid id (ids holding one are refused), so no row can fake it.
+_END_MARKER = "\x00reconciler-end-of-file"
+_FORBIDDEN = {0x0A: "a line break", 0x0D: "a carriage return", 0x00: "a NUL character"}
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What identifies one version of a file: equal before and after a read, or it changed."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        st = path.stat()
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+
+@dataclass(frozen=True)
+class SourceRead:
+    """The ids of one file and what the read found out about the file."""
+
+    ids: pa.Array
+    identity: FileIdentity
+    final_newline: bool | None  # CSV: does the last row end with a line break? None: Parquet
 
 
 def file_kind(path: Path) -> str:
@@ -31,46 +78,180 @@ def file_kind(path: Path) -> str:
 
 def read_ids(spec: IdFile) -> pa.Array:
     """The id column of ``spec.path`` as one string array, nulls as empty ids."""
+    return read_source(spec).ids
+
+
+def read_source(spec: IdFile) -> SourceRead:
+    """Read the id column strictly, and the file's identity, which must not change meanwhile."""
     path = spec.path
     kind = file_kind(path)
     if not path.exists():
         raise SourceError(f"{path}: file not found")
     if not path.is_file():
         raise SourceError(f"{path}: not a regular file")
+    before = FileIdentity.of(path)
+    final_newline: bool | None = None
     try:
-        column = _read_csv(path, spec.id_column) if kind == "csv" else _read_parquet(path, spec)
+        if kind == "csv":
+            column, final_newline, first_row = _read_csv(path, spec.id_column)
+        else:
+            column, first_row = _read_parquet(path, spec), 1
     except SourceError:
         raise
     except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowTypeError, OSError, EOFError) as exc:
         raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
-    return as_string_array(pc.fill_null(column, ""))
+    after = FileIdentity.of(path) if path.exists() else None
+    if after != before:
+        raise SourceError(_changed(path))
+    ids = as_string_array(pc.fill_null(column, ""))
+    _refuse_control_characters(path, ids, first_row)
+    return SourceRead(ids=ids, identity=before, final_newline=final_newline)
 
 
-def _read_csv(path: Path, id_column: str) -> pa.ChunkedArray:
-    convert = pacsv.ConvertOptions(
-        include_columns=[id_column],
-        column_types={id_column: pa.string()},
-        null_values=[],
-        strings_can_be_null=False,
-        quoted_strings_can_be_null=False,
-    )
-    parse = pacsv.ParseOptions(newlines_in_values=True)
+def _changed(path: Path) -> str:
+    return (f"{path}: the file changed while it was read (size, mtime or inode differ before "
+            "and after); is the export still being written? Nothing was deleted")
+
+
+# -- CSV ---------------------------------------------------------------------------------
+
+
+class _Framed(io.RawIOBase):
+    """The file's bytes, then (unless it is empty) a line break if the last row lacks one,
+    then one end-marker row. Records the last byte and how many bytes were read."""
+
+    def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
+        self._stream, self._pending, self._end_row = stream, first, end_row
+        self.read_bytes, self.last_byte = len(first), first[-1:]
+        self._done = not first
+        if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
+            self._pending += self._tail()
+            self._done = True
+
+    def _tail(self) -> bytes:
+        return (b"" if self.last_byte in (b"\n", b"\r") else b"\n") + self._end_row
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes (everything left when negative), as a reader expects."""
+        if size is None or size < 0:
+            parts = []
+            while chunk := self.read(_BLOCK):
+                parts.append(chunk)
+            return b"".join(parts)
+        if not self._pending and not self._done:
+            self._pending = self._next()
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return bytes(out)
+
+    def _next(self) -> bytes:
+        data = self._stream.read(_BLOCK)
+        if data:
+            self.read_bytes += len(data)
+            self.last_byte = bytes(data[-1:])
+            return bytes(data)
+        self._done = True
+        return self._tail()
+
+    def readinto(self, buffer: Any) -> int:  # pragma: no cover - arrow calls read()
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, int]:
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    # Plain files are read with Python's unbuffered reads (one copy, straight into bytes);
+    # gzip goes through Arrow's decompressing stream.
+    opened = (pa.input_stream(str(path), compression=compression) if compression
+              else path.open("rb", buffering=0))
+    with opened as stream:
+        first = bytes(stream.read(_BLOCK))
+        try:
+            header = _header(first)
+        except SourceError as exc:
+            raise SourceError(f"{path}: cannot read: {exc} (in the header row)") from None
+        if first and id_column not in header:
+            raise SourceError(
+                f"{path}: no column {id_column!r} (columns: {', '.join(header) or 'none'})")
+        positions = [n + 1 for n, name in enumerate(header) if name == id_column]
+        if len(positions) > 1:
+            raise SourceError(
+                f"{path}: the header names column {id_column!r} {len(positions)} times "
+                f"(columns {', '.join(map(str, positions))}); which one holds the ids is "
+                "ambiguous")
+        framed = _Framed(stream, first, _end_row(header, id_column))
+        convert = pacsv.ConvertOptions(
+            include_columns=[id_column],
+            column_types={id_column: pa.string()},
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        parse = pacsv.ParseOptions(newlines_in_values=True)
+        try:
+            table = pacsv.read_csv(framed, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as exc:
+            if _END_MARKER in str(exc) or _reads_without_end_row(path, compression, parse,
+                                                                 convert):
+                # Only the end-marker row broke the parse: a quote was still open at the end.
+                raise SourceError(_unclosed(path, _row_text(str(exc)))) from None
+            raise
+    column = table.column(id_column)
+    size = len(column)
+    if not size or column[size - 1].as_py() != _END_MARKER:
+        raise SourceError(_unclosed(path, size + 1 if size else None))
+    if compression is None and framed.read_bytes != path.stat().st_size:
+        raise SourceError(_changed(path))
+    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), 2
+
+
+def _reads_without_end_row(path: Path, compression: str | None,
+                           parse: pacsv.ParseOptions, convert: pacsv.ConvertOptions) -> bool:
+    """Whether the file parses on its own (asked only after a parse error, so never twice)."""
     try:
-        table = pacsv.read_csv(path, parse_options=parse, convert_options=convert)
-    except pa.ArrowKeyError:
-        header = _csv_header(path)
-        raise SourceError(
-            f"{path}: no column {id_column!r} (columns: {', '.join(header) or 'none'})"
-        ) from None
-    return table.column(id_column)
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+        with pa.input_stream(str(path), compression=compression) as stream:
+            pacsv.read_csv(stream, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, OSError):
+        return False
+    return True
+
+
+def _unclosed(path: Path, row: int | str | None) -> str:
+    where = f"row {row}: " if isinstance(row, int) else (
+        f"the row starting {row!r}: " if row else "")
+    return (f"{path}: {where}a quoted value is never closed (unbalanced '\"'); it would "
+            "swallow every row after it")
+
+
+def _row_text(message: str) -> str:
+    """The start of the row an Arrow parse error quotes ("...: Expected 2 columns, got 3: ROW")."""
+    parts = message.split(": ", 2)
+    return parts[2].splitlines()[0][:40] if len(parts) == 3 and parts[2] else ""
+
+
+def _header(first: bytes) -> list[str]:
+    """The column names of the first row, read as the CSV reader would (BOM dropped)."""
+    line = first.split(b"\n", 1)[0]
+    try:
+        text = (line if len(line) < len(first) else first).decode("utf-8")
+    except UnicodeDecodeError:
+        raise SourceError("not valid UTF-8 text") from None
+    text = text.removeprefix("\ufeff")
+    try:
+        return next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error:
         return []
-    return list(table.column_names)
+
+
+def _end_row(header: list[str], id_column: str) -> bytes:
+    cells = ['"' + _END_MARKER + '"' if name == id_column else "" for name in header]
+    return (",".join(cells) + "\n").encode("utf-8")
+
+
+# -- Parquet -----------------------------------------------------------------------------
 
 
 def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
@@ -79,6 +260,11 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
         raise SourceError(
             f"{path}: no column {spec.id_column!r} (columns: {', '.join(schema.names)})"
         )
+    positions = [n + 1 for n, name in enumerate(schema.names) if name == spec.id_column]
+    if len(positions) > 1:
+        raise SourceError(
+            f"{path}: the schema names column {spec.id_column!r} {len(positions)} times "
+            f"(columns {', '.join(map(str, positions))}); which one holds the ids is ambiguous")
     kind = schema.field(spec.id_column).type
     column = pq.read_table(path, columns=[spec.id_column]).column(spec.id_column)
     if pa.types.is_dictionary(kind):
@@ -94,12 +280,51 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
     )
 
 
+# -- checks ------------------------------------------------------------------------------
+
+
+def _refuse_control_characters(path: Path, ids: pa.Array, first_row: int) -> None:
+    """Refuse an id holding a line break, carriage return or NUL, naming its row."""
+    for found in _forbidden_bytes(ids):
+        mask = pc.match_substring(ids, chr(found))
+        index = pc.index(mask, True).as_py()
+        shown = ids[index].as_py()
+        shown = repr(shown[:60]) + ("..." if len(shown) > 60 else "")
+        hint = " (an unbalanced quote?)" if found != 0x00 and first_row == 2 else ""
+        raise SourceError(
+            f"{path}: row {index + first_row}: the id {shown} contains {_FORBIDDEN[found]}"
+            f"{hint}; ids cannot hold one")
+
+
+def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
+    """Which forbidden bytes occur anywhere in the ids' character data (one numpy pass)."""
+    if not len(ids):
+        return
+    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64 if pa.types.is_large_string(
+        ids.type) else np.int32)
+    start, end = int(offsets[ids.offset]), int(offsets[ids.offset + len(ids)])
+    data = ids.buffers()[2]
+    if data is None or end <= start:
+        return
+    chars = np.frombuffer(data, dtype=np.uint8)[start:end]
+    found: set[int] = set()
+    step = 1 << 24
+    for at in range(0, len(chars), step):
+        piece = chars[at:at + step]
+        found.update(b for b in _FORBIDDEN if b not in found and (piece == b).any())
+    yield from sorted(found, key=lambda b: (b == 0, b))
+
+
 def _explain(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "invalid UTF8" in text or "invalid utf8" in text.lower():
         return "not valid UTF-8 text"
-    if text == "Empty CSV file":
+    if text == "Empty CSV file" or text.startswith("CSV parse error: Empty CSV file"):
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:
-        return "not a Parquet file"
+        return "not a Parquet file (or cut short: its footer is missing)"
+    if "zlib inflate failed" in text:
+        return "not a valid gzip file (corrupt, or not compressed)"
+    if "Truncated compressed stream" in text or "Compressed file ended" in text:
+        return "the gzip stream is cut short (truncated file)"
     return text

@@ -15,13 +15,12 @@ from reconciler.safety import (
     grace_due,
     judge_caps,
     judge_source,
-    lost_leading_zeros,
     protected_mask,
     refusal,
 )
 
 FACTS = SourceFacts(path="s.csv", age_seconds=3600, rows=1000, unique=1000, empty=0,
-                    last_unique=1000, missing_canaries=(), lost_leading_zeros=0)
+                    last_unique=1000, missing_canaries=())
 
 
 def failed(gates):
@@ -42,9 +41,18 @@ def test_healthy_source_passes_every_gate():
      "the source file is 30.0 h old; max_age is 26.0 h"),
     (replace(FACTS, empty=50, rows=1050), "max_error_share",
      "50 of 1050 source rows have an empty id (4.8%); max_error_share is 1.0%"),
-    (replace(FACTS, lost_leading_zeros=7), "leading_zeros",
-     "7 ids to delete equal a source id but for leading zeros (was the export read as "
-     "numbers?)"),
+    (replace(FACTS, near_matches=7, near_match_kinds={"case": 5, "leading_zeros": 2}),
+     "near_match",
+     "7 ids to delete equal a source id but for whitespace, letter case, Unicode "
+     "normalization or leading zeros (case 5, leading_zeros 2); they are skipped as "
+     "near_match; max_near_match_share is 0.10% of 1000 source ids (was the export "
+     "re-encoded or read as numbers?)"),
+    (replace(FACTS, age_seconds=-3 * 3600), "max_clock_skew",
+     "the source file's mtime is 3.0 h in the future; max_clock_skew is 5 min (is a clock "
+     "wrong?)"),
+    (replace(FACTS, final_newline=False), "require_final_newline",
+     "the last row of the source has no line break: the export may be cut short (still "
+     "being written?)"),
 ])
 def test_each_source_gate_refuses_with_its_numbers(facts, gate, detail):
     gates = judge_source(Safety(), facts)
@@ -110,9 +118,15 @@ def test_a_run_that_deletes_nothing_passes_every_cap():
     assert failed(judge_caps(rules, 1, 1000, 5000)) == ["max_deletes", "max_deletes_per_day"]
 
 
-def test_lost_leading_zeros():
-    remote_only = pa.array(["00123", "0042", "000", "0abc", "777"])
-    assert lost_leading_zeros(remote_only, pa.array(["123", "42", "abc"])) == 3
+def test_a_near_match_within_the_share_passes_and_a_small_skew_is_allowed():
+    assert failed(judge_source(Safety(), replace(FACTS, near_matches=1))) == []
+    assert failed(judge_source(Safety(), replace(FACTS, age_seconds=-299))) == []
+    lenient = replace(Safety(), require_final_newline=False)
+    gates = judge_source(lenient, replace(FACTS, final_newline=False))
+    assert failed(gates) == []
+    assert [g.detail for g in gates if g.name == "require_final_newline"] == [
+        "the last row of the source has no line break: the export may be cut short (still "
+        "being written?); accepted (require_final_newline = false)"]
 
 
 @settings(max_examples=200)

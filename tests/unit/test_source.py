@@ -3,11 +3,12 @@ from __future__ import annotations
 import gzip
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from reconciler.config import IdFile
 from reconciler.errors import EXIT_REFUSED, SourceError
-from reconciler.source import read_ids
+from reconciler.source import read_ids, read_source
 from tests.helpers import write_csv, write_parquet
 
 AWKWARD = ["00123", "1e5", "NA", "null", "nan", "N/A", " padded ", "comma,id", "ünïcødé", "a\"q"]
@@ -79,7 +80,8 @@ def test_corrupt_gzip_and_parquet(tmp_path):
     assert source_error(gz).startswith(f"{gz}: cannot read: ")
     fake = tmp_path / "fake.parquet"
     fake.write_bytes(b"item_id\na\n")
-    assert source_error(fake) == f"{fake}: cannot read: not a Parquet file"
+    assert source_error(fake) == (
+        f"{fake}: cannot read: not a Parquet file (or cut short: its footer is missing)")
 
 
 def test_float_ids_are_refused(tmp_path):
@@ -93,3 +95,154 @@ def test_ragged_csv_is_a_source_error(tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("item_id,title\na,1\nb,2,3\n", encoding="utf-8")
     assert source_error(path).startswith(f"{path}: cannot read: CSV parse error")
+
+
+# -- strict reads: every misread that could make live ids look missing is refused ----------
+
+REFUSED_CSV = [
+    ("stray_quote_one_column", b'item_id\na\n"b\nc\nd\n',
+     "row 3: a quoted value is never closed (unbalanced '\"'); it would swallow every row "
+     "after it"),
+    ("stray_quote_closed_later", b'item_id\na\n"b\nc\nd"\ne\n',
+     "row 3: the id 'b\\nc\\nd' contains a line break (an unbalanced quote?); ids cannot "
+     "hold one"),
+    ("stray_quote_in_last_column", b'item_id,title\n1,x\n2,"Big\n3,y\n4,z\n',
+     "the row starting '2,\"Big': a quoted value is never closed (unbalanced '\"'); it "
+     "would swallow every row after it"),
+    ("stray_quote_no_final_newline", b'item_id,title\n1,x\n2,"Big\n3,y\n4,z',
+     "the row starting '2,\"Big': a quoted value is never closed (unbalanced '\"'); it "
+     "would swallow every row after it"),
+    ("stray_quote_in_middle_column", b'item_id,title,p\n1,x,1\n2,"Big,1\n3,y,1\n',
+     "the row starting '2,\"Big,1': a quoted value is never closed (unbalanced '\"'); it "
+     "would swallow every row after it"),
+    ("carriage_return_in_id", b'item_id,title\r\n1,x\r\n"2\r",y\r\n',
+     "row 3: the id '2\\r' contains a carriage return (an unbalanced quote?); ids cannot "
+     "hold one"),
+    ("nul_in_id", b"item_id,title\n1\x00,x\n2,y\n",
+     "row 2: the id '1\\x00' contains a NUL character; ids cannot hold one"),
+    ("duplicated_id_column", b"item_id,title,item_id\n1,2,3\n",
+     "the header names column 'item_id' 2 times (columns 1, 3); which one holds the ids is "
+     "ambiguous"),
+    ("latin1", "item_id\ncaf\u00e9\n".encode("latin-1"), "cannot read: not valid UTF-8 text"),
+    ("utf16", "item_id\nabc\n".encode("utf-16"),
+     "cannot read: not valid UTF-8 text (in the header row)"),
+    ("ragged", b"item_id,title\na,1\nb,2,3\n",
+     "cannot read: CSV parse error: Expected 2 columns, got 3: b,2,3"),
+    ("semicolons", b"item_id;title\na;1\n", "no column 'item_id' (columns: item_id;title)"),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "message"), REFUSED_CSV,
+                         ids=[c[0] for c in REFUSED_CSV])
+def test_hostile_csv_is_refused_with_one_line(tmp_path, name, data, message):
+    path = tmp_path / f"{name}.csv"
+    path.write_bytes(data)
+    error = source_error(path)
+    assert error == f"{path}: {message}"
+    assert "\n" not in error
+
+
+ACCEPTED_CSV = [
+    ("crlf", b"item_id,title\r\n1,x\r\n2,y\r\n", ["1", "2"], True),
+    ("bare_cr", b"item_id\r1\r2\r", ["1", "2"], True),
+    ("bom_crlf", b"\xef\xbb\xbfitem_id\r\n1\r\n", ["1"], True),
+    ("quoted_comma_and_escaped_quotes", b'item_id,title\n"a""b","x,y"\n"c,d",x\n',
+     ['a"b', "c,d"], True),
+    ("multiline_title", b'item_id,title\n1,"a\nb"\n2,x\n', ["1", "2"], True),
+    ("inch_mark_in_unquoted_title", b'item_id,title\n1,12" TV\n2,x\n', ["1", "2"], True),
+    ("id_column_second", b'title,item_id\nx,1\n"y\nz",2\n', ["1", "2"], True),
+    ("latin1_title_only", "item_id,t\n1,caf\u00e9\n".encode("latin-1"), ["1"], True),
+    ("blank_lines", b"item_id\n1\n\n2\n\n", ["1", "2"], True),
+    ("header_only", b"item_id,title\n", [], True),
+    ("header_only_no_newline", b"item_id", [], False),
+    ("last_row_without_newline", b"item_id,title\n1,x\n2,y", ["1", "2"], False),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "ids", "final_newline"), ACCEPTED_CSV,
+                         ids=[c[0] for c in ACCEPTED_CSV])
+def test_awkward_but_valid_csv_is_read_exactly(tmp_path, name, data, ids, final_newline):
+    path = tmp_path / f"{name}.csv"
+    path.write_bytes(data)
+    read = read_source(IdFile(path))
+    assert read.ids.to_pylist() == ids
+    assert read.final_newline is final_newline
+
+
+def test_large_csv_crosses_blocks_and_keeps_every_row(tmp_path):
+    ids = [f"SKU-{n:07d}" for n in range(150_000)]
+    path = write_csv(tmp_path / "big.csv", ids)  # ~2.5 MB: several 1 MiB blocks
+    assert read(path) == ids
+    gz = write_csv(tmp_path / "big.csv.gz", ids, gz=True)
+    assert read(gz) == ids
+
+
+def test_truncated_gzip_is_refused(tmp_path):
+    data = gzip.compress(b"item_id\n" + b"".join(b"id%06d\n" % i for i in range(100_000)))
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(data[: len(data) // 2])
+    assert source_error(path) == (
+        f"{path}: cannot read: the gzip stream is cut short (truncated file)")
+
+
+def test_truncated_parquet_is_refused(tmp_path):
+    full = write_parquet(tmp_path / "full.parquet", [f"id{n}" for n in range(1000)])
+    path = tmp_path / "cut.parquet"
+    path.write_bytes(full.read_bytes()[:-100])
+    assert source_error(path) == (
+        f"{path}: cannot read: not a Parquet file (or cut short: its footer is missing)")
+
+
+def test_parquet_with_a_duplicated_id_column_is_refused(tmp_path):
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])],
+                                        names=["item_id", "item_id"]), path)
+    assert source_error(path) == (
+        f"{path}: the schema names column 'item_id' 2 times (columns 1, 2); which one holds "
+        "the ids is ambiguous")
+
+
+def test_parquet_id_with_a_line_break_is_refused(tmp_path):
+    path = write_parquet(tmp_path / "nl.parquet", ["a", "b\nc"])
+    assert source_error(path) == (
+        f"{path}: row 2: the id 'b\\nc' contains a line break; ids cannot hold one")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path, monkeypatch, kind):
+    import reconciler.source as source
+
+    path = (write_csv(tmp_path / "s.csv", ["a", "b"]) if kind == "csv"
+            else write_parquet(tmp_path / "s.parquet", ["a", "b"]))
+    real = source.pacsv.read_csv if kind == "csv" else source.pq.read_table
+    target = "reconciler.source.pacsv.read_csv" if kind == "csv" else \
+        "reconciler.source.pq.read_table"
+
+    def rewritten_meanwhile(*args, **kwargs):
+        table = real(*args, **kwargs)
+        with path.open("ab") as out:
+            out.write(b"more\n")
+        return table
+
+    monkeypatch.setattr(target, rewritten_meanwhile)
+    assert source_error(path) == (
+        f"{path}: the file changed while it was read (size, mtime or inode differ before and "
+        "after); is the export still being written? Nothing was deleted")
+
+
+def test_identity_is_taken_before_the_read(tmp_path):
+    path = write_csv(tmp_path / "s.csv", ["a"])
+    stat = path.stat()
+    identity = read_source(IdFile(path)).identity
+    assert (identity.size, identity.mtime_ns, identity.inode, identity.device) == (
+        stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+
+
+def test_concatenated_gzip_members_are_all_read_and_garbage_is_refused(tmp_path):
+    path = tmp_path / "multi.csv.gz"
+    path.write_bytes(gzip.compress(b"item_id\na\nb\n") + gzip.compress(b"c\nd\n"))
+    assert read(path) == ["a", "b", "c", "d"]
+    plain = tmp_path / "plain.csv.gz"
+    plain.write_bytes(b"item_id\na\n")
+    assert source_error(plain) == (
+        f"{plain}: cannot read: not a valid gzip file (corrupt, or not compressed)")

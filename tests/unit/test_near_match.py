@@ -1,0 +1,93 @@
+"""The near-match rule: ids to delete that equal a source id once both are normalised."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.plan import AddressRules, make_plan
+from reconciler.safety import NEAR_MATCH_KINDS, near_matches, normal_forms
+
+
+def near(to_delete, source):
+    found = near_matches(pa.array(to_delete, pa.string()), pa.array(source, pa.string()))
+    return found.ids.to_pylist(), {k: v for k, v in found.kinds.items() if v}
+
+
+@pytest.mark.parametrize(("to_delete", "source", "ids", "kinds"), [
+    (["ABC"], ["abc"], ["ABC"], {"case": 1}),
+    (["abc"], [" abc\t"], ["abc"], {"whitespace": 1}),
+    (["abc "], ["abc"], ["abc "], {"whitespace": 1}),
+    (["caf\u00e9"], ["cafe\u0301"], ["caf\u00e9"], {"unicode": 1}),
+    (["cafe\u0301"], ["caf\u00e9"], ["cafe\u0301"], {"unicode": 1}),
+    (["00042"], ["42"], ["00042"], {"leading_zeros": 1}),
+    (["42"], ["0042"], ["42"], {"leading_zeros": 1}),
+    (["000"], ["0"], ["000"], {"leading_zeros": 1}),
+    (["2"], ["\ufeff2"], ["2"], {"whitespace": 1}),
+    (["abc"], ["abc\u200b "], ["abc"], {"whitespace": 1}),
+    ([" Def"], ["dEF "], [" Def"], {"whitespace": 1, "case": 1}),
+    (["ÉCOLE "], ["e\u0301cole"], ["ÉCOLE "], {"whitespace": 1, "unicode": 1, "case": 1}),
+    # Not numbers: leading zeros are part of the id.
+    (["0Ab12"], ["Ab12"], [], {}),
+    (["0x1"], ["x1"], [], {}),
+    (["-007"], ["-7"], [], {}),
+    # Distinct ids stay distinct.
+    (["abd", "ab c", "ab"], ["abc"], [], {}),
+    # Empty and blank ids never match an empty source row.
+    (["  ", ""], ["", " "], [], {}),
+    ([], ["abc"], [], {}),
+    (["abc"], [], [], {}),
+])
+def test_near_match_table(to_delete, source, ids, kinds):
+    assert near(to_delete, source) == (ids, kinds)
+
+
+def test_non_ascii_source_takes_the_unicode_kernels():
+    # Ids differ from a source id only by case in a non-ASCII letter.
+    assert near(["ÄRGER"], ["ärger", "x"]) == (["ÄRGER"], {"case": 1})
+
+
+def test_large_source_is_probed_in_slices(monkeypatch):
+    import reconciler.safety as safety
+
+    monkeypatch.setattr(safety, "_NORMALISE_SLICE", 3)
+    source = [f"sku-{n}" for n in range(10)]
+    assert near(["SKU-1", "SKU-9", "SKU-10"], source) == (["SKU-1", "SKU-9"], {"case": 2})
+
+
+def _python_normal(value: str) -> str:
+    """The same normal form written plainly, as the property's oracle."""
+    invisible = "\ufeff\u200b\u200c\u200d\u2060"
+    folded = unicodedata.normalize("NFC", value.strip().strip(invisible).strip()).lower()
+    if folded and folded.isascii() and folded.isdigit():
+        return folded.lstrip("0") or "0"
+    return folded
+
+
+ID_CHARS = st.sampled_from(list("aAbB0019 \t\u00e9\u0065\u0301\u00c9_-\ufeff\u200b"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(ID_CHARS, max_size=5), max_size=12),
+       st.lists(st.text(ID_CHARS, max_size=5), max_size=12))
+def test_an_id_whose_normal_form_is_in_the_source_is_never_deleted(source, remote):
+    plan = make_plan(pa.array(source, pa.string()), pa.array(remote, pa.string()),
+                     AddressRules())
+    found = near_matches(plan.to_delete, pa.array(source, pa.string()))
+    left = set(plan.to_delete.to_pylist()) - set(found.ids.to_pylist())
+    normal_source = {_python_normal(s) for s in source if s}
+    for item_id in left:
+        assert _python_normal(item_id) not in normal_source or not _python_normal(item_id)
+    for item_id in found.ids.to_pylist():
+        assert _python_normal(item_id) in normal_source
+    assert sum(found.kinds.values()) >= len(found.ids)
+    assert set(found.kinds) == set(NEAR_MATCH_KINDS)
+
+
+def test_normal_forms_match_the_oracle():
+    values = ["  A\u0301b ", "007", "0", "00", "Ab0", "ß", "\u00a0x\u00a0"]
+    assert normal_forms(pa.array(values))[-1].to_pylist() == [_python_normal(v) for v in values]
