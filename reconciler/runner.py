@@ -58,6 +58,7 @@ from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.progress import Progress
 from reconciler.report import write_report
+from reconciler.report_html import MAX_HISTORY, HtmlExtras, key_properties
 from reconciler.safety import (
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
@@ -80,6 +81,7 @@ SKIP_BACK_IN_SOURCE = "back_in_source"
 SKIP_NO_BACKUP = "no_backup"
 SKIP_DRIFTED = "drifted"
 SKIP_ALREADY_GONE = "already_gone"
+_MAX_PROPERTIES = 1_000_000  # listed items whose key properties are kept for the report
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -167,6 +169,7 @@ class _Run:
         self.caps_refusal: str | None = None
         self.outcomes: list[Outcome] | None = None
         self.status = FINISHED
+        self.html = HtmlExtras()  # what report.html needs beyond the summary
         self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
@@ -194,8 +197,11 @@ class _Run:
             journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
                                else self.status, exit_code, self.summary["finished_at"],
                                self.summary)
+            self.html.history = [r.summary for r in
+                                 reversed(journal.runs(self.job.name, MAX_HISTORY))
+                                 if r.summary]
             journal.close()
-        write_report(self.folder, self.summary, self.plan, self.outcomes)
+        write_report(self.folder, self.summary, self.plan, self.outcomes, extras=self.html)
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
@@ -389,6 +395,7 @@ class _Run:
 
         def sink(records: Sequence[dict[str, Any]], total: int | None) -> None:
             listing.update(len(records), total)
+            self._keep_properties(records)
             if snapshot is not None:
                 snapshot.write(records)
 
@@ -407,6 +414,16 @@ class _Run:
             seconds=round(self.clock.monotonic() - started, 3),
         )
         return pa.array(inventory.ids, type=pa.string())
+
+    def _keep_properties(self, records: Sequence[dict[str, Any]]) -> None:
+        """A short line of each listed item's properties, for the plan and report.html."""
+        kept = self.html.properties
+        if len(kept) >= _MAX_PROPERTIES:
+            return
+        for record in records:
+            text = key_properties(record.get("properties"))
+            if text:
+                kept[str(record["item_id"])] = text
 
     def _verify(self, journal: Journal, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
@@ -530,6 +547,7 @@ class _Run:
 
         def on_batch(seq: int, outcomes: Sequence[Outcome], seconds: float) -> None:
             deleting.update(len(outcomes), len(ids))
+            self.html.batches.append((self.clock.monotonic() - started, len(outcomes)))
             self._log_batch(seq, outcomes, seconds)
 
         limits = self.job.limits

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import subprocess
@@ -161,7 +160,7 @@ def test_a_bad_schedule_is_a_config_error(tmp_path, start_emulator):
     assert done.stderr.startswith("reconciler: jobs.one.schedule: '61 * * * *': ")
 
 
-def test_the_systemd_unit_verifies(tmp_path):
+def test_the_systemd_unit_has_its_keys():
     unit = Path(__file__).parents[2] / "systemd" / "reconciler.service"
     text = unit.read_text()
     for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes",
@@ -169,13 +168,7 @@ def test_the_systemd_unit_verifies(tmp_path):
                 "NoNewPrivileges=", "PrivateTmp=", "CapabilityBoundingSet=",
                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
         assert key in text, key
-    analyze = shutil.which("systemd-analyze")
-    assert analyze, "systemd-analyze is expected on this machine kind (Debian's systemd)"
-    local = tmp_path / "reconciler.service"
-    installed = str(Path(sys.executable).parent / "reconciler")
-    local.write_text(text.replace("/opt/catalog-reconciler/.venv/bin/reconciler", installed))
-    done = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # systemd-analyze verify runs in tests/browser/test_systemd_unit.py (make test-browser).
 
 
 def test_load_config_of_the_daemon_example(tmp_path, start_emulator):
