@@ -106,6 +106,8 @@ class RunRequest:
     apply: SavedPlan | None = None  # apply: delete exactly this saved plan's ids
     approve: bool = False
     reason: str = ""
+    # Asked with the plan before anything is deleted (run on a terminal); False cancels.
+    confirm: Callable[[RunResult], bool] | None = None
 
 
 @dataclass
@@ -117,6 +119,8 @@ class RunResult:
     summary: dict[str, Any]
     message: str
     outcomes: list[Outcome] = field(default_factory=list)
+    plan: Plan | None = None
+    properties: dict[str, str] = field(default_factory=dict)  # key properties, by id
 
 
 def new_run_id(clock: Clock) -> str:
@@ -205,7 +209,7 @@ class _Run:
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
-            self.outcomes or [],
+            self.outcomes or [], self.plan, self.html.properties,
         )
 
     def _journaled(self, journal: Journal) -> tuple[int, str]:
@@ -254,6 +258,7 @@ class _Run:
         if self.dry_run:
             return EXIT_OK, (f"dry run: {len(plan.to_delete)} ids would be deleted"
                              + self._pending_note())
+        self._confirm(plan, snapshot)
         journal.replace_absences(self.job.name, absences)
         self.plan = plan = self._backup(backend, plan, snapshot)
         self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
@@ -293,6 +298,18 @@ class _Run:
         if self.caps_refusal is not None:
             raise SafetyRefusal(f"{self.caps_refusal}; the plan is saved in {path}: "
                                 "'reconciler apply PLAN --approve --reason TEXT' goes past the cap")
+
+    def _confirm(self, plan: Plan, snapshot: backups.RecordWriter | None) -> None:
+        ask = self.request.confirm
+        if ask is None or not len(plan.to_delete):
+            return
+        preview = RunResult(self.job.name, self.run_id, EXIT_OK, self.folder, self.summary,
+                            "", [], plan, self.html.properties)
+        if not ask(preview):
+            if snapshot is not None:
+                snapshot.path.unlink(missing_ok=True)
+            self.summary["cancelled"] = True
+            raise SafetyRefusal("not confirmed at the prompt; nothing was deleted")
 
     def _pending_note(self) -> str:
         pending = self.summary.get("pending_grace", 0)

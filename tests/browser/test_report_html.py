@@ -4,6 +4,7 @@ screenshot is not blank. Run by ``make test-browser``, not by ``make test``."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -56,9 +57,12 @@ def test_the_demo_report_renders(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     pages = sorted((tmp_path / "demo" / "state" / "reports").glob("*/*/report.html"))
-    assert len(pages) == 3
+    assert len(pages) == 4
+    deleting = [p for p in pages
+                if json.loads((p.parent / "summary.json").read_text())["deleted"]]
+    assert len(deleting) == 1
     screenshot = tmp_path / "report.png"
-    dom = check_page(pages[-1], tmp_path, screenshot)
+    dom = check_page(deleting[0], tmp_path, screenshot)
     assert "Product 20" in dom  # key properties from the listing
     out = os.environ.get("REPORT_SCREENSHOT")
     if out:  # make docs-screenshot: the README's picture
