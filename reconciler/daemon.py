@@ -67,7 +67,7 @@ class Daemon:
         self.factory = factory
         self.stop = StopFlag()
         self.reload_requested = threading.Event()
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.config.jobs)
         self.log = get_logger(component="daemon")
         self.last_tick = time.monotonic()
         settings = self.config.daemon
@@ -110,7 +110,7 @@ class Daemon:
                                                      item_events=config.logging.item_events),
                              backend_factory=self.factory, stop=self.stop)
         except Exception as exc:  # a job that raises never kills the daemon
-            self.metrics.failures.labels(name).inc()
+            self.metrics.failed(name)
             self.log.exception("job.crashed", job=name, error=f"{type(exc).__name__}: {exc}")
             return
         self.metrics.observe(name, result.exit_code, result.summary)
@@ -126,6 +126,7 @@ class Daemon:
             self._check_schedules(new)
         except ReconcilerError as exc:
             self.log.error("config.reload_failed", error=str(exc), keeping="the running config")
+            self.metrics.reload_failures.inc()
             return False
         old, self.config = self.config, new
         for name in set(old.jobs) - set(new.jobs):
@@ -136,6 +137,7 @@ class Daemon:
                 self._schedule(job)
                 self.log.info("job.scheduled", job=name, change="added" if name not in old.jobs
                               else "changed", next_run=self._next_run(name))
+        self.metrics.set_jobs(new.jobs)
         self.log.info("config.reloaded", jobs=sorted(new.jobs))
         return True
 

@@ -115,6 +115,9 @@ def human_report(summary: dict[str, Any]) -> str:
         f"{source.get('whitespace_ids', 0)} |",
         f"| remote ids | {s['remote_ids']} |",
         f"| to delete | {s['to_delete']} |",
+        f"| pending grace (missing, not yet due) | {s.get('pending_grace', 0)} |",
+        f"| to delete + pending grace (what the caps judge) | "
+        f"{s['to_delete'] + s.get('pending_grace', 0)} |",
         f"| skipped | {sum(s['skipped'].values())} |",
         f"| deleted (queued) | {s['deleted']} |",
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "

@@ -3,6 +3,7 @@ when it is missing, so ``make test`` needs nothing but Python)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -29,3 +30,14 @@ def test_the_systemd_unit_verifies(tmp_path):
     done = subprocess.run([analyze, "verify", str(local_unit(tmp_path))],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_unit_scores_at_most_2_on_systemd_analyze_security(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze missing: run 'make test-browser' (it installs systemd)"
+    done = subprocess.run([analyze, "security", "--offline=true", str(local_unit(tmp_path))],
+                          capture_output=True, text=True, check=False)
+    score = re.search(r"Overall exposure level for reconciler.service: ([0-9.]+)",
+                      done.stdout)
+    assert score, done.stdout + done.stderr
+    assert float(score.group(1)) <= 2.0, done.stdout

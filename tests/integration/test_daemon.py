@@ -73,8 +73,11 @@ def test_the_daemon_runs_reloads_reports_and_stops(tmp_path, start_emulator):
             health = httpx.get(f"http://127.0.0.1:{port}/healthz")
             assert (health.status_code, health.text) == (200, "ok\n")
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            assert 'reconciler_runs_total{job="one",result="ok"}' in metrics
-            assert 'reconciler_source_ids{job="two"} 300.0' in metrics
+            assert 'reconciler_runs_total{reconciler_job="one",result="ok"}' in metrics
+            assert 'reconciler_source_ids{reconciler_job="two"} 300.0' in metrics
+            assert "_created" not in metrics
+            assert 'job="' not in metrics.replace('reconciler_job="', "")
+            assert 'reconciler_build_info{python="' in metrics
 
             # SIGHUP with an added job: it runs without a restart.
             three = start_emulator(ITEMS)
@@ -164,6 +167,7 @@ def test_the_systemd_unit_has_its_keys():
     unit = Path(__file__).parents[2] / "systemd" / "reconciler.service"
     text = unit.read_text()
     for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "DynamicUser=yes",
+                "RestartPreventExitStatus=2", "SystemCallFilter=@system-service",
                 "StateDirectory=", "LoadCredential=", "ProtectSystem=strict", "ProtectHome=",
                 "NoNewPrivileges=", "PrivateTmp=", "CapabilityBoundingSet=",
                 "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX"):
