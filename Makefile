@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-diff bench-throughput bench-listing clean
+.PHONY: demo test test-browser docs-screenshot lint bench-diff bench-throughput bench-listing clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ test: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# report.html in headless chromium, and the systemd unit through systemd-analyze; installs
+# Debian's chromium and systemd when missing (needs root and apt, as in CI).
+test-browser: $(STAMP)
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+	@command -v systemd-analyze >/dev/null || (apt-get update && apt-get install -y systemd)
+	$(BIN)/python -m pytest -m 'browser or system' tests/browser
+
+# The README's picture of report.html, from the browser test's demo run.
+docs-screenshot: $(STAMP)
+	REPORT_SCREENSHOT=$(CURDIR)/docs/report-html.png $(BIN)/python -m pytest \
+		-m browser tests/browser -k demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks

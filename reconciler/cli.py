@@ -15,8 +15,9 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from reconciler import __version__, preflight
+from reconciler import __version__, console, preflight
 from reconciler.config import Config, load_config, resolve_config_path
 from reconciler.errors import (
     EXIT_CONFIG,
@@ -46,56 +47,150 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"reconciler: error: {message} (see 'reconciler --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reconciler", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
-    parser.add_argument(
-        "--config", help="config file (default: $RECONCILER_CONFIG, then ./reconciler.toml)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+DESCRIPTION = """\
+Keep a recommendations catalog (Bloomreach Discovery, Adobe Target Recommendations) free
+of items that are gone from your source of truth: read the export, list the catalog, plan
+the deletes, check them against safety gates, then delete in rate-limited batches, with a
+journal, backups and a report folder (summary.json, CSVs, report.md, report.html) per run.
+"""
 
-    plan = commands.add_parser("plan", help="dry run: diff and report, delete nothing")
+EPILOG = """\
+examples:
+  reconciler plan                          what would go, for every job (deletes nothing)
+  reconciler plan products --out plan.json --detailed-exitcode
+  reconciler run products                  plan, ask on a terminal, then delete
+  reconciler apply plan.json --approve --reason "spring clean-up"
+  reconciler daemon                        every job on its schedule (systemd)
+  reconciler <command> --help              each command's options and examples
+
+exit codes:
+  0  ok (or a dry run)             3  refused by a safety gate, or not confirmed:
+  1  unexpected failure               nothing was deleted
+  2  bad usage, config or          4  finished, but some items failed
+     credentials                   5  plan --detailed-exitcode: something would be deleted
+  With several jobs the most serious code wins (1, 2, 3, 4).
+
+config: --config FILE, else $RECONCILER_CONFIG, else ./reconciler.toml (before or after the
+command). Docs: docs/CONTRACT.md and README.md.
+"""
+
+# (name, one-line help, description with examples) for every command.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("dry run: diff, judge the safety gates and report; delete nothing",
+             "Read the source export and the catalog, and show what a run would delete, by\n"
+             "reason, with the ids' key properties; writes the report folder.\n\n"
+             "examples:\n  reconciler plan\n  reconciler plan products --limit 25\n"
+             "  reconciler plan products --out plan.json   (then: reconciler apply plan.json)\n"
+             "  reconciler plan --detailed-exitcode        (exit 5 when something would go)"),
+    "apply": ("delete exactly the ids of a saved plan",
+              "Delete the ids a 'plan --out' saved, minus those back in the source since;\n"
+              "--approve (with --reason) goes past a delete cap.\n\n"
+              "examples:\n  reconciler apply plan.json\n"
+              "  reconciler apply plan.json --approve --reason \"catalog migration\""),
+    "restore": ("recreate the items a run deleted, from its backup",
+                "examples:\n  reconciler restore 20260101T020000Z-ab12cd\n"
+                "  reconciler restore 20260101T020000Z-ab12cd --ids wrongly-deleted.csv"),
+    "purge": ("delete EVERY item of a job's catalog (after a full backup)",
+              "The catalog id must be typed again; on a terminal you are asked once more\n"
+              "unless --yes.\n\nexamples:\n  reconciler purge staging --confirm staging-catalog"),
+    "run": ("reconcile once, now (on a terminal: show the plan and ask first)",
+            "Plan, judge the safety gates, then delete. On a terminal the plan is shown and\n"
+            "a typed 'yes' is asked unless --yes; elsewhere (cron, CI, the daemon) nothing\n"
+            "is asked. Per-item lines go to outcomes.csv (and a JSON log), not to a\n"
+            "terminal, unless --log-items.\n\n"
+            "examples:\n  reconciler run\n  reconciler run products --yes\n"
+            "  reconciler run --dry-run\n  reconciler run products --verify"),
+    "history": ("list runs from the journal",
+                "examples:\n  reconciler history\n  reconciler history products --limit 5"),
+    "outcomes": ("export one run's per-item outcomes (CSV or JSON lines)",
+                 "examples:\n  reconciler outcomes 20260101T020000Z-ab12cd --outcome failed\n"
+                 "  reconciler outcomes 20260101T020000Z-ab12cd --format json"),
+    "daemon": ("every job on its schedule until stopped (systemd, containers)",
+               "examples:\n  reconciler daemon\n  reconciler daemon --once   (cron, CI)"),
+    "check": ("validate the config; reach each API read-only",
+              "examples:\n  reconciler check\n  reconciler --config prod.toml check products"),
+    "emulator": ("serve the local catalog API emulator (for trying things out)",
+                 "examples:\n  reconciler emulator --generate 10000\n"
+                 "  reconciler emulator --api adobe-target --port 8766"),
+    "demo": ("emulator + sample export + plan + two real runs, in a fresh folder",
+             "Every run starts from a fresh state under --dir, so it can be repeated.\n\n"
+             "examples:\n  reconciler demo\n  reconciler demo --dir /tmp/demo --items 5000"),
+}
+
+ITEM_STATES = ("planned", "sent", "queued", "failed", "unknown", "skipped", "verified_gone",
+               "still_present")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="reconciler", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"reconciler {__version__}")
+    config_help = "config file (default: $RECONCILER_CONFIG, then ./reconciler.toml)"
+    parser.add_argument("--config", help=config_help)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     title="commands")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        short, long = _COMMANDS[name]
+        sub = commands.add_parser(name, help=short, description=f"{short}.\n\n{long}",
+                                  formatter_class=raw)
+        # Accepted after the command too; SUPPRESS keeps a value given before it.
+        sub.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+        return sub
+
+    plan = command("plan")
     plan.add_argument("jobs", nargs="*", metavar="JOB")
     plan.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
     plan.add_argument("--out", type=Path, metavar="PLAN.json",
                       help="save the plan for 'apply' (one job)")
+    plan.add_argument("--detailed-exitcode", action="store_true",
+                      help="exit 5 when something would be deleted, 0 when nothing")
+    plan.add_argument("--limit", type=int, default=10, metavar="N",
+                      help="ids shown per reason (default 10; 0 for the summary only)")
 
-    apply = commands.add_parser("apply", help="delete exactly the ids of a saved plan")
+    apply = command("apply")
     apply.add_argument("plan_file", type=Path, metavar="PLAN.json")
     apply.add_argument("--approve", action="store_true", help="go past a delete cap")
     apply.add_argument("--reason", default="", help="why (required with --approve; logged)")
     apply.add_argument("--report-dir", type=Path, help="write the report to DIR/<job>/")
 
-    restore = commands.add_parser("restore", help="recreate the items a run deleted")
+    restore = command("restore")
     restore.add_argument("run_id", metavar="RUN_ID")
     restore.add_argument("--ids", type=Path, metavar="FILE", help="only these ids (CSV/Parquet)")
 
-    purge = commands.add_parser("purge", help="delete EVERY item of a job's catalog")
+    purge = command("purge")
     purge.add_argument("job", metavar="JOB")
     purge.add_argument("--confirm", required=True, metavar="CATALOG_ID",
                        help="the job's catalog id, typed again")
+    purge.add_argument("--yes", action="store_true", help="do not ask on a terminal")
 
-    run = commands.add_parser("run", help="reconcile once, now")
+    run = command("run")
     run.add_argument("jobs", nargs="*", metavar="JOB")
     run.add_argument("--dry-run", action="store_true", help="plan and report only")
     run.add_argument("--verify", action="store_true",
                      help="only read back earlier deletes (verified_gone / still_present)")
     run.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
+    run.add_argument("--yes", action="store_true",
+                     help="do not show the plan and ask on a terminal")
+    run.add_argument("--log-items", action="store_true",
+                     help="log a line per item on a terminal too")
 
-    history = commands.add_parser("history", help="list runs from the journal")
+    history = command("history")
     history.add_argument("job", nargs="?", metavar="JOB")
     history.add_argument("--limit", type=int, default=20)
 
-    outcomes = commands.add_parser("outcomes", help="export one run's per-item outcomes")
+    outcomes = command("outcomes")
     outcomes.add_argument("run_id", metavar="RUN_ID")
-    outcomes.add_argument("--outcome", help="only items in this state (e.g. failed)")
+    outcomes.add_argument("--outcome", choices=ITEM_STATES,
+                          help="only items in this state (e.g. failed)")
     outcomes.add_argument("--format", choices=("csv", "json"), default="csv")
 
-    daemon = commands.add_parser("daemon", help="every job on its schedule until stopped")
+    daemon = command("daemon")
     daemon.add_argument("--once", action="store_true",
                         help="run every job once now, then exit (for cron/CI)")
 
-    check = commands.add_parser("check", help="validate config; reach each API read-only")
+    check = command("check")
     check.add_argument("jobs", nargs="*", metavar="JOB")
     check.add_argument("--probe", action="store_true",
                        help="probe the API's unconfirmed assumptions read-only "
@@ -103,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=("text", "json"), default="text",
                        help="with --probe: a table, or JSON")
 
-    emulator = commands.add_parser("emulator", help="serve the local catalog API emulator")
+    emulator = command("emulator")
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=8765)
     emulator.add_argument("--items", type=Path, help="ids (.csv/.parquet) or records (.jsonl)")
@@ -119,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--api", choices=("bloomreach", "adobe-target", "adobe-classic"),
                           default="bloomreach", help="which API to emulate")
 
-    demo = commands.add_parser("demo", help="emulator + sample export + one real reconcile")
+    demo = command("demo")
     demo.add_argument("--dir", type=Path, default=Path("reconciler-demo"))
     demo.add_argument("--items", type=int, default=20_000)
     return parser
@@ -198,8 +293,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     plan_out = getattr(args, "out", None)
     if plan_out is not None and len(config.select(args.jobs)) != 1:
         raise ConfigError("plan --out saves one job's plan: name exactly one JOB")
-    return run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
-                    verify_only=bool(getattr(args, "verify", False)), plan_out=plan_out)
+    verify = bool(getattr(args, "verify", False))
+    code = run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
+                    verify_only=verify, plan_out=plan_out, config_path=config_path,
+                    ask=(args.command == "run" and not args.yes and not dry_run
+                         and not verify and console.interactive()),
+                    log_items=bool(getattr(args, "log_items", False)),
+                    limit=getattr(args, "limit", console.PLAN_LIMIT),
+                    detailed=bool(getattr(args, "detailed_exitcode", False)))
+    return code
 
 
 def _daemon(config_path: Path, once: bool) -> int:
@@ -225,7 +327,14 @@ def _single(config: Config, args: argparse.Namespace) -> int:
     if args.command == "restore":
         result = operations.restore(config, args.run_id, args.ids)
     elif args.command == "purge":
-        result = operations.purge(config, args.job, args.confirm)
+        def ask(count: int) -> bool:
+            return console.confirm(
+                f"purge: delete ALL {count} items of catalog {args.confirm!r} "
+                f"(job {args.job})? A backup is written first.", "yes")
+
+        interactive = not args.yes and console.interactive()
+        result = operations.purge(config, args.job, args.confirm,
+                                  ask=ask if interactive else None)
     else:
         if args.approve and not args.reason.strip():
             raise ConfigError("apply --approve needs --reason TEXT (it is logged)")
@@ -243,16 +352,32 @@ def _single(config: Config, args: argparse.Namespace) -> int:
 
 def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
              report_root: Path | None, verify_only: bool = False,
-             plan_out: Path | None = None) -> int:
+             plan_out: Path | None = None, config_path: Path | None = None,
+             ask: bool = False, log_items: bool = False, limit: int = console.PLAN_LIMIT,
+             detailed: bool = False) -> int:
+    """Run (or plan) the jobs; a dry run prints its plan and the next command.
+
+    ``ask``: show each job's plan and ask for a typed 'yes' before deleting (a terminal).
+    ``detailed``: exit 5 instead of 0 when some job would delete something.
+    """
     from reconciler.logging import get_logger
-    from reconciler.runner import RunRequest, run_job
+    from reconciler.runner import RunRequest, RunResult, run_job
     from reconciler.signals import StopFlag, graceful_stop
 
+    def confirm(preview: RunResult) -> bool:
+        console.print_plan(preview, config_path, sys.stdout, limit=limit)
+        return console.confirm(
+            f"{preview.job}: delete these {preview.summary['to_delete']} items from catalog "
+            f"{preview.summary.get('catalog_id')}?", "yes")
+
+    # Per-item lines flood a terminal: there they stay in outcomes.csv unless asked for.
+    item_events = config.logging.item_events and (log_items or not sys.stderr.isatty())
     request = RunRequest(dry_run=dry_run, report_root=report_root,
-                         item_events=config.logging.item_events, verify_only=verify_only,
-                         plan_out=plan_out)
+                         item_events=item_events, verify_only=verify_only,
+                         plan_out=plan_out, confirm=confirm if ask else None)
     jobs = config.select(list(names))
     codes = []
+    changes = False
     log = get_logger()
     stop = StopFlag()
     with graceful_stop(stop, lambda name: log.warning("signal.stop_requested", signal=name)):
@@ -264,9 +389,35 @@ def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
             ok = result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED)
             print(f"{job.name}: {result.message}", file=sys.stdout if ok else sys.stderr)
             print(f"{job.name}: report {result.report_dir}")
+            if result.summary.get("refused") and any(
+                    not g.get("passed") for g in result.summary.get("gates", [])):
+                for line in console.refusal_lines(result.summary, job.name, config_path):
+                    print(line, file=sys.stderr)
+            if dry_run and not verify_only and result.plan is not None:
+                changes = changes or bool(result.summary.get("to_delete"))
+                _print_plan(result, config_path, plan_out, limit)
+            elif plan_out is not None and result.summary.get("saved_plan"):
+                _print_saved(result, config_path, plan_out)
     if stop() and len(codes) < len(jobs):
         codes.append(EXIT_ITEMS_FAILED)  # jobs left unrun because of the stop
-    return worst_exit_code(codes)
+    code = worst_exit_code(codes)
+    if detailed and code == EXIT_OK and changes:
+        return console.EXIT_CHANGES
+    return code
+
+
+def _print_plan(result: Any, config_path: Path | None, plan_out: Path | None,
+                limit: int) -> None:
+    next_args = ("apply", str(plan_out)) if plan_out is not None else ("run", result.job)
+    print("", file=sys.stdout)
+    console.print_plan(result, config_path, sys.stdout, next_args=next_args, limit=limit)
+    if plan_out is not None:
+        _print_saved(result, config_path, plan_out)
+
+
+def _print_saved(result: Any, config_path: Path | None, plan_out: Path) -> None:
+    print(f"Saved plan: {plan_out} ({result.summary.get('to_delete', 0)} ids to delete); "
+          f"apply it with: {console.command(config_path, 'apply', str(plan_out))}")
 
 
 def _probe(config: Config, names: Sequence[str], fmt: str) -> int:

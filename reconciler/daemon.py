@@ -76,7 +76,7 @@ class Daemon:
         self.factory = factory
         self.stop = StopFlag()
         self.reload_requested = threading.Event()
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.config.jobs)
         self.log = get_logger(component="daemon")
         self.last_tick = time.monotonic()
         self.failed_runs: dict[str, tuple[int, str]] = {}
@@ -121,7 +121,7 @@ class Daemon:
                                                      item_events=config.logging.item_events),
                              backend_factory=self.factory, stop=self.stop)
         except Exception as exc:  # a job that raises never kills the daemon
-            self.metrics.failures.labels(name).inc()
+            self.metrics.failed(name)
             self._count_run(name, False, f"{type(exc).__name__}: {exc}")
             self.log.error("job.crashed", job=name, run_id=None,
                            error=f"{type(exc).__name__}: {exc}",
@@ -170,6 +170,7 @@ class Daemon:
             self._check_schedules(new)
         except ReconcilerError as exc:
             self.log.error("config.reload_failed", error=str(exc), keeping="the running config")
+            self.metrics.reload_failures.inc()
             return False
         old, self.config = self.config, new
         for name in set(old.jobs) - set(new.jobs):
@@ -180,6 +181,7 @@ class Daemon:
                 self._schedule(job)
                 self.log.info("job.scheduled", job=name, change="added" if name not in old.jobs
                               else "changed", next_run=self._next_run(name))
+        self.metrics.set_jobs(new.jobs)
         self.log.info("config.reloaded", jobs=sorted(new.jobs))
         return True
 

@@ -8,11 +8,13 @@ by hand afterwards.
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 from reconciler.cli import run_jobs
 from reconciler.config import load_config
 from reconciler.emulator import Emulator, EmulatorSettings, generate_items
+from reconciler.errors import ConfigError
 from reconciler.logging import configure
 
 STALE_AWKWARD = ("SKU/with-slash", "comma,id", "ünïcødé-☃", "00123")
@@ -58,10 +60,27 @@ def write_export(path: Path, ids: list[str]) -> None:
         writer.writerows([item_id, f"Title of {item_id}"] for item_id in ids)
 
 
+def fresh_folder(folder: Path) -> None:
+    """Each demo starts from a fresh state (a fresh emulator needs a fresh journal), so it
+    can be run any number of times; only a folder an earlier demo wrote is cleared."""
+    config = folder / "reconciler.toml"
+    if not config.is_file():
+        if folder.exists() and any(folder.iterdir()):
+            raise ConfigError(f"demo: {folder} exists and was not written by the demo; "
+                              "choose another --dir")
+        return
+    if not config.read_text(encoding="utf-8").startswith(CONFIG.splitlines()[0]):
+        raise ConfigError(f"demo: {config} was not written by the demo; choose another --dir")
+    for name in ("state", "exports"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / "demo.log").unlink(missing_ok=True)
+
+
 def run_demo(folder: Path, item_count: int) -> int:
     import os
 
     folder = folder.resolve()
+    fresh_folder(folder)
     items = generate_items(item_count)
     sku_ids = sorted(i for i in items if i.startswith("SKU-"))
     stale = set(sku_ids[::20]) | set(STALE_AWKWARD)  # 5% of the catalog, plus awkward ids
@@ -83,11 +102,16 @@ def run_demo(folder: Path, item_count: int) -> int:
             print(f"demo: emulator at {emulator.base_url} holds {len(items)} items; "
                   f"the export at {folder / 'exports/products.csv'} lacks {len(stale)} of them")
             print("demo: step 1, plan (dry run, deletes nothing)")
-            plan_code = run_jobs(config, [], dry_run=True, report_root=None)
+            plan_code = run_jobs(config, [], dry_run=True, report_root=None,
+                                 config_path=config_path)
             print("demo: step 2, run (the first run that sees ids missing only notes them: grace)")
-            run_jobs(config, [], dry_run=False, report_root=None)
-            print("demo: step 3, run again (still missing: now they are deleted)")
-            run_code = run_jobs(config, [], dry_run=False, report_root=None)
+            run_jobs(config, [], dry_run=False, report_root=None, config_path=config_path)
+            print("demo: step 3, plan again (the ids missing twice are now due)")
+            run_jobs(config, [], dry_run=True, report_root=None, config_path=config_path,
+                     limit=5)
+            print("demo: step 4, run again (still missing: now they are deleted)")
+            run_code = run_jobs(config, [], dry_run=False, report_root=None,
+                                config_path=config_path)
         remaining = emulator.ids()
         gone = set(items) - remaining
         protected = {i for i in stale if i.startswith("SKU-0000")}

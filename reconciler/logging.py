@@ -9,6 +9,7 @@ replaced, and any registered secret value is masked wherever it appears in a str
 from __future__ import annotations
 
 import logging as stdlib_logging
+import os
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
@@ -65,6 +66,28 @@ class BarSafeStream:
         return True
 
 
+# syslog priorities of structlog's method names, for journald's "<N>" line prefix.
+_PRIORITY = {"debug": 7, "info": 6, "warning": 5, "warn": 5, "error": 3, "exception": 3,
+             "critical": 2, "fatal": 2}
+
+
+def under_journald(stream: Any) -> bool:
+    """True when ``stream`` is the journal stream systemd gave us ($JOURNAL_STREAM)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def journald_priority(_logger: Any, method: str, rendered: Any) -> Any:
+    """Prefix a rendered line with ``<N>`` so journald records its priority (sd-daemon(3))."""
+    return f"<{_PRIORITY.get(method, 6)}>{rendered}"
+
+
 def configure(
     level: str = "info",
     fmt: str = "auto",
@@ -87,6 +110,7 @@ def configure(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redactor,
             renderer,
+            *([journald_priority] if under_journald(out) else []),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(stdlib_logging, level.upper())

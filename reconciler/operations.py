@@ -9,6 +9,7 @@ schedule and no config key can reach it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,10 +20,16 @@ from reconciler.batching import BatchShape
 from reconciler.budgets import FileBudget, budget_path
 from reconciler.clock import Clock, SystemClock
 from reconciler.config import Config, IdFile
-from reconciler.errors import EXIT_ITEMS_FAILED, EXIT_OK, ConfigError, SafetyRefusal
+from reconciler.errors import (
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    ConfigError,
+    SafetyRefusal,
+)
 from reconciler.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
 from reconciler.fingerprint import target_fingerprint
-from reconciler.journal import FINISHED, Journal
+from reconciler.journal import FINISHED, REFUSED, Journal
 from reconciler.locks import JobLock
 from reconciler.logging import get_logger
 from reconciler.plan import IdStats, Plan
@@ -106,7 +113,10 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
         journal.close()
 
 
-def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = None) -> RunResult:
+def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = None,
+          ask: Callable[[int], bool] | None = None) -> RunResult:
+    """``ask`` (a terminal's typed confirmation) hears the item count once the backup is
+    written; False cancels before anything is deleted."""
     job = config.select([job_name])[0]
     catalog = job.target.catalog_id
     check_ownership(config, job)
@@ -139,6 +149,9 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
                         f"{inventory.expected} items, so the whole catalog cannot be backed "
                         "up first; nothing was deleted")
                 log.warning("purge.backup_written", path=str(path), records=writer.count)
+                if ask is not None and not ask(len(inventory.ids)):
+                    journal.finish_run(run_id, REFUSED, EXIT_REFUSED, iso_now(clock), summary)
+                    raise SafetyRefusal("purge not confirmed at the prompt; nothing was deleted")
                 backend.delete_all()
             finally:
                 backend.close()

@@ -47,8 +47,10 @@ class Progress:
 
     def _draw(self) -> None:
         if self._bar is None:
+            # initial=: the first frame's ids were not done in the bar's first microsecond,
+            # so they do not count towards its rate (no nonsense rate on the first frame).
             self._bar = tqdm(total=self._total, desc=self.phase, unit=" ids", file=self._stream,
-                             dynamic_ncols=True, leave=False)
+                             dynamic_ncols=True, leave=False, initial=self._done)
         if self._total is not None and self._bar.total != self._total:
             self._bar.total = self._total
         self._bar.n = min(self._done, self._total) if self._total else self._done

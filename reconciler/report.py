@@ -1,4 +1,5 @@
-"""Write one run's report folder: summary.json, deletes.csv, skipped.csv, outcomes.csv, report.md.
+"""Write one run's report folder: summary.json, deletes.csv, skipped.csv, outcomes.csv,
+report.md and report.html (see ``report_html``).
 
 CSV files are written by Arrow (quoting only where needed), so a plan of millions of ids
 is written at disk speed and ids round-trip exactly through any CSV reader.
@@ -16,6 +17,7 @@ import pyarrow.csv as pacsv
 
 from reconciler.executor import PLANNED, QUEUED, SKIPPED, Outcome
 from reconciler.plan import Plan
+from reconciler.report_html import MAX_ROWS, HtmlExtras, write_html
 
 SUMMARY = "summary.json"
 DELETES = "deletes.csv"
@@ -30,6 +32,7 @@ def write_report(
     plan: Plan | None,
     outcomes: Sequence[Outcome] | None,
     action: str = "deleted",
+    extras: HtmlExtras | None = None,
 ) -> None:
     """Write every file; a refused run (no plan) still gets all of them, empty but headed.
 
@@ -59,6 +62,7 @@ def write_report(
         "outcome": pa.array([SKIPPED] * len(skipped_ids), type=pa.string()),
         "detail": skipped_reasons,
     })
+    listed = deleted  # what report.html lists: deleted, would be, or restored
     if action != "deleted":
         _write_csv(folder / f"{action}.csv", pa.table({"item_id": deleted}))
         deleted = empty
@@ -66,6 +70,8 @@ def write_report(
     _write_csv(folder / SKIPPED_CSV, pa.table({"item_id": skipped_ids, "reason": skipped_reasons}))
     _write_csv(folder / OUTCOMES, pa.concat_tables([done, skipped_rows.cast(done.schema)]))
     _atomic_write(folder / HUMAN, human_report(summary))
+    write_html(folder, summary, listed.slice(0, MAX_ROWS).to_pylist(), extras, action=action,
+               total=len(listed))
     # summary.json last: its presence means the folder is complete.
     _atomic_write(folder / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
@@ -115,6 +121,9 @@ def human_report(summary: dict[str, Any]) -> str:
         f"{source.get('whitespace_ids', 0)} |",
         f"| remote ids | {s['remote_ids']} |",
         f"| to delete | {s['to_delete']} |",
+        f"| pending grace (missing, not yet due) | {s.get('pending_grace', 0)} |",
+        f"| to delete + pending grace (what the caps judge) | "
+        f"{s['to_delete'] + s.get('pending_grace', 0)} |",
         f"| skipped | {sum(s['skipped'].values())} |",
         f"| deleted (queued) | {s['deleted']} |",
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "

@@ -72,6 +72,7 @@ from reconciler.plan import IdStats, Plan, defer, make_plan
 from reconciler.progress import Progress
 from reconciler.redact import RedactingBackend, target_forms
 from reconciler.report import prune_reports, write_report
+from reconciler.report_html import MAX_HISTORY, HtmlExtras, key_properties
 from reconciler.safety import (
     SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
@@ -102,6 +103,7 @@ SKIP_NO_BACKUP = "no_backup"
 SKIP_DRIFTED = "drifted"
 SKIP_ALREADY_GONE = "already_gone"
 FUTURE_PLAN_SKEW = 300.0  # seconds a saved plan may seem to come from the future (skew)
+_MAX_PROPERTIES = 1_000_000  # listed items whose key properties are kept for the report
 _JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
@@ -130,6 +132,8 @@ class RunRequest:
     apply: SavedPlan | None = None  # apply: delete exactly this saved plan's ids
     approve: bool = False
     reason: str = ""
+    # Asked with the plan before anything is deleted (run on a terminal); False cancels.
+    confirm: Callable[[RunResult], bool] | None = None
 
 
 @dataclass
@@ -142,6 +146,8 @@ class RunResult:
     message: str
     outcomes: list[Outcome] = field(default_factory=list)
     traceback: str = ""  # rendered, when the run ended in an unexpected error (a bug)
+    plan: Plan | None = None
+    properties: dict[str, str] = field(default_factory=dict)  # key properties, by id
 
 
 def new_run_id(clock: Clock) -> str:
@@ -197,6 +203,7 @@ class _Run:
         self.status = FINISHED
         self.target = target_fingerprint(job.target)
         self.traceback = ""
+        self.html = HtmlExtras()  # what report.html needs beyond the summary
         self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
 
     def execute(self) -> RunResult:
@@ -245,6 +252,9 @@ class _Run:
                 journal.finish_run(self.run_id, DRY if self.dry_run and self.status == FINISHED
                                    else self.status, exit_code, self.summary["finished_at"],
                                    self.summary)
+                self.html.history = [r.summary for r in
+                                     reversed(journal.runs(self.job.name, MAX_HISTORY))
+                                     if r.summary]
             except (OSError, sqlite3.Error) as exc:  # the next start marks the row crashed
                 problem = describe_os_error(exc)
                 self.log.error("journal.finish_failed", error=problem)
@@ -260,7 +270,8 @@ class _Run:
         self.log.info("run.finished", **_loggable(self.summary))
         return RunResult(
             self.job.name, self.run_id, exit_code, self.folder, self.summary, message,
-            self.outcomes or [], self.traceback,
+            self.outcomes or [], traceback=self.traceback, plan=self.plan,
+            properties=self.html.properties,
         )
 
     def _note_target_change(self, journal: Journal) -> None:
@@ -286,7 +297,7 @@ class _Run:
         problems = []
         for folder in folders:
             try:
-                write_report(folder, self.summary, self.plan, self.outcomes)
+                write_report(folder, self.summary, self.plan, self.outcomes, extras=self.html)
             except OSError as exc:
                 problems.append(f"{folder}: {describe_os_error(exc)}")
                 self.log.error("report.failed", folder=str(folder), error=problems[-1])
@@ -350,6 +361,7 @@ class _Run:
         if self.dry_run:
             return EXIT_OK, (f"dry run: {len(plan.to_delete)} ids would be deleted"
                              + self._pending_note())
+        self._confirm(plan, snapshot)
         self.plan = plan = self._backup(backend, plan, snapshot)
         self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
         journal.store_plan(
@@ -389,6 +401,18 @@ class _Run:
         if self.caps_refusal is not None:
             raise SafetyRefusal(f"{self.caps_refusal}; the plan is saved in {path}: "
                                 "'reconciler apply PLAN --approve --reason TEXT' goes past the cap")
+
+    def _confirm(self, plan: Plan, snapshot: backups.RecordWriter | None) -> None:
+        ask = self.request.confirm
+        if ask is None or not len(plan.to_delete):
+            return
+        preview = RunResult(self.job.name, self.run_id, EXIT_OK, self.folder, self.summary,
+                            "", [], plan=plan, properties=self.html.properties)
+        if not ask(preview):
+            if snapshot is not None:
+                snapshot.path.unlink(missing_ok=True)
+            self.summary["cancelled"] = True
+            raise SafetyRefusal("not confirmed at the prompt; nothing was deleted")
 
     def _pending_note(self) -> str:
         pending = self.summary.get("pending_grace", 0)
@@ -522,6 +546,7 @@ class _Run:
 
         def sink(records: Sequence[dict[str, Any]], total: int | None) -> None:
             listing.update(len(records), total)
+            self._keep_properties(records)
             if snapshot is not None:
                 snapshot.write(records)
 
@@ -547,6 +572,16 @@ class _Run:
         if isinstance(backend, HttpBackend):
             backend.share_read_budget(FileBudget(
                 budget_path(self.config.budgets, backend.read_budget_key), *backend.read_rate))
+
+    def _keep_properties(self, records: Sequence[dict[str, Any]]) -> None:
+        """A short line of each listed item's properties, for the plan and report.html."""
+        kept = self.html.properties
+        if len(kept) >= _MAX_PROPERTIES:
+            return
+        for record in records:
+            text = key_properties(record.get("properties"))
+            if text:
+                kept[str(record["item_id"])] = text
 
     def _verify(self, journal: Journal, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
@@ -697,6 +732,7 @@ class _Run:
 
         def on_batch(seq: int, outcomes: Sequence[Outcome], seconds: float) -> None:
             deleting.update(len(outcomes), len(ids))
+            self.html.batches.append((self.clock.monotonic() - started, len(outcomes)))
             self._log_batch(seq, outcomes, seconds)
 
         limits = self.job.limits

@@ -208,12 +208,25 @@ def test_emulator_command_serves_the_api(tmp_path):
         process.wait(timeout=10)
 
 
-def test_demo(tmp_path):
-    result = reconciler("demo", "--dir", tmp_path / "demo", "--items", "3000")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "protected; as planned)" in result.stdout
-    reports = tmp_path / "demo" / "state" / "reports" / "demo-products"
-    assert len(list(reports.iterdir())) == 3
+def test_demo_runs_again_and_again(tmp_path):
+    for _ in range(2):  # each demo starts from a fresh state (fresh emulator, fresh journal)
+        result = reconciler("demo", "--dir", tmp_path / "demo", "--items", "3000")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "protected; as planned)" in result.stdout
+        assert "Plan: 148 to delete, skipped 5 protected, 1 unaddressable, 0 pending grace." \
+            in result.stdout
+        assert f"Next: reconciler --config {tmp_path / 'demo' / 'reconciler.toml'} run " \
+            "demo-products" in result.stdout
+        reports = tmp_path / "demo" / "state" / "reports" / "demo-products"
+        assert len(list(reports.iterdir())) == 4
+        assert all((r / "report.html").is_file() for r in reports.iterdir())
+
+
+def test_the_demo_keeps_out_of_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "mine.txt").write_text("precious")
+    result = reconciler("demo", "--dir", tmp_path, "--items", "100")
+    assert result.returncode == 2 and "not written by the demo" in result.stderr
+    assert (tmp_path / "mine.txt").read_text() == "precious"
 
 
 def test_emulator_command_serves_the_adobe_target_api():
@@ -234,3 +247,116 @@ def test_emulator_command_serves_the_adobe_target_api():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_plan_detailed_exitcode_next_command_and_config_after_the_command(setup, tmp_path):
+    emulator, config, _ = setup
+    planned = reconciler("plan", "--detailed-exitcode", "--config", config)
+    assert planned.returncode == 5, planned.stderr
+    assert "Plan: 505 to delete, skipped 1 unaddressable, 0 pending grace." in planned.stdout
+    assert f"Next: reconciler --config {config} run products" in planned.stdout
+    assert "  to delete (505; the first 10):" in planned.stdout
+    assert emulator.stats.bulk_delete_requests == 0
+    ran = reconciler("run", "--config", config)  # not a terminal: nothing is asked
+    assert ran.returncode == 0, ran.stderr
+    again = reconciler("--config", config, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stderr
+    assert "Plan: 0 to delete" in again.stdout and "Next:" not in again.stdout
+
+
+def test_plan_out_confirms_the_file_and_the_next_command(setup, tmp_path):
+    _, config, _ = setup
+    out = tmp_path / "plan.json"
+    planned = reconciler("--config", config, "plan", "products", "--out", out)
+    assert planned.returncode == 0, planned.stderr
+    assert (f"Saved plan: {out} (505 ids to delete); apply it with: "
+            f"reconciler --config {config} apply {out}") in planned.stdout
+    assert f"Next: reconciler --config {config} apply {out}" in planned.stdout
+
+
+def test_choices_are_validated_in_one_line(setup):
+    _, config, _ = setup
+    result = reconciler("--config", config, "outcomes", "some-run", "--outcome", "bogus")
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert "invalid choice: 'bogus'" in result.stderr
+
+
+def test_help_has_a_description_examples_and_exit_codes():
+    result = reconciler("--help")
+    assert result.returncode == 0
+    assert "exit codes:" in result.stdout and "5  plan --detailed-exitcode" in result.stdout
+    for command in ("plan", "run", "apply", "purge", "outcomes", "daemon", "check"):
+        sub = reconciler(command, "--help")
+        assert sub.returncode == 0 and "examples:" in sub.stdout, command
+
+
+def on_a_terminal(config, answer: str, *args: str) -> tuple[int, str]:
+    """Run with stdin and stdout on a pseudo-terminal; type ``answer`` at the prompt."""
+    import os
+    import select
+
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reconciler", "--config", str(config), *args],
+        stdin=slave, stdout=slave, stderr=subprocess.DEVNULL,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    os.close(slave)
+    output, typed = b"", False
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not typed and b"Enter a value:" in output:
+            os.write(master, answer.encode() + b"\n")
+            typed = True
+    process.wait(timeout=60)
+    os.close(master)
+    return process.returncode, output.decode()
+
+
+def test_run_on_a_terminal_shows_the_plan_and_asks(setup):
+    emulator, config, items = setup
+    code, shown = on_a_terminal(config, "no", "run", "products")
+    assert code == 3, shown
+    assert "Plan: 505 to delete" in shown and "Only 'yes' will be accepted." in shown
+    assert "Enter a value: no" in shown
+    assert emulator.stats.bulk_delete_requests == 0 and len(emulator.ids()) == len(items)
+    code, shown = on_a_terminal(config, "yes", "run", "products")
+    assert code == 0, shown
+    assert "products: 505 deleted, 0 not deleted" in shown
+    assert len(emulator.ids()) == len(items) - 505
+
+
+def test_run_yes_does_not_ask_on_a_terminal(setup):
+    emulator, config, items = setup
+    code, shown = on_a_terminal(config, "", "run", "--yes")
+    assert code == 0, shown
+    assert "Enter a value" not in shown and len(emulator.ids()) == len(items) - 505
+
+
+def test_a_refusal_lists_every_failing_gate_and_the_way_past(tmp_path, start_emulator):
+    items = generate_items(1000)
+    emulator = start_emulator(items)
+    source = write_csv(tmp_path / "exports" / "products.csv", list(items)[:500])
+    config = write_config(tmp_path, job_toml("products", emulator.base_url, source,
+                                             emulator=emulator,
+                                             safety={"max_delete_fraction": 0.1,
+                                                     "max_deletes_per_day": 100,
+                                                     "grace_runs": 1, "grace_period": "off"}))
+    result = reconciler("--config", config, "run")
+    assert result.returncode == 3
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    assert "products: refused by 2 gate(s); nothing was deleted." in lines
+    assert any(line.startswith("  - max_delete_fraction: ") for line in lines)
+    assert any(line.startswith("  - max_deletes_per_day: ") for line in lines)
+    assert any("--approve" in line for line in lines)
+    assert emulator.stats.bulk_delete_requests == 0
