@@ -54,7 +54,7 @@ print(len(stale), peak_kib(), file=sys.stderr)
 
 PLAN = PEAK + """
 import sys
-from reconciler.cli import main
+from reconciler.cli.main import main
 code = main(["--config", sys.argv[1], "plan", "--report-dir", sys.argv[2]])
 print(code, peak_kib(), file=sys.stderr)
 """

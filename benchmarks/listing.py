@@ -7,7 +7,7 @@ the prefix's range. OPT is the greedy interval cover of the sorted ids by such r
 ids themselves. ``ceil(N/1001)`` is printed too: a lower bound no prefix query can reach
 when partitions fall between the runs.
 
-The walk is the real one (``reconciler.listing.enumerate_catalog``), answered by the
+The walk is the real one (``reconciler.core.listing.enumerate_catalog``), answered by the
 Bloomreach emulator's own catalog logic in-process (``--http`` sends it through the
 emulator over a socket and the real adapter instead). Target: ratio <= 1.1 per shape.
 
@@ -24,8 +24,8 @@ import sys
 import uuid
 from collections.abc import Callable
 
+from reconciler.core.listing import Page, PageRequest, enumerate_catalog
 from reconciler.emulator.bloomreach import Catalog
-from reconciler.listing import Page, PageRequest, enumerate_catalog
 
 WINDOW = 1001
 
@@ -167,8 +167,8 @@ def walk_pure(ids: list[str], alphabet: str) -> tuple[int, bool]:
 
 def walk_http(ids: list[str], alphabet: str) -> tuple[int, bool]:
     from reconciler.backends.bloomreach import BloomreachBackend
-    from reconciler.clock import SystemClock
-    from reconciler.config import Limits, Secret, Target
+    from reconciler.core.clock import SystemClock
+    from reconciler.core.settings import Limits, Secret, Target
     from reconciler.emulator.bloomreach import Emulator
 
     with Emulator(ids) as emulator:
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", help="only shapes whose name contains this")
     parser.add_argument("--alphabet", default=None, help="prefix_alphabet (default: config's)")
     args = parser.parse_args(argv)
-    from reconciler.config import DEFAULT_PREFIX_ALPHABET
+    from reconciler.core.settings import DEFAULT_PREFIX_ALPHABET
 
     alphabet = args.alphabet or DEFAULT_PREFIX_ALPHABET
     walk = walk_http if args.http else walk_pure

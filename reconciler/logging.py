@@ -26,7 +26,7 @@ class SecretRedactor:
     """A structlog processor masking registered secrets and credential-like keys."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        from reconciler.redact import secret_forms
+        from reconciler.core.redact import secret_forms
 
         # Every encoding of each secret (URL, JSON, Base64), not only its plain text.
         self.secrets = secret_forms(secrets)
@@ -42,7 +42,7 @@ class SecretRedactor:
         return event
 
     def redact(self, text: str) -> str:
-        from reconciler.redact import redact
+        from reconciler.core.redact import redact
 
         return redact(text, self.secrets)
 

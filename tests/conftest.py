@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler import logging as rlog
-from reconciler.clock import FakeClock
+from reconciler.core.clock import FakeClock
 from reconciler.emulator import Emulator, EmulatorSettings
 from reconciler.emulator.server import ServedEmulator
 

@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.assumptions import Assumption
 from reconciler.backends.base import Inventory, ItemResult, Record, RecordSink, address_rules_for
 from reconciler.backends.http import (
     HttpBackend,
@@ -24,13 +23,14 @@ from reconciler.backends.http import (
     request_line_overhead,
     send,
 )
-from reconciler.batching import BatchShape
-from reconciler.classify import classify_status
-from reconciler.clock import Clock
-from reconciler.config import Limits, Target
-from reconciler.errors import FatalApiError, SkippableItem
-from reconciler.plan import SKIP_UNADDRESSABLE
-from reconciler.retry import OnRetry
+from reconciler.backends.retry import OnRetry
+from reconciler.core.assumptions import Assumption
+from reconciler.core.batching import BatchShape
+from reconciler.core.classify import classify_status
+from reconciler.core.clock import Clock
+from reconciler.core.errors import FatalApiError, SkippableItem
+from reconciler.core.plan import SKIP_UNADDRESSABLE
+from reconciler.core.settings import Limits, Target
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 

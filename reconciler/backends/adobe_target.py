@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.assumptions import Assumption, Evidence
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -36,25 +35,26 @@ from reconciler.backends.http import (
     request_line_overhead,
     send,
 )
-from reconciler.batching import BatchShape, encode_json
-from reconciler.classify import (
+from reconciler.backends.retry import OnRetry
+from reconciler.core.assumptions import Assumption, Evidence
+from reconciler.core.batching import BatchShape, encode_json
+from reconciler.core.classify import (
     classify_status,
     error_text,
     id_problem,
     parse_json_body,
     parse_retry_after,
 )
-from reconciler.clock import Clock
-from reconciler.config import Limits, Target
-from reconciler.errors import (
+from reconciler.core.clock import Clock
+from reconciler.core.errors import (
     AuthError,
     BatchAnswerMismatch,
     FatalApiError,
     RetriableApiError,
     SkippableItem,
 )
-from reconciler.plan import SKIP_UNADDRESSABLE
-from reconciler.retry import OnRetry
+from reconciler.core.plan import SKIP_UNADDRESSABLE
+from reconciler.core.settings import Limits, Target
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 CONTENT_TYPE = "application/vnd.adobe.target.v1+json"

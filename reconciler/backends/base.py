@@ -1,7 +1,7 @@
 """The one interface every catalog backend implements, and the values it speaks in.
 
 A backend is a thin adapter: it turns these calls into requests and answers into these
-values, raising only errors from ``reconciler.errors``. Planning, batching, the rate
+values, raising only errors from ``reconciler.core.errors``. Planning, batching, the rate
 budget and retries live outside it, so every backend gets them the same way, and the
 shared contract suite (tests/backends/) runs against each implementation.
 """
@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.assumptions import Assumption
-from reconciler.batching import BatchShape
-from reconciler.classify import ItemResult
-from reconciler.plan import AddressRules
+from reconciler.core.assumptions import Assumption
+from reconciler.core.batching import BatchShape
+from reconciler.core.classify import ItemResult
+from reconciler.core.plan import AddressRules
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Inventory:
     expected: int | None  # what the server says it holds; None when it does not say
     requests: int = 0
     detail: str = ""
-    # The API assumptions checked on the answers (``reconciler.assumptions``), and whether
+    # The API assumptions checked on the answers (``reconciler.core.assumptions``), and whether
     # the counts behind the proof held together (False: never reported complete).
     assumptions: tuple[Assumption, ...] = ()
     proven: bool = True

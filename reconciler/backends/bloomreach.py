@@ -1,7 +1,7 @@
 """Bloomreach Engagement catalogs over httpx: the only module that speaks its HTTP.
 
 Every httpx exception and every non-2xx answer is translated here into the error tree
-(``reconciler.errors``) via the pure ``classify`` module. Assumptions the public
+(``reconciler.core.errors``) via the pure ``classify`` module. Assumptions the public
 documentation does not settle are each kept in one named function below, so the truth,
 once known, is a one-line change:
 
@@ -9,7 +9,7 @@ once known, is a one-line change:
   sends that; an array of ``{"item_id": ...}`` objects may also be accepted).
 * ``prefix_query``: ``query=<prefix>&field=item_id`` is taken as a case-sensitive prefix
   match, answered in code-point order. Every page is checked against it
-  (``reconciler.listing.check_page``); ids that do not start with the prefix are kept
+  (``reconciler.core.listing.check_page``); ids that do not start with the prefix are kept
   (the API listed them) but not reasoned on. A wrong guess cannot cause a wrong delete
   (only listed ids are ever candidates); it shows up in ``assumptions`` and, when the
   walk cannot make up for it, as ``inventory_complete: false``.
@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.assumptions import Assumption, Evidence
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -34,18 +33,19 @@ from reconciler.backends.base import (
     address_rules_for,
 )
 from reconciler.backends.http import HttpBackend, send
-from reconciler.batching import BatchShape, encode_json
-from reconciler.classify import (
+from reconciler.backends.retry import OnRetry
+from reconciler.core.assumptions import Assumption, Evidence
+from reconciler.core.batching import BatchShape, encode_json
+from reconciler.core.classify import (
     answer_count,
     classify_status,
     id_problem,
     match_bulk_answer,
     parse_json_body,
 )
-from reconciler.clock import Clock
-from reconciler.config import Limits, Target
-from reconciler.errors import AuthError, FatalApiError, SkippableItem
-from reconciler.listing import (
+from reconciler.core.clock import Clock
+from reconciler.core.errors import AuthError, FatalApiError, SkippableItem
+from reconciler.core.listing import (
     CODEPOINT_ORDER,
     COUNTS_AGREE,
     PREFIX_MATCH,
@@ -54,8 +54,8 @@ from reconciler.listing import (
     check_page,
     enumerate_catalog,
 )
-from reconciler.plan import SKIP_UNADDRESSABLE
-from reconciler.retry import OnRetry
+from reconciler.core.plan import SKIP_UNADDRESSABLE
+from reconciler.core.settings import Limits, Target
 
 UNADDRESSABLE_SUBSTRINGS = ("/",)
 USER_AGENT = "catalog-reconciler/0.1"

@@ -13,13 +13,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from reconciler.batching import BatchShape
-from reconciler.clock import Clock
-from reconciler.config import Limits, Target
-from reconciler.errors import RetriableApiError
-from reconciler.plan import AddressRules
-from reconciler.ratelimit import SlidingWindowBudget
-from reconciler.retry import OnRetry, retrying
+from reconciler.backends.retry import OnRetry, retrying
+from reconciler.core.batching import BatchShape
+from reconciler.core.clock import Clock
+from reconciler.core.errors import RetriableApiError
+from reconciler.core.plan import AddressRules
+from reconciler.core.ratelimit import SlidingWindowBudget
+from reconciler.core.settings import Limits, Target
 
 # A front end limits the whole request line, ``METHOD /path?query HTTP/1.1`` (Apache's
 # LimitRequestLine default is 8,190 bytes); the margin covers a proxy's longer forms.

@@ -12,7 +12,6 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reconciler.assumptions import Assumption
 from reconciler.backends.base import (
     Inventory,
     ItemResult,
@@ -20,9 +19,10 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.batching import BatchShape
-from reconciler.errors import ApiError, SkippableItem
-from reconciler.plan import AddressRules
+from reconciler.core.assumptions import Assumption
+from reconciler.core.batching import BatchShape
+from reconciler.core.errors import ApiError, SkippableItem
+from reconciler.core.plan import AddressRules
 
 
 class MemoryBackend:

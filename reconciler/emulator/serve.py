@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.config import IdFile
+from reconciler.core.errors import ConfigError
+from reconciler.core.settings import IdFile
 from reconciler.emulator import Emulator, EmulatorSettings, generate_items
-from reconciler.errors import ConfigError
-from reconciler.source import read_ids
+from reconciler.sources.reader import read_ids
 
 
 def parse_rate(text: str) -> tuple[int, float]:

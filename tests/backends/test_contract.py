@@ -12,10 +12,10 @@ import pytest
 from reconciler.backends.base import Backend, Record
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.backends.memory import MemoryBackend
-from reconciler.clock import FakeClock
-from reconciler.config import Limits, Secret, Target
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import FatalApiError, SkippableItem
+from reconciler.core.settings import Limits, Secret, Target
 from reconciler.emulator import Emulator, EmulatorSettings
-from reconciler.errors import FatalApiError, SkippableItem
 
 ITEMS = {f"item-{n:05d}": {"title": f"Item {n}"} for n in range(2500)}
 ITEMS.update({"00123": {"title": "zeros"}, "NA": {}, "ünïcødé": {}, "with space": {},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.report_html import HtmlExtras, write_html
+from reconciler.report.html import HtmlExtras, write_html
 from tests.browser.png import colours
 
 pytestmark = pytest.mark.browser

@@ -6,9 +6,9 @@ import pytest
 
 from reconciler.backends.adobe_classic import entity_delete_query
 from reconciler.config import load_config
+from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 from reconciler.emulator.adobe_classic import AdobeClassicEmulator
-from reconciler.errors import EXIT_CONFIG, EXIT_OK, ConfigError
-from reconciler.runner import RunRequest, run_job
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import PERMISSIVE_SAFETY, toml_value, write_config, write_csv
 
 pytestmark = pytest.mark.integration

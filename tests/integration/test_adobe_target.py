@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from reconciler.backends.adobe_target import AdobeTargetBackend
-from reconciler.clock import FakeClock
 from reconciler.config import Limits, Secret, Target, load_config
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK, FatalApiError
 from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
-from reconciler.errors import EXIT_OK, FatalApiError
-from reconciler.runner import RunRequest, run_job
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import PERMISSIVE_SAFETY, toml_value, write_config, write_csv
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ def test_503_throttling_is_honoured(tmp_path, adobe):
     limits = Limits(requests_per_window=50, window_seconds=0.5, max_attempts=30,
                     backoff_initial_seconds=0.05, backoff_max_seconds=0.2, list_page_size=500,
                     list_window=501)
-    from reconciler.clock import SystemClock
+    from reconciler.core.clock import SystemClock
     backend = AdobeTargetBackend(target_for(emulator), limits, SystemClock())
     inventory = backend.inventory()
     backend.close()

@@ -14,9 +14,9 @@ import httpx
 import pytest
 
 from reconciler.config import load_config
-from reconciler.daemon import Daemon
-from reconciler.journal import Journal
-from reconciler.runner import default_backend
+from reconciler.runs.runner import default_backend
+from reconciler.service.daemon import Daemon
+from reconciler.store.journal import Journal
 from tests.helpers import job_toml, start_reconciler, wait_for, write_config, write_csv
 
 pytestmark = pytest.mark.integration

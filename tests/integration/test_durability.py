@@ -15,9 +15,9 @@ import signal
 import pytest
 
 from reconciler.config import load_config
-from reconciler.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_REFUSED
-from reconciler.journal import Journal
-from reconciler.runner import RunRequest, run_job
+from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_REFUSED
+from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store.journal import Journal
 from tests.helpers import emulator_config, run_reconciler, start_reconciler
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
+from reconciler.core.errors import ConfigError
 from reconciler.emulator.serve import load_items, parse_rate
-from reconciler.errors import ConfigError
 from tests.helpers import write_csv
 
 pytestmark = pytest.mark.integration

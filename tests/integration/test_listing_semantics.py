@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from reconciler.errors import EXIT_OK
-from reconciler.runner import RunRequest, run_job
+from reconciler.core.errors import EXIT_OK
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import emulator_config
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reconciler.clock import FakeClock
-from reconciler.errors import EXIT_OK, EXIT_REFUSED
-from reconciler.runner import RunRequest, run_job
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import emulator_config, run_reconciler
 
 pytestmark = pytest.mark.integration
@@ -232,7 +232,7 @@ def test_an_export_from_the_future_is_refused(tmp_path, catalog):
 
 def test_an_export_rewritten_while_it_is_read_is_refused(tmp_path, catalog, monkeypatch):
     config = make(tmp_path, catalog, sorted(ITEMS)[:1990])
-    import reconciler.source as source
+    import reconciler.sources.reader as source
 
     real = source.pacsv.read_csv
 
@@ -242,7 +242,7 @@ def test_an_export_rewritten_while_it_is_read_is_refused(tmp_path, catalog, monk
         path.write_bytes(path.read_bytes()[:-20])  # the exporter starts over
         return table
 
-    monkeypatch.setattr("reconciler.source.pacsv.read_csv", rewritten_meanwhile)
+    monkeypatch.setattr("reconciler.sources.reader.pacsv.read_csv", rewritten_meanwhile)
     result = run(config)
     assert result.exit_code == EXIT_REFUSED
     assert result.summary["refused"] == (

@@ -8,9 +8,15 @@ import json
 import pytest
 
 from reconciler.config import load_config
+from reconciler.core.errors import (
+    EXIT_CONFIG,
+    EXIT_ITEMS_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNEXPECTED,
+)
 from reconciler.emulator import generate_items
-from reconciler.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED, EXIT_OK, EXIT_REFUSED, EXIT_UNEXPECTED
-from reconciler.runner import RunRequest, run_job
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import emulator_config, job_toml, write_config, write_csv, write_parquet
 
 pytestmark = pytest.mark.integration

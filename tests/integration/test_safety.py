@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler import saved_plan
-from reconciler.clock import FakeClock
 from reconciler.config import load_config
-from reconciler.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
-from reconciler.runner import RunRequest, run_job
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store import saved_plan
 from tests.helpers import (
     emulator_config,
     job_toml,
@@ -221,7 +221,7 @@ def test_purge_needs_the_exact_catalog_id_and_backs_up_first(tmp_path, catalog):
     assert done.returncode == 0, done.stderr
     assert catalog.ids() == set()
     backup = next((config.state_dir / "backups" / "products").glob("*.jsonl.gz"))
-    from reconciler.backups import read_records
+    from reconciler.store.backups import read_records
     assert {r["item_id"] for r in read_records(backup)} == set(ITEMS)
 
 

@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler import saved_plan
-from reconciler.clock import FakeClock
 from reconciler.config import load_config
-from reconciler.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
-from reconciler.fingerprint import short, target_fingerprint
-from reconciler.journal import Journal
-from reconciler.runner import RunRequest, run_job
-from reconciler.signals import StopFlag
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+from reconciler.core.fingerprint import short, target_fingerprint
+from reconciler.runs.runner import RunRequest, run_job
+from reconciler.runs.signals import StopFlag
+from reconciler.store import saved_plan
+from reconciler.store.journal import Journal
 from tests.helpers import emulator_config, job_toml, run_reconciler, write_config, write_csv
 
 pytestmark = pytest.mark.integration

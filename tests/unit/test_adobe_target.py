@@ -7,7 +7,7 @@ from reconciler.backends.adobe_target import (
     entities_delete_url,
     search_hits,
 )
-from reconciler.errors import FatalApiError
+from reconciler.core.errors import FatalApiError
 
 
 def test_delete_url_encodes_ids_and_names_the_environment():
@@ -42,7 +42,7 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
     import respx
 
     from reconciler.backends.adobe_target import AdobeTargetBackend
-    from reconciler.config import Limits, Secret, Target
+    from reconciler.core.settings import Limits, Secret, Target
 
     token_file = tmp_path / "token"
     token_file.write_text("first-token\n")
@@ -72,7 +72,7 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
 ])
 def test_unusable_adobe_ids_make_the_answer_unusable(hit, expected):
     from reconciler.backends.adobe_target import search_hits
-    from reconciler.errors import FatalApiError
+    from reconciler.core.errors import FatalApiError
 
     with pytest.raises(FatalApiError) as caught:
         search_hits({"hits": [{"id": "a"}, hit]})
@@ -87,7 +87,7 @@ def test_unusable_adobe_ids_make_the_answer_unusable(hit, expected):
 ])
 def test_a_delete_answer_that_is_not_deleted_by_ids_is_a_mismatch(answer, expected):
     from reconciler.backends.adobe_target import check_delete_answer
-    from reconciler.errors import BatchAnswerMismatch
+    from reconciler.core.errors import BatchAnswerMismatch
 
     with pytest.raises(BatchAnswerMismatch) as caught:
         check_delete_answer(answer)
@@ -100,8 +100,8 @@ def test_adobe_503_throttling_carries_its_retry_after(clock):
     import respx
 
     from reconciler.backends.adobe_target import AdobeTargetBackend
-    from reconciler.config import Limits, Secret, Target
-    from reconciler.errors import RetriableApiError
+    from reconciler.core.errors import RetriableApiError
+    from reconciler.core.settings import Limits, Secret, Target
 
     target = Target(backend="adobe-target", base_url="https://mc.example.test",
                     project_token="", catalog_id="t/environment-1", api_key_id=Secret("cid"),
@@ -123,8 +123,8 @@ def test_batches_are_sized_on_the_whole_request_line(clock, base_path):
 
     from reconciler.backends.adobe_target import AdobeTargetBackend
     from reconciler.backends.http import REQUEST_LINE_LIMIT
-    from reconciler.batching import split_batches
-    from reconciler.config import Limits, Secret, Target
+    from reconciler.core.batching import split_batches
+    from reconciler.core.settings import Limits, Secret, Target
 
     base_url = "https://mc.example.test" + base_path.rstrip("/")
     target = Target(backend="adobe-target", base_url=base_url, project_token="",
@@ -163,7 +163,7 @@ def test_overlapping_pages_make_the_inventory_incomplete(clock):
     import respx
 
     from reconciler.backends.adobe_target import AdobeTargetBackend
-    from reconciler.config import Limits, Secret, Target
+    from reconciler.core.settings import Limits, Secret, Target
 
     target = Target(backend="adobe-target", base_url="https://mc.example.test", project_token="",
                     catalog_id="t/environment-1", api_key_id=Secret("cid"),

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.batching import BatchShape, split_batches
+from reconciler.core.batching import BatchShape, split_batches
 
 
 def test_splits_by_count():

@@ -9,13 +9,13 @@ import pytest
 import respx
 
 from reconciler.backends.bloomreach import BloomreachBackend
-from reconciler.config import Limits, Secret, Target
-from reconciler.errors import (
+from reconciler.core.errors import (
     AuthError,
     BatchAnswerMismatch,
     RetriableApiError,
     SkippableItem,
 )
+from reconciler.core.settings import Limits, Secret, Target
 
 BASE = "https://api.example.test"
 CATALOG = f"{BASE}/data/v2/projects/proj/catalogs/cat"
@@ -167,7 +167,7 @@ def test_401_points_at_the_credentials(backend):
      "list items: answer has no 'data' list"),
 ])
 def test_a_listing_answer_of_the_wrong_shape_is_one_line(backend, answer, expected):
-    from reconciler.errors import FatalApiError
+    from reconciler.core.errors import FatalApiError
 
     respx.get(f"{CATALOG}/items").respond(200, json=answer)
     with pytest.raises(FatalApiError) as caught:

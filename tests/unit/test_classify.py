@@ -4,14 +4,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reconciler.classify import (
+from reconciler.core.classify import (
     ItemResult,
     classify_status,
     match_bulk_answer,
     parse_json_body,
     parse_retry_after,
 )
-from reconciler.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
+from reconciler.core.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 

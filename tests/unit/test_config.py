@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.config import Limits, Secret, load_config, resolve_config_path
-from reconciler.errors import EXIT_CONFIG, ConfigError
+from reconciler.core.errors import EXIT_CONFIG, ConfigError
 
 VALID = """
 state_dir = "var"
@@ -204,7 +204,7 @@ def test_adobe_target_needs_an_environment(tmp_path):
 
 
 def test_scope_and_grace_period_keys(tmp_path):
-    from reconciler.config import Safety
+    from reconciler.core.settings import Safety
 
     scoped = VALID.replace('schedule = "*/30 * * * *"',
                            'schedule = "*/30 * * * *"\nscope = ["EU-", "*-eu"]')

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from reconciler import console
-from reconciler.plan import IdStats, Plan
+from reconciler.cli import console
+from reconciler.core.plan import IdStats, Plan
 
 
 class Tty(io.StringIO):

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from reconciler.backends.memory import MemoryBackend
-from reconciler.batching import BatchShape
-from reconciler.config import Limits
-from reconciler.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
-from reconciler.executor import Executor
-from reconciler.ratelimit import SlidingWindowBudget
+from reconciler.core.batching import BatchShape
+from reconciler.core.errors import AuthError, BatchAnswerMismatch, FatalApiError, RetriableApiError
+from reconciler.core.ratelimit import SlidingWindowBudget
+from reconciler.core.settings import Limits
+from reconciler.runs.executor import Executor
 
 LIMITS = Limits(requests_per_window=5, window_seconds=10, max_attempts=4,
                 backoff_initial_seconds=1, backoff_max_seconds=8)
@@ -118,7 +118,7 @@ def test_per_item_failures_carry_the_server_text(clock):
 
 
 def test_budget_is_shared_between_executors(clock):
-    from reconciler.ratelimit import SlidingWindowBudget
+    from reconciler.core.ratelimit import SlidingWindowBudget
 
     budget = SlidingWindowBudget(5, 10)
     first, second = backend(), backend()
@@ -215,7 +215,7 @@ def test_a_400_about_the_whole_request_is_not_bisected_down_to_single_ids(clock)
 
 
 def test_bisection_costs_a_bounded_number_of_requests(clock):
-    from reconciler.executor import split_request_cap
+    from reconciler.runs.executor import split_request_cap
 
     bad = {IDS[n] for n in range(0, 30, 3)}  # ten bad ids spread over one batch of 30
     # The server names the first bad id, so halves are never refused "the same way".
@@ -234,7 +234,7 @@ def test_bisection_costs_a_bounded_number_of_requests(clock):
 def test_a_pause_stored_in_the_shared_budget_past_the_deadline_is_not_obeyed(clock):
     from dataclasses import replace
 
-    from reconciler.ratelimit import BudgetState
+    from reconciler.core.ratelimit import BudgetState
 
     limits = replace(LIMITS, retry_deadline_seconds=600)
     budget = SlidingWindowBudget(limits.requests_per_window, limits.window_seconds)

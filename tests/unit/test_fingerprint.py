@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from reconciler.config import Secret, Target
-from reconciler.fingerprint import normalise_base_url, short, target_fingerprint
+from reconciler.core.fingerprint import normalise_base_url, short, target_fingerprint
+from reconciler.core.settings import Secret, Target
 
 BASE = Target(backend="bloomreach", base_url="https://api.exponea.com", project_token="p1",
               catalog_id="c1", api_key_id=Secret("k"), api_secret=Secret("s"))

@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from reconciler.errors import ConfigError
-from reconciler.journal import Journal
-from reconciler.locks import JobBusy, JobLock
+from reconciler.core.errors import ConfigError
+from reconciler.store.journal import Journal
+from reconciler.store.locks import JobBusy, JobLock
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_unicode_ids_keep_their_order_in_range_updates(journal):
 
 
 def test_migrating_a_version_1_journal_keeps_its_runs(tmp_path):
-    from reconciler import journal as journal_module
+    from reconciler.store import journal as journal_module
 
     db = sqlite3.connect(tmp_path / "journal.sqlite3")
     db.executescript(journal_module._MIGRATIONS[0])
@@ -143,7 +143,7 @@ def test_shrink_baseline_and_daily_count(journal):
 def test_state_from_before_fingerprints_never_counts_for_a_target(tmp_path):
     """Version 3 rows carry no fingerprint: after the upgrade no plan is resumed, no grace,
     ledger, baseline or daily total is found for any target (the job starts fresh)."""
-    from reconciler import journal as journal_module
+    from reconciler.store import journal as journal_module
 
     db = sqlite3.connect(tmp_path / "journal.sqlite3")
     for script in journal_module._MIGRATIONS[:3]:
@@ -181,7 +181,7 @@ def test_each_target_keeps_its_own_state(journal):
     assert journal.last_target("other", "r2") == (False, None)
 
 def test_rows_of_dead_processes_become_crashed_and_stay_resumable(tmp_path):
-    from reconciler.journal import CRASHED, Journal
+    from reconciler.store.journal import CRASHED, Journal
 
     journal = Journal.in_state_dir(tmp_path)
     journal.start_run("r1", "job", False, "2026-01-01T00:00:00Z", target="T")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.listing import PREFIX_MATCH, Page, PageRequest, enumerate_catalog
+from reconciler.core.listing import PREFIX_MATCH, Page, PageRequest, enumerate_catalog
 
 
 class FakeCatalogServer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from reconciler.metrics import Metrics
+from reconciler.service.metrics import Metrics
 
 
 def text(metrics: Metrics) -> str:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.plan import AddressRules, make_plan
-from reconciler.safety import NEAR_MATCH_KINDS, near_matches, normal_forms
+from reconciler.core.plan import AddressRules, make_plan
+from reconciler.core.safety import NEAR_MATCH_KINDS, near_matches, normal_forms
 
 
 def near(to_delete, source):
@@ -52,7 +52,7 @@ def test_non_ascii_source_takes_the_unicode_kernels():
 
 
 def test_large_source_is_probed_in_slices(monkeypatch):
-    import reconciler.safety as safety
+    import reconciler.core.safety as safety
 
     monkeypatch.setattr(safety, "_NORMALISE_SLICE", 3)
     source = [f"sku-{n}" for n in range(10)]

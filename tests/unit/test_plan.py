@@ -4,7 +4,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.plan import AddressRules, make_plan
+from reconciler.core.plan import AddressRules, make_plan
 
 RULES = AddressRules(forbidden_substrings=("/",))
 ids = st.lists(st.text(alphabet="ab/ 0é", max_size=4), max_size=40)

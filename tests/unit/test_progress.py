@@ -4,7 +4,7 @@ import io
 import json
 
 from reconciler.logging import get_logger
-from reconciler.progress import Progress
+from reconciler.runs.progress import Progress
 
 
 class FakeTerminal(io.StringIO):

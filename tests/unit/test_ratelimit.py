@@ -3,9 +3,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.budgets import FileBudget, budget_path
-from reconciler.clock import FakeClock
-from reconciler.ratelimit import MAX_IN_FLIGHT_SECONDS, SlidingWindowBudget
+from reconciler.core.clock import FakeClock
+from reconciler.core.ratelimit import MAX_IN_FLIGHT_SECONDS, SlidingWindowBudget
+from reconciler.store.budgets import FileBudget, budget_path
 
 
 def send(budget, clock: FakeClock, latency: float) -> tuple[float, float]:

@@ -6,8 +6,8 @@ import httpx
 import respx
 
 from reconciler.backends.bloomreach import BloomreachBackend
-from reconciler.config import Limits, Secret, Target
-from reconciler.ratelimit import SlidingWindowBudget
+from reconciler.core.ratelimit import SlidingWindowBudget
+from reconciler.core.settings import Limits, Secret, Target
 
 BASE = "https://api.example.test"
 CATALOG = f"{BASE}/data/v2/projects/proj/catalogs/cat"

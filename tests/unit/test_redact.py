@@ -6,9 +6,9 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from reconciler.classify import ItemResult
-from reconciler.errors import RetriableApiError
-from reconciler.redact import RedactingBackend, redact, secret_forms
+from reconciler.core.classify import ItemResult
+from reconciler.core.errors import RetriableApiError
+from reconciler.core.redact import RedactingBackend, redact, secret_forms
 
 SECRET = "s3/cr+t é\"x"
 

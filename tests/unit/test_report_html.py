@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from reconciler.report_html import MAX_ROWS, HtmlExtras, key_properties, render
+from reconciler.report.html import MAX_ROWS, HtmlExtras, key_properties, render
 
 HOSTILE = '<script>alert("x")</script>'
 

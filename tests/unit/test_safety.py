@@ -8,8 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reconciler.config import Safety
-from reconciler.safety import (
+from reconciler.core.safety import (
     SourceFacts,
     glob_to_regex,
     grace_due,
@@ -18,6 +17,7 @@ from reconciler.safety import (
     protected_mask,
     refusal,
 )
+from reconciler.core.settings import Safety
 
 FACTS = SourceFacts(path="s.csv", age_seconds=3600, rows=1000, unique=1000, empty=0,
                     last_unique=1000, missing_canaries=())

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from reconciler import saved_plan
-from reconciler.errors import EXIT_CONFIG, EXIT_REFUSED, ConfigError, SafetyRefusal
-from reconciler.saved_plan import SavedPlan
+from reconciler.core.errors import EXIT_CONFIG, EXIT_REFUSED, ConfigError, SafetyRefusal
+from reconciler.store import saved_plan
+from reconciler.store.saved_plan import SavedPlan
 
 PLAN = SavedPlan(job="j", run_id="r", created_at=1.5, source_path="s.csv", source_sha256="a",
                  inventory_sha256="b", remote_ids=10, to_delete=("x", "y"), skipped={},

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.scope import (
+from reconciler.core.scope import (
     conflict_line,
     entries_disjoint,
     in_scope_mask,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import socket
 
-from reconciler.sdnotify import notify, watchdog_interval
+from reconciler.service.sdnotify import notify, watchdog_interval
 
 
 def test_notify_sends_a_datagram_to_the_socket(tmp_path):

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from reconciler.config import IdFile
-from reconciler.errors import EXIT_REFUSED, SourceError
-from reconciler.source import read_ids, read_source
+from reconciler.core.errors import EXIT_REFUSED, SourceError
+from reconciler.core.settings import IdFile
+from reconciler.sources.reader import read_ids, read_source
 from tests.helpers import write_csv, write_parquet
 
 AWKWARD = ["00123", "1e5", "NA", "null", "nan", "N/A", " padded ", "comma,id", "ünïcødé", "a\"q"]
@@ -210,13 +210,13 @@ def test_parquet_id_with_a_line_break_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path, monkeypatch, kind):
-    import reconciler.source as source
+    import reconciler.sources.reader as source
 
     path = (write_csv(tmp_path / "s.csv", ["a", "b"]) if kind == "csv"
             else write_parquet(tmp_path / "s.parquet", ["a", "b"]))
     real = source.pacsv.read_csv if kind == "csv" else source.pq.read_table
-    target = "reconciler.source.pacsv.read_csv" if kind == "csv" else \
-        "reconciler.source.pq.read_table"
+    target = "reconciler.sources.reader.pacsv.read_csv" if kind == "csv" else \
+        "reconciler.sources.reader.pq.read_table"
 
     def rewritten_meanwhile(*args, **kwargs):
         table = real(*args, **kwargs)

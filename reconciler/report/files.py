@@ -15,9 +15,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from reconciler.executor import PLANNED, QUEUED, SKIPPED, Outcome
-from reconciler.plan import Plan
-from reconciler.report_html import MAX_ROWS, HtmlExtras, write_html
+from reconciler.core.plan import Plan
+from reconciler.report.html import MAX_ROWS, HtmlExtras, write_html
+from reconciler.runs.executor import PLANNED, QUEUED, SKIPPED, Outcome
 
 SUMMARY = "summary.json"
 DELETES = "deletes.csv"

@@ -14,7 +14,7 @@ import os
 import uuid
 from pathlib import Path
 
-from reconciler.ratelimit import (
+from reconciler.core.ratelimit import (
     BudgetState,
     Grant,
     SlidingWindowBudget,

@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from reconciler.config import CSV_SUFFIXES, PARQUET_SUFFIXES, IdFile
-from reconciler.errors import SourceError
-from reconciler.plan import as_string_array
+from reconciler.core.errors import SourceError
+from reconciler.core.plan import as_string_array
+from reconciler.core.settings import CSV_SUFFIXES, PARQUET_SUFFIXES, IdFile
 
 _BLOCK = 1 << 20
 # Appended after the last row: if it reads back whole, every quote in the file was closed.

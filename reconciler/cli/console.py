@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from reconciler.plan import Plan
+from reconciler.core.plan import Plan
 
 PLAN_LIMIT = 10  # ids shown per reason
 EXIT_CHANGES = 5  # plan --detailed-exitcode: something would be deleted

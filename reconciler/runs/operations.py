@@ -14,27 +14,23 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from reconciler import backups
 from reconciler.backends.base import Record
-from reconciler.batching import BatchShape
-from reconciler.budgets import FileBudget, budget_path
-from reconciler.clock import Clock, SystemClock
-from reconciler.config import Config, IdFile
-from reconciler.errors import (
+from reconciler.core.batching import BatchShape
+from reconciler.core.clock import Clock, SystemClock
+from reconciler.core.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     ConfigError,
     SafetyRefusal,
 )
-from reconciler.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
-from reconciler.fingerprint import target_fingerprint
-from reconciler.journal import FINISHED, REFUSED, Journal
-from reconciler.locks import JobLock
+from reconciler.core.fingerprint import target_fingerprint
+from reconciler.core.plan import IdStats, Plan
+from reconciler.core.settings import Config, IdFile
 from reconciler.logging import get_logger
-from reconciler.plan import IdStats, Plan
-from reconciler.report import write_report
-from reconciler.runner import (
+from reconciler.report.files import write_report
+from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, UNKNOWN, Executor
+from reconciler.runs.runner import (
     RunResult,
     base_summary,
     check_ownership,
@@ -43,7 +39,11 @@ from reconciler.runner import (
     new_run_id,
     report_dir_for,
 )
-from reconciler.source import read_ids
+from reconciler.sources.reader import read_ids
+from reconciler.store import backups
+from reconciler.store.budgets import FileBudget, budget_path
+from reconciler.store.journal import FINISHED, REFUSED, Journal
+from reconciler.store.locks import JobLock
 
 SKIP_NOT_IN_BACKUP = "not_in_backup"
 

@@ -30,16 +30,13 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler import backups, preflight, saved_plan
 from reconciler.backends.adobe_classic import AdobeClassicBackend
 from reconciler.backends.adobe_target import AdobeTargetBackend
 from reconciler.backends.base import Backend
 from reconciler.backends.bloomreach import BloomreachBackend
 from reconciler.backends.http import HttpBackend
-from reconciler.budgets import FileBudget, budget_path
-from reconciler.clock import Clock, SystemClock
-from reconciler.config import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
-from reconciler.errors import (
+from reconciler.core.clock import Clock, SystemClock
+from reconciler.core.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -51,29 +48,10 @@ from reconciler.errors import (
     SourceError,
     describe_os_error,
 )
-from reconciler.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
-from reconciler.fingerprint import short, target_fingerprint
-from reconciler.journal import (
-    DRY,
-    FAILED_RUN,
-    FINISHED,
-    PLANNED,
-    REFUSED,
-    RESUMED,
-    STILL_PRESENT,
-    STOPPED,
-    VERIFIED_GONE,
-    Journal,
-    RunRow,
-)
-from reconciler.locks import JobLock
-from reconciler.logging import get_logger
-from reconciler.plan import IdStats, Plan, defer, make_plan
-from reconciler.progress import Progress
-from reconciler.redact import RedactingBackend, target_forms
-from reconciler.report import prune_reports, write_report
-from reconciler.report_html import MAX_HISTORY, HtmlExtras, key_properties
-from reconciler.safety import (
+from reconciler.core.fingerprint import short, target_fingerprint
+from reconciler.core.plan import IdStats, Plan, defer, make_plan
+from reconciler.core.redact import RedactingBackend, target_forms
+from reconciler.core.safety import (
     SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
@@ -87,15 +65,37 @@ from reconciler.safety import (
     protected_mask,
     refusal,
 )
-from reconciler.saved_plan import SavedPlan
-from reconciler.scope import (
+from reconciler.core.scope import (
     SKIP_OUT_OF_SCOPE,
     conflict_line,
     in_scope_mask,
     ownership_conflicts,
 )
-from reconciler.signals import StopFlag
-from reconciler.source import SourceRead, read_ids, read_source
+from reconciler.core.settings import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
+from reconciler.logging import get_logger
+from reconciler.report.files import prune_reports, write_report
+from reconciler.report.html import MAX_HISTORY, HtmlExtras, key_properties
+from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
+from reconciler.runs.progress import Progress
+from reconciler.runs.signals import StopFlag
+from reconciler.sources.reader import SourceRead, read_ids, read_source
+from reconciler.store import backups, preflight, saved_plan
+from reconciler.store.budgets import FileBudget, budget_path
+from reconciler.store.journal import (
+    DRY,
+    FAILED_RUN,
+    FINISHED,
+    PLANNED,
+    REFUSED,
+    RESUMED,
+    STILL_PRESENT,
+    STOPPED,
+    VERIFIED_GONE,
+    Journal,
+    RunRow,
+)
+from reconciler.store.locks import JobLock
+from reconciler.store.saved_plan import SavedPlan
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
 SKIP_BACK_IN_SOURCE = "back_in_source"

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import tenacity
 
-from reconciler.clock import Clock
-from reconciler.config import Limits
-from reconciler.errors import RetriableApiError
+from reconciler.core.clock import Clock
+from reconciler.core.errors import RetriableApiError
+from reconciler.core.settings import Limits
 
 OnRetry = Callable[[RetriableApiError, int, float], None]
 

@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from reconciler.assumptions import Assumption, any_contradicted
 from reconciler.backends.base import Backend
-from reconciler.config import Config, Job
-from reconciler.errors import EXIT_OK, ReconcilerError
+from reconciler.core.assumptions import Assumption, any_contradicted
+from reconciler.core.errors import EXIT_OK, ReconcilerError
+from reconciler.core.settings import Config, Job
 
 EXIT_CONTRADICTED = 1
 

@@ -21,7 +21,7 @@ from itertools import combinations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.safety import glob_to_regex
+from reconciler.core.safety import glob_to_regex
 
 SKIP_OUT_OF_SCOPE = "out_of_scope"
 _GLOB_CHARS = "*?["

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import SafetyRefusal
+from reconciler.core.errors import SafetyRefusal
 
 SUFFIX = ".jsonl.gz"
 

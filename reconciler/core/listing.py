@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
-from reconciler.assumptions import CONTRADICTED, Assumption, Evidence
+from reconciler.core.assumptions import CONTRADICTED, Assumption, Evidence
 
 MAX_PREFIX_LENGTH = 512
 

@@ -30,9 +30,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from reconciler import preflight, sdnotify
 from reconciler.config import INTERVAL_PATTERN, Config, Job, load_config
-from reconciler.errors import (
+from reconciler.core.errors import (
     EXIT_ITEMS_FAILED,
     EXIT_OK,
     EXIT_UNEXPECTED,
@@ -40,11 +39,13 @@ from reconciler.errors import (
     EnvironmentProblem,
     ReconcilerError,
 )
-from reconciler.journal import Journal
 from reconciler.logging import get_logger
-from reconciler.metrics import HealthServer, Metrics
-from reconciler.runner import BackendFactory, RunRequest, default_backend, run_job
-from reconciler.signals import StopFlag
+from reconciler.runs.runner import BackendFactory, RunRequest, default_backend, run_job
+from reconciler.runs.signals import StopFlag
+from reconciler.service import sdnotify
+from reconciler.service.metrics import HealthServer, Metrics
+from reconciler.store import preflight
+from reconciler.store.journal import Journal
 
 TICK_SECONDS = 1.0
 _UNIT = {"s": 1, "m": 60, "h": 3600}

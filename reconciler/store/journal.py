@@ -36,7 +36,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 
 PLANNED = "planned"
 SENT = "sent"

@@ -6,9 +6,9 @@ import csv
 import json
 from typing import TextIO
 
-from reconciler.config import Config
-from reconciler.errors import ConfigError
-from reconciler.journal import JOURNAL_NAME, Journal, RunRow
+from reconciler.core.errors import ConfigError
+from reconciler.core.settings import Config
+from reconciler.store.journal import JOURNAL_NAME, Journal, RunRow
 
 
 def _open(config: Config) -> Journal:

@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.config import Safety
+from reconciler.core.settings import Safety
 
 SKIP_PROTECTED = "protected"
 SKIP_PENDING_GRACE = "pending_grace"

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from reconciler.errors import SafetyRefusal
+from reconciler.core.errors import SafetyRefusal
 
 
 class JobBusy(SafetyRefusal):

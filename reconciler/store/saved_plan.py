@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.errors import ConfigError, SafetyRefusal
+from reconciler.core.errors import ConfigError, SafetyRefusal
 
 FORMAT = 2
 KEY_NAME = "plan.key"

@@ -17,9 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from reconciler import __version__, console, preflight
+from reconciler import __version__
+from reconciler.cli import console
 from reconciler.config import Config, load_config, resolve_config_path
-from reconciler.errors import (
+from reconciler.core.errors import (
     EXIT_CONFIG,
     EXIT_ITEMS_FAILED,
     EXIT_OK,
@@ -31,6 +32,7 @@ from reconciler.errors import (
     describe_os_error,
 )
 from reconciler.logging import configure
+from reconciler.store import preflight
 
 CHECK_TIMEOUT_SECONDS = 5.0  # `check` makes one attempt per API, this long at most
 _SEVERITY = (EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_REFUSED, EXIT_ITEMS_FAILED, EXIT_OK)
@@ -262,13 +264,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return serve_from_args(args)
     if args.command == "demo":
-        from reconciler.demo import run_demo
+        from reconciler.cli.demo import run_demo
 
         return run_demo(args.dir, args.items)
     config_path = resolve_config_path(args.config)
     # history and outcomes read only the journal: they need no API credentials.
     config = load_config(config_path, secrets=args.command not in ("history", "outcomes"))
-    from reconciler.redact import config_forms
+    from reconciler.core.redact import config_forms
 
     secrets = config_forms(job.target for job in config.jobs.values())
     if args.command == "daemon":
@@ -282,7 +284,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         return _check(config, args.jobs)
     if args.command in ("history", "outcomes"):
-        from reconciler import history
+        from reconciler.cli import history
 
         if args.command == "history":
             return history.print_history(config, args.job, args.limit, sys.stdout)
@@ -305,8 +307,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _daemon(config_path: Path, once: bool) -> int:
-    from reconciler.daemon import Daemon
-    from reconciler.signals import graceful_stop
+    from reconciler.runs.signals import graceful_stop
+    from reconciler.service.daemon import Daemon
 
     daemon = Daemon(config_path)
     if not once:
@@ -321,8 +323,9 @@ def _daemon(config_path: Path, once: bool) -> int:
 
 def _single(config: Config, args: argparse.Namespace) -> int:
     """restore, purge and apply: one job, one report."""
-    from reconciler import operations, saved_plan
-    from reconciler.runner import RunRequest, run_job
+    from reconciler.runs import operations
+    from reconciler.runs.runner import RunRequest, run_job
+    from reconciler.store import saved_plan
 
     if args.command == "restore":
         result = operations.restore(config, args.run_id, args.ids)
@@ -361,8 +364,8 @@ def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
     ``detailed``: exit 5 instead of 0 when some job would delete something.
     """
     from reconciler.logging import get_logger
-    from reconciler.runner import RunRequest, RunResult, run_job
-    from reconciler.signals import StopFlag, graceful_stop
+    from reconciler.runs.runner import RunRequest, RunResult, run_job
+    from reconciler.runs.signals import StopFlag, graceful_stop
 
     def confirm(preview: RunResult) -> bool:
         console.print_plan(preview, config_path, sys.stdout, limit=limit)
@@ -421,10 +424,10 @@ def _print_saved(result: Any, config_path: Path | None, plan_out: Path) -> None:
 
 
 def _probe(config: Config, names: Sequence[str], fmt: str) -> int:
-    from reconciler.clock import SystemClock
+    from reconciler.core.clock import SystemClock
     from reconciler.logging import get_logger
-    from reconciler.probe import probe_jobs
-    from reconciler.runner import default_backend
+    from reconciler.runs.probe import probe_jobs
+    from reconciler.runs.runner import default_backend
 
     codes = probe_jobs(
         config, names, lambda job: default_backend(job, SystemClock(), get_logger(job=job.name)),
@@ -433,11 +436,11 @@ def _probe(config: Config, names: Sequence[str], fmt: str) -> int:
 
 
 def _check(config: Config, names: Sequence[str]) -> int:
-    from reconciler.clock import SystemClock
-    from reconciler.fingerprint import target_fingerprint
+    from reconciler.core.clock import SystemClock
+    from reconciler.core.fingerprint import target_fingerprint
+    from reconciler.core.scope import conflict_line, ownership_conflicts
     from reconciler.logging import get_logger
-    from reconciler.runner import default_backend
-    from reconciler.scope import conflict_line, ownership_conflicts
+    from reconciler.runs.runner import default_backend
 
     selected = config.select(list(names))
     owners = {j.name: (target_fingerprint(j.target), j.scope) for j in config.jobs.values()}

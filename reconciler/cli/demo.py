@@ -11,10 +11,10 @@ import csv
 import shutil
 from pathlib import Path
 
-from reconciler.cli import run_jobs
+from reconciler.cli.main import run_jobs
 from reconciler.config import load_config
+from reconciler.core.errors import ConfigError
 from reconciler.emulator import Emulator, EmulatorSettings, generate_items
-from reconciler.errors import ConfigError
 from reconciler.logging import configure
 
 STALE_AWKWARD = ("SKU/with-slash", "comma,id", "ünïcødé-☃", "00123")

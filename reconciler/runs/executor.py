@@ -25,18 +25,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from reconciler.backends.base import Backend, ItemResult
-from reconciler.batching import BatchShape, split_batches
-from reconciler.clock import Clock
-from reconciler.config import Limits
-from reconciler.errors import (
+from reconciler.backends.retry import retrying
+from reconciler.core.batching import BatchShape, split_batches
+from reconciler.core.clock import Clock
+from reconciler.core.errors import (
     ApiError,
     AuthError,
     BatchAnswerMismatch,
     FatalApiError,
     RetriableApiError,
 )
-from reconciler.ratelimit import SlidingWindowBudget
-from reconciler.retry import retrying
+from reconciler.core.ratelimit import SlidingWindowBudget
+from reconciler.core.settings import Limits
 
 QUEUED = "queued"
 FAILED = "failed"

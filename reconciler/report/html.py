@@ -2,7 +2,7 @@
 
 The summary, every gate with its numbers, charts (what goes by reason, the job's past runs
 from the journal, the delete rate over this run) and a searchable table of the ids to
-delete. Charts are drawn by Chart.js, vendored in ``reconciler/vendor`` (see
+delete. Charts are drawn by Chart.js, vendored in ``reconciler/report/vendor`` (see
 ``VENDOR.md`` there) and inlined, so the page loads nothing from the network. Every value
 from outside (ids, titles, details) is HTML-escaped; the chart data travels as JSON in a
 ``<script type="application/json">`` block with ``<``, ``>`` and ``&`` escaped.
@@ -45,7 +45,8 @@ def key_properties(properties: Mapping[str, Any] | None, width: int = 80) -> str
 
 
 def _chart_js() -> str:
-    text = resources.files("reconciler").joinpath("vendor", "chart.umd.min.js").read_text("utf-8")
+    vendored = resources.files("reconciler.report").joinpath("vendor", "chart.umd.min.js")
+    text = vendored.read_text("utf-8")
     # The page is offline: drop the source-map pointer so no tool goes looking for it.
     return "\n".join(line for line in text.splitlines()
                      if not line.startswith("//# sourceMappingURL="))

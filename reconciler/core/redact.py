@@ -19,9 +19,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from reconciler.classify import ItemResult
-from reconciler.config import Target
-from reconciler.errors import ReconcilerError
+from reconciler.core.classify import ItemResult
+from reconciler.core.errors import ReconcilerError
+from reconciler.core.settings import Target
 
 REDACTED = "***"
 

@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from reconciler.errors import EnvironmentProblem, describe_os_error
+from reconciler.core.errors import EnvironmentProblem, describe_os_error
 
 PRIVATE_DIR = 0o700
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.config import Target
+from reconciler.core.settings import Target
 
 SHORT = 12  # hex digits shown in reports and log lines
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from reconciler.errors import (
+from reconciler.core.errors import (
     ApiError,
     AuthError,
     BatchAnswerMismatch,
