@@ -166,7 +166,7 @@ def walk_pure(ids: list[str], alphabet: str) -> tuple[int, bool]:
 
 
 def walk_http(ids: list[str], alphabet: str) -> tuple[int, bool]:
-    from reconciler.backends.bloomreach import BloomreachBackend
+    from reconciler.backends.bloomreach import BloomreachBackend, BloomreachSettings
     from reconciler.core.clock import SystemClock
     from reconciler.core.settings import Limits, Secret, Target
     from reconciler.emulator.bloomreach import Emulator
@@ -174,9 +174,10 @@ def walk_http(ids: list[str], alphabet: str) -> tuple[int, bool]:
     with Emulator(ids) as emulator:
         base_url = emulator.base_url
         target = Target(backend="bloomreach", base_url=base_url,
-                        project_token="demo-project", catalog_id="demo-catalog",
-                        api_key_id=Secret("demo-key"), api_secret=Secret("demo-secret"),
-                        prefix_alphabet=alphabet)
+                        settings=BloomreachSettings(
+                            project_token="demo-project", catalog_id="demo-catalog",
+                            api_key_id=Secret("demo-key"), api_secret=Secret("demo-secret"),
+                            prefix_alphabet=alphabet))
         backend = BloomreachBackend(target, Limits(), SystemClock())
         try:
             inventory = backend.inventory()

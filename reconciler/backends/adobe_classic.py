@@ -12,6 +12,8 @@ secret, so logs and reports redact it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -22,15 +24,18 @@ from reconciler.backends.http import (
     request_line_budget,
     request_line_overhead,
     send,
+    target_settings,
 )
 from reconciler.backends.retry import OnRetry
+from reconciler.backends.spec import BackendSpec, Capabilities
 from reconciler.core.assumptions import Assumption
 from reconciler.core.batching import BatchShape
 from reconciler.core.classify import classify_status
 from reconciler.core.clock import Clock
 from reconciler.core.errors import FatalApiError, SkippableItem
 from reconciler.core.plan import SKIP_UNADDRESSABLE
-from reconciler.core.settings import Limits, Target
+from reconciler.core.settings import Limits, Secret, Target
+from reconciler.core.table import Table, secret
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 
@@ -45,6 +50,32 @@ def entity_delete_query(client: str, token: str, ids: Sequence[str]) -> str:
             f"&clientToken={quote(token, safe='')}&entityIds={joined}")
 
 
+@dataclass(frozen=True)
+class AdobeClassicSettings:
+    """``[jobs.NAME.target]`` keys of ``backend = "adobe-classic"`` besides the common ones."""
+
+    client: str
+    client_token: Secret
+
+    @property
+    def catalog_id(self) -> str:
+        return self.client
+
+    def secrets(self) -> tuple[Secret, ...]:
+        return (self.client_token,)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        return None
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {"tenant": self.client}
+
+
+def parse_settings(t: Table, base: Path) -> AdobeClassicSettings:
+    return AdobeClassicSettings(client=t.string("client"),
+                                client_token=secret(t, "client_token", base))
+
+
 class AdobeClassicBackend(HttpBackend):
     name = "adobe-classic"
     reads_back = False
@@ -53,11 +84,12 @@ class AdobeClassicBackend(HttpBackend):
                  transport: httpx.BaseTransport | None = None,
                  on_retry: OnRetry | None = None) -> None:
         super().__init__(target, limits, clock, on_retry)
+        self._settings = settings = target_settings(target, AdobeClassicSettings)
         self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
                                   transport=transport)
-        token = target.api_secret.value
+        token = settings.client_token.value
         overhead = request_line_overhead(
-            "GET", target.base_url, entity_delete_query(target.tenant, token, ["x"])
+            "GET", target.base_url, entity_delete_query(settings.client, token, ["x"])
         ) - 1
         self._shape = BatchShape(max_ids=limits.max_batch_ids,
                                  max_bytes=request_line_budget(limits.max_batch_bytes),
@@ -66,10 +98,10 @@ class AdobeClassicBackend(HttpBackend):
 
     @property
     def budget_key(self) -> str:
-        return f"adobe-classic:{self._target.base_url}:{self._target.tenant}"
+        return f"adobe-classic:{self._target.base_url}:{self._settings.client}"
 
     def check(self) -> str:
-        return (f"client {self._target.tenant} at {self._target.base_url} (Recommendations "
+        return (f"client {self._settings.client} at {self._target.base_url} (Recommendations "
                 "classic has no read-only call to test; deletes will show)")
 
     def probe(self) -> tuple[Assumption, ...]:
@@ -85,7 +117,8 @@ class AdobeClassicBackend(HttpBackend):
             if "," in item_id:
                 raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
         try:
-            path = entity_delete_query(self._target.tenant, self._target.api_secret.value, ids)
+            path = entity_delete_query(self._settings.client,
+                                       self._settings.client_token.value, ids)
         except ValueError as exc:
             raise FatalApiError(f"entity.delete: {exc}") from None
         self._call(path, "entity.delete")
@@ -107,3 +140,21 @@ class AdobeClassicBackend(HttpBackend):
                                 operation=operation)
         if error is not None:
             raise error
+
+
+SPEC = BackendSpec(
+    name="adobe-classic",
+    settings_type=AdobeClassicSettings,
+    parse_settings=parse_settings,
+    default_base_url="https://recommendations.omniture.com",
+    capabilities=Capabilities(lists=False, reads_back=False, restores=False, purges=False,
+                              per_item_answers=False),
+    factory=AdobeClassicBackend,
+    default_limits={"requests_per_window": 10, "window_seconds": 10.0, "max_batch_ids": 1000,
+                    "max_batch_bytes": 8192},
+    maxima={"max_batch_ids": 10_000, "max_batch_bytes": 8192},
+    why_not={"lists": "its API cannot list entities",
+             "restores": "its API has no upsert; re-upload the catalog",
+             "purges": "this tool never sends entity.deleteAll"},
+    emulator="adobe_classic",
+)

@@ -8,7 +8,8 @@ catch a regression.
 
 Throttling arrives as 503 (not 429) and is treated as such. Assumptions the public
 documentation does not settle, each in one function: the search body
-(``catalogsearch_body``), where the ids are in its answer (``search_hits``), and that a
+(``catalogsearch_body``), where the ids are in its answer (``search_hits``), the name of
+Get Entity's environment parameter (``get_entity_path``: ``environmentId``), and that a
 comma inside an id cannot be sent (``UNADDRESSABLE_SUBSTRINGS``: ids travel as a comma
 list, so such an id is skipped as ``unaddressable``).
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -34,8 +37,10 @@ from reconciler.backends.http import (
     request_line_budget,
     request_line_overhead,
     send,
+    target_settings,
 )
 from reconciler.backends.retry import OnRetry
+from reconciler.backends.spec import BackendSpec, Capabilities
 from reconciler.core.assumptions import Assumption, Evidence
 from reconciler.core.batching import BatchShape, encode_json
 from reconciler.core.classify import (
@@ -54,7 +59,8 @@ from reconciler.core.errors import (
     SkippableItem,
 )
 from reconciler.core.plan import SKIP_UNADDRESSABLE
-from reconciler.core.settings import Limits, Target
+from reconciler.core.settings import Limits, Secret, Target
+from reconciler.core.table import Table, secret
 
 UNADDRESSABLE_SUBSTRINGS = (",",)
 CONTENT_TYPE = "application/vnd.adobe.target.v1+json"
@@ -72,6 +78,12 @@ def entities_delete_url(ids: Sequence[str], environment: int | None) -> str:
         raise ValueError("refusing to build a delete with an empty id or an id containing ','")
     joined = ",".join(quote(i, safe="") for i in ids)
     return f"{ENTITIES}?ids={joined}&environment={int(environment)}"
+
+
+def get_entity_path(item_id: str, environment: int) -> str:
+    """``/entities/{id}?environmentId=N``: Adobe's Get Entity documents the parameter as
+    ``environmentId`` (the delete's is ``environment``); unconfirmed against a live tenant."""
+    return f"{ENTITIES}/{quote(item_id, safe='')}?environmentId={int(environment)}"
 
 
 def catalogsearch_body(environment: int, start: int, limit: int) -> dict[str, Any]:
@@ -134,6 +146,44 @@ def start_is_one_based(three: Sequence[str], two_from_second: Sequence[str]) -> 
     return f"start=1 gave {list(three)!r}, start=2 gave {list(two_from_second)!r}"
 
 
+@dataclass(frozen=True)
+class AdobeTargetSettings:
+    """``[jobs.NAME.target]`` keys of ``backend = "adobe-target"`` besides the common ones."""
+
+    tenant: str
+    environment: int
+    api_key: Secret
+    token: Secret
+    token_file: Path | None = None  # re-read whenever it changes (rotated tokens)
+
+    @property
+    def catalog_id(self) -> str:
+        return f"{self.tenant}/environment-{self.environment}"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        return (self.api_key, self.token)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        return None
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {"tenant": self.tenant, "environment": self.environment}
+
+
+def parse_settings(t: Table, base: Path) -> AdobeTargetSettings:
+    tenant = t.string("tenant")
+    environment = t.integer("environment", -1, minimum=0)
+    if environment < 0:
+        raise t.error("environment", "missing key (a delete without it would reach every "
+                                     "environment)")
+    raw_token = t.string("token")
+    token_file = base / raw_token.removeprefix("file:") if raw_token.startswith("file:") \
+        else None
+    return AdobeTargetSettings(tenant=tenant, environment=environment,
+                               api_key=secret(t, "api_key", base),
+                               token=secret(t, "token", base), token_file=token_file)
+
+
 class AdobeTargetBackend(HttpBackend):
     name = "adobe-target"
 
@@ -141,13 +191,14 @@ class AdobeTargetBackend(HttpBackend):
                  transport: httpx.BaseTransport | None = None,
                  on_retry: OnRetry | None = None) -> None:
         super().__init__(target, limits, clock, on_retry)
-        self._base = f"/{quote(target.tenant, safe='')}/target/recs"
+        self._settings = settings = target_settings(target, AdobeTargetSettings)
+        self._base = f"/{quote(settings.tenant, safe='')}/target/recs"
         self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
                                   transport=transport)
-        self._token = target.token.value
+        self._token = settings.token.value
         self._token_mtime: float | None = None
         overhead = request_line_overhead(
-            "DELETE", target.base_url, self._base + entities_delete_url(["x"], target.environment)
+            "DELETE", target.base_url, self._base + entities_delete_url(["x"], settings.environment)
         ) - 1
         self._shape = BatchShape(
             max_ids=limits.max_batch_ids, max_bytes=request_line_budget(limits.max_batch_bytes),
@@ -157,7 +208,7 @@ class AdobeTargetBackend(HttpBackend):
 
     @property
     def budget_key(self) -> str:
-        return f"adobe-target:{self._target.base_url}/{self._target.tenant}"  # per tenant
+        return f"adobe-target:{self._target.base_url}/{self._settings.tenant}"  # per tenant
 
     @property
     def read_budget_key(self) -> str:
@@ -171,7 +222,7 @@ class AdobeTargetBackend(HttpBackend):
 
     def check(self) -> str:
         ids = self._search_page(1, 1)
-        return (f"tenant {self._target.tenant} environment {self._target.environment} "
+        return (f"tenant {self._settings.tenant} environment {self._settings.environment} "
                 f"reachable ({'entities found' if ids else 'no entities'})")
 
     def inventory(self, records: RecordSink | None = None) -> Inventory:
@@ -256,7 +307,7 @@ class AdobeTargetBackend(HttpBackend):
             if any(s in item_id for s in UNADDRESSABLE_SUBSTRINGS):
                 raise SkippableItem(item_id, SKIP_UNADDRESSABLE)
         try:
-            url = entities_delete_url(ids, self._target.environment)
+            url = entities_delete_url(ids, self._settings.environment)
         except ValueError as exc:
             raise FatalApiError(f"delete entities: {exc}") from None
         check_delete_answer(self._call("DELETE", url, "delete entities"))
@@ -265,7 +316,7 @@ class AdobeTargetBackend(HttpBackend):
     def read_back(self, ids: Sequence[str]) -> list[Record]:
         present = []
         for item_id in ids:
-            path = f"{ENTITIES}/{quote(item_id, safe='')}?environment={self._environment()}"
+            path = get_entity_path(item_id, self._environment())
             try:
                 body = self._with_retries(
                     lambda p=path: self._call("GET", p, "get entity"))  # type: ignore[misc]
@@ -288,13 +339,13 @@ class AdobeTargetBackend(HttpBackend):
     # -- the I/O seam --------------------------------------------------------------------
 
     def _environment(self) -> int:
-        if self._target.environment is None:
+        if self._settings.environment is None:
             raise FatalApiError("adobe-target: no environment configured")
-        return self._target.environment
+        return self._settings.environment
 
     def _bearer(self) -> str:
         """The token, re-read from its file whenever the file changes (rotation)."""
-        path = self._target.token_file
+        path = self._settings.token_file
         if path is not None:
             try:
                 mtime = path.stat().st_mtime
@@ -308,7 +359,7 @@ class AdobeTargetBackend(HttpBackend):
     def _call(self, method: str, path: str, operation: str, *,
               content: bytes | None = None) -> Any:
         headers = {"authorization": f"Bearer {self._bearer()}",
-                   "x-api-key": self._target.api_key_id.value, "accept": CONTENT_TYPE}
+                   "x-api-key": self._settings.api_key.value, "accept": CONTENT_TYPE}
         if content is not None:
             headers["content-type"] = CONTENT_TYPE
         response = send(self._http, method, self._base + path, operation, content=content,
@@ -323,3 +374,22 @@ class AdobeTargetBackend(HttpBackend):
         if error is not None:
             raise error
         return parse_json_body(response.text) if response.text else {}
+
+
+SPEC = BackendSpec(
+    name="adobe-target",
+    settings_type=AdobeTargetSettings,
+    parse_settings=parse_settings,
+    default_base_url="https://mc.adobe.io",
+    capabilities=Capabilities(lists=True, reads_back=True, restores=False, purges=False,
+                              per_item_answers=False),
+    factory=AdobeTargetBackend,
+    default_limits={"requests_per_window": 50, "window_seconds": 60.0, "max_batch_ids": 1000,
+                    "max_batch_bytes": 8192, "list_page_size": 500, "list_window": 501},
+    maxima={"max_batch_ids": 10_000, "max_batch_bytes": 8192, "list_page_size": 500,
+            "list_window": 501},
+    why_not={"restores": "its API has no upsert; re-import the entities from the backup "
+                         "with your catalog feed",
+             "purges": "this tool never sends its delete-everything call"},
+    emulator="adobe_target",
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.assumptions import Assumption
 from reconciler.core.batching import BatchShape
@@ -60,7 +60,29 @@ def address_rules_for(shape: BatchShape, forbidden_substrings: tuple[str, ...]) 
         fits_below_bytes=max(0, (shape.max_bytes - shape.overhead - 2) // 6),
     )
 
-__all__ = ["Backend", "Inventory", "ItemResult", "Record", "RecordSink", "address_rules_for"]
+__all__ = [
+    "Backend",
+    "Inventory",
+    "ItemResult",
+    "ReadBudgeted",
+    "Record",
+    "RecordSink",
+    "address_rules_for",
+]
+
+
+@runtime_checkable
+class ReadBudgeted(Protocol):
+    """A backend whose list and read calls take a rate budget that may be shared with
+    other processes (HTTP backends; the redacting wrapper passes it through)."""
+
+    @property
+    def read_budget_key(self) -> str: ...
+
+    @property
+    def read_rate(self) -> tuple[int, float]: ...
+
+    def share_read_budget(self, budget: Any) -> None: ...
 
 
 class Backend(Protocol):

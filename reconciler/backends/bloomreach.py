@@ -20,6 +20,8 @@ once known, is a one-line change:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -32,8 +34,9 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
-from reconciler.backends.http import HttpBackend, send
+from reconciler.backends.http import HttpBackend, send, target_settings
 from reconciler.backends.retry import OnRetry
+from reconciler.backends.spec import BackendSpec, Capabilities
 from reconciler.core.assumptions import Assumption, Evidence
 from reconciler.core.batching import BatchShape, encode_json
 from reconciler.core.classify import (
@@ -55,7 +58,8 @@ from reconciler.core.listing import (
     enumerate_catalog,
 )
 from reconciler.core.plan import SKIP_UNADDRESSABLE
-from reconciler.core.settings import Limits, Target
+from reconciler.core.settings import DEFAULT_PREFIX_ALPHABET, Limits, Secret, Target
+from reconciler.core.table import Table, secret
 
 UNADDRESSABLE_SUBSTRINGS = ("/",)
 USER_AGENT = "catalog-reconciler/0.1"
@@ -94,6 +98,41 @@ def partition_size(body: dict[str, Any]) -> tuple[int, bool]:
     return matched, not bool(body.get("matched_limited", False))
 
 
+@dataclass(frozen=True)
+class BloomreachSettings:
+    """``[jobs.NAME.target]`` keys of ``backend = "bloomreach"`` besides the common ones."""
+
+    project_token: str
+    catalog_id: str
+    api_key_id: Secret
+    api_secret: Secret
+    # Characters an id may continue with, tried when a listing partition is too big for the
+    # offset window (``core/listing.py``).
+    prefix_alphabet: str = DEFAULT_PREFIX_ALPHABET
+
+    def secrets(self) -> tuple[Secret, ...]:
+        return (self.api_key_id, self.api_secret)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        return (self.api_key_id.value, self.api_secret.value)
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {"project": self.project_token}
+
+
+def parse_settings(t: Table, base: Path) -> BloomreachSettings:
+    settings = BloomreachSettings(
+        project_token=t.string("project_token"),
+        catalog_id=t.string("catalog_id"),
+        api_key_id=secret(t, "api_key_id", base),
+        api_secret=secret(t, "api_secret", base),
+        prefix_alphabet=t.string("prefix_alphabet", default=DEFAULT_PREFIX_ALPHABET),
+    )
+    if not settings.prefix_alphabet:
+        raise t.error("prefix_alphabet", "must not be empty")
+    return settings
+
+
 class BloomreachBackend(HttpBackend):
     name = "bloomreach"
 
@@ -107,13 +146,14 @@ class BloomreachBackend(HttpBackend):
         on_retry: OnRetry | None = None,
     ) -> None:
         super().__init__(target, limits, clock, on_retry)
+        self._settings = settings = target_settings(target, BloomreachSettings)
         self._catalog_path = (
-            f"/data/v2/projects/{quote(target.project_token, safe='')}"
-            f"/catalogs/{quote(target.catalog_id, safe='')}"
+            f"/data/v2/projects/{quote(settings.project_token, safe='')}"
+            f"/catalogs/{quote(settings.catalog_id, safe='')}"
         )
         self._http = httpx.Client(
             base_url=target.base_url,
-            auth=httpx.BasicAuth(target.api_key_id.value, target.api_secret.value),
+            auth=httpx.BasicAuth(settings.api_key_id.value, settings.api_secret.value),
             timeout=limits.timeout_seconds,
             headers={"user-agent": USER_AGENT, "accept": "application/json"},
             transport=transport,
@@ -183,7 +223,7 @@ class BloomreachBackend(HttpBackend):
         limits = self._limits
         walker = enumerate_catalog(
             limits.list_window, min(limits.list_page_size, limits.list_window),
-            self._target.prefix_alphabet,
+            self._settings.prefix_alphabet,
         )
         request = next(walker)
         while True:
@@ -318,3 +358,17 @@ def _auth_hint(status: int, operation: str) -> str:
         return "check target.api_key_id and target.api_secret"
     permission = REQUIRED_PERMISSION.get(operation, "the permission for this operation")
     return f"the API key needs the permission '{permission}' (or check target.api_secret)"
+
+
+SPEC = BackendSpec(
+    name="bloomreach",
+    settings_type=BloomreachSettings,
+    parse_settings=parse_settings,
+    default_base_url="https://api.exponea.com",
+    capabilities=Capabilities(lists=True, reads_back=True, restores=True, purges=True,
+                              per_item_answers=True),
+    factory=BloomreachBackend,
+    default_limits={},  # Limits() holds Bloomreach's documented limits
+    maxima={"max_batch_ids": 10_000, "max_batch_bytes": 10_000_000, "list_window": 1001},
+    emulator="bloomreach",
+)

@@ -8,7 +8,7 @@ the members the backend interface asks of every adapter in the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,17 @@ def request_line_overhead(method: str, base_url: str, path_and_query: str) -> in
 def request_line_budget(max_batch_bytes: int) -> int:
     """The most a URL-carried batch may take: the configured bytes, within the line limit."""
     return min(max_batch_bytes, REQUEST_LINE_LIMIT - REQUEST_LINE_MARGIN)
+
+
+_S = TypeVar("_S")
+
+
+def target_settings(target: Target, kind: type[_S]) -> _S:
+    """The target's own settings, checked to be those of the backend reading them."""
+    if not isinstance(target.settings, kind):
+        raise TypeError(f"{kind.__name__} expected for backend {target.backend!r}, got "
+                        f"{type(target.settings).__name__}")
+    return target.settings
 
 
 class HttpBackend:

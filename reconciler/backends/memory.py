@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler.backends.base import (
@@ -19,10 +21,14 @@ from reconciler.backends.base import (
     RecordSink,
     address_rules_for,
 )
+from reconciler.backends.spec import BackendSpec, Capabilities
 from reconciler.core.assumptions import Assumption
 from reconciler.core.batching import BatchShape
+from reconciler.core.clock import Clock
 from reconciler.core.errors import ApiError, SkippableItem
 from reconciler.core.plan import AddressRules
+from reconciler.core.settings import Limits, Secret, Target
+from reconciler.core.table import Table
 
 
 class MemoryBackend:
@@ -111,3 +117,44 @@ class MemoryBackend:
     def _maybe_fail(self) -> None:
         if self.faults:
             raise self.faults.popleft()
+
+
+# -- what this backend declares (the example of the README's "Writing a backend") -------
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Its own keys: only a catalog name (nothing to reach, no credential)."""
+
+    catalog_id: str = "memory"
+
+    def secrets(self) -> tuple[Secret, ...]:
+        return ()
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        return None
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        return {}
+
+
+def parse_settings(t: Table, base: Path) -> MemorySettings:
+    return MemorySettings(catalog_id=t.string("catalog_id", default="memory"))
+
+
+def make_backend(target: Target, limits: Limits, clock: Clock, **_: Any) -> MemoryBackend:
+    """An empty in-memory catalog shaped by the job's limits."""
+    return MemoryBackend(shape=BatchShape(max_ids=limits.max_batch_ids,
+                                          max_bytes=limits.max_batch_bytes))
+
+
+# Not in the registry (a config cannot name it): the flow tests build it directly.
+SPEC = BackendSpec(
+    name="memory",
+    settings_type=MemorySettings,
+    parse_settings=parse_settings,
+    default_base_url="memory://",
+    capabilities=Capabilities(lists=True, reads_back=True, restores=True, purges=True,
+                              per_item_answers=True),
+    factory=make_backend,
+)

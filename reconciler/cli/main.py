@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
+from reconciler.backends import registry
+from reconciler.backends.registry import refuse_unsupported
 from reconciler.cli import console
 from reconciler.config import Config, load_config, resolve_config_path
 from reconciler.core.errors import (
@@ -213,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--query-semantics", choices=("prefix", "prefix-ci", "substring"),
                           default="prefix", help="bloomreach: what query+field=item_id "
                           "matches (default: case-sensitive prefix)")
-    emulator.add_argument("--api", choices=("bloomreach", "adobe-target", "adobe-classic"),
-                          default="bloomreach", help="which API to emulate")
+    emulator.add_argument("--api", choices=registry.names(), default=registry.DEFAULT_BACKEND,
+                          help="which API to emulate")
 
     demo = command("demo")
     demo.add_argument("--dir", type=Path, default=Path("reconciler-demo"))
@@ -296,6 +298,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if plan_out is not None and len(config.select(args.jobs)) != 1:
         raise ConfigError("plan --out saves one job's plan: name exactly one JOB")
     verify = bool(getattr(args, "verify", False))
+    action = "verify" if verify else "plan" if dry_run else "run"
+    for job in config.select(args.jobs):  # what a backend cannot do, before any run starts
+        refuse_unsupported(job, action)
     code = run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
                     verify_only=verify, plan_out=plan_out, config_path=config_path,
                     ask=(args.command == "run" and not args.yes and not dry_run
@@ -327,9 +332,10 @@ def _single(config: Config, args: argparse.Namespace) -> int:
     from reconciler.runs.runner import RunRequest, run_job
     from reconciler.store import saved_plan
 
-    if args.command == "restore":
+    if args.command == "restore":  # refused in operations.restore: the run names the job
         result = operations.restore(config, args.run_id, args.ids)
     elif args.command == "purge":
+        refuse_unsupported(config.select([args.job])[0], "purge")
         def ask(count: int) -> bool:
             return console.confirm(
                 f"purge: delete ALL {count} items of catalog {args.confirm!r} "
@@ -343,6 +349,7 @@ def _single(config: Config, args: argparse.Namespace) -> int:
             raise ConfigError("apply --approve needs --reason TEXT (it is logged)")
         saved = saved_plan.load(args.plan_file, saved_plan.signing_key(config.state_dir))
         job = config.select([saved.job])[0]
+        refuse_unsupported(job, "apply")
         request = RunRequest(dry_run=False, report_root=args.report_dir, apply=saved,
                              approve=args.approve, reason=args.reason,
                              item_events=config.logging.item_events)

@@ -44,10 +44,11 @@ def target_identity(target: Target) -> dict[str, object]:
     return {
         "backend": target.backend,
         "base_url": normalise_base_url(target.base_url),
-        "project": target.project_token,
-        "tenant": target.tenant,
         "catalog": target.catalog_id,
-        "environment": target.environment,
+        # Each backend's own naming fields (Bloomreach: project; Adobe: tenant, environment);
+        # the absent ones keep their old empty values so existing fingerprints stay equal.
+        "project": "", "tenant": "", "environment": None,
+        **target.settings.fingerprint_fields(),
     }
 
 

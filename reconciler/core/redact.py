@@ -47,7 +47,8 @@ def secret_forms(values: Iterable[str], pairs: Iterable[tuple[str, str]] = ()) -
 
 
 def target_forms(target: Target) -> tuple[str, ...]:
-    return secret_forms(target.secrets, [(target.api_key_id.value, target.api_secret.value)])
+    pair = target.settings.basic_auth()
+    return secret_forms(target.secrets, [pair] if pair else [])
 
 
 def config_forms(targets: Iterable[Target]) -> tuple[str, ...]:
@@ -55,7 +56,9 @@ def config_forms(targets: Iterable[Target]) -> tuple[str, ...]:
     values: set[str] = set()
     for target in targets:
         values.update(target.secrets)
-        values.update(_b64(f"{target.api_key_id.value}:{target.api_secret.value}"))
+        pair = target.settings.basic_auth()
+        if pair:
+            values.update(_b64(f"{pair[0]}:{pair[1]}"))
     return tuple(sorted(values))
 
 

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.core.errors import ConfigError
 
-BLOOMREACH = "bloomreach"
-ADOBE_TARGET = "adobe-target"
-ADOBE_CLASSIC = "adobe-classic"
-KNOWN_BACKENDS = (BLOOMREACH, ADOBE_TARGET, ADOBE_CLASSIC)
 LEDGER = "ledger"  # inventory = "ledger": ids seen in earlier source exports
 
 # Characters an id may continue with, tried when a listing partition is too big for the
@@ -95,30 +92,46 @@ class Safety:
     max_near_match_share: float = 0.001  # near matches allowed, as a share of the source ids
 
 
+class ApiSettings(Protocol):
+    """What a backend's own settings (``reconciler.backends.<api>``) tell the rest of the
+    program: which catalog they name, which values are secrets, and which fields name the
+    catalog for the state fingerprint (``core/fingerprint.py``)."""
+
+    @property
+    def catalog_id(self) -> str: ...
+
+    def secrets(self) -> tuple[Secret, ...]:
+        """Credentials, redacted wherever they might appear."""
+        ...
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """The (user, password) pair sent as HTTP Basic auth, if any (its Base64 is a secret)."""
+        ...
+
+    def fingerprint_fields(self) -> dict[str, object]:
+        """The fields besides backend, base_url and catalog that name the catalog."""
+        ...
+
+
 @dataclass(frozen=True)
 class Target:
-    """Where the catalog lives and how to reach it."""
+    """Where the catalog lives and how to reach it: the keys every backend shares, and the
+    backend's own ``settings`` (a frozen dataclass declared in its module)."""
 
     backend: str
     base_url: str
-    project_token: str
-    catalog_id: str
-    api_key_id: Secret
-    api_secret: Secret
+    settings: ApiSettings
     inventory: IdFile | None = None
-    prefix_alphabet: str = DEFAULT_PREFIX_ALPHABET
     ledger: bool = False  # the inventory is the journal's ledger of earlier source ids
-    # adobe-target only
-    tenant: str = ""
-    environment: int | None = None
-    token: Secret = Secret("")
-    token_file: Path | None = None  # re-read whenever it changes (rotated tokens)
+
+    @property
+    def catalog_id(self) -> str:
+        return self.settings.catalog_id
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must be redacted wherever they might appear."""
-        values = (self.api_key_id, self.api_secret, self.token)
-        return tuple(s.value for s in values if s.value)
+        return tuple(s.value for s in self.settings.secrets() if s.value)
 
 
 @dataclass(frozen=True)

@@ -68,3 +68,10 @@ class AdobeClassicEmulator(ServedEmulator):
                     self.entities.remove(item_id)
                     self.stats.deleted.append(item_id)
             return 200, {"message": f"{len(ids)} entities deleted"}, {}
+
+
+def from_cli(items: Mapping[str, Any], args: Any) -> tuple[AdobeClassicEmulator, str]:
+    """``reconciler emulator --api adobe-classic``: the emulator and its banner's facts."""
+    emulator = AdobeClassicEmulator(list(items))
+    s = emulator.settings
+    return emulator, f"client={s.client} client_token={s.client_token} "

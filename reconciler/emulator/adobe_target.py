@@ -6,7 +6,7 @@
 * ``DELETE /{tenant}/target/recs/entities?ids=a,b&environment=N``: **without ``ids`` it
   deletes every entity of the environment, without ``environment`` of every environment**,
   as the real API documents, so a client that ever sends such a request is caught.
-* ``GET /{tenant}/target/recs/entities/{id}?environment=N``: 200 or 404.
+* ``GET /{tenant}/target/recs/entities/{id}?environmentId=N``: 200 or 404.
 * Every admin call counts against one window (50 a minute by default); over it: **503**.
 """
 
@@ -118,7 +118,9 @@ class AdobeTargetEmulator(ServedEmulator):
         return 200, {"operation": "deleted by ids"}, {}
 
     def _get(self, item_id: str, query: dict[str, list[str]]) -> tuple[int, Any, dict[str, str]]:
-        env = int(query.get("environment", ["-1"])[0])
+        # Get Entity documents ``environmentId`` (not the delete's ``environment``): an
+        # adapter sending the other name finds nothing, so a test would see it.
+        env = int(query.get("environmentId", ["-1"])[0])
         entity = self.environments.get(env, {}).get(item_id)
         if entity is None:
             return 404, {"error": "entity not found"}, {}
@@ -127,3 +129,10 @@ class AdobeTargetEmulator(ServedEmulator):
 
 def _query_text(query: dict[str, list[str]]) -> str:
     return "&".join(f"{k}={v}" for k, values in query.items() for v in values)
+
+
+def from_cli(items: Mapping[str, Any], args: Any) -> tuple[AdobeTargetEmulator, str]:
+    """``reconciler emulator --api adobe-target``: the emulator and its banner's facts."""
+    emulator = AdobeTargetEmulator({1: list(items)})
+    s = emulator.settings
+    return emulator, f"tenant={s.tenant} token={s.token} api_key={s.api_key} environment=1 "

@@ -507,3 +507,20 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     except (ValueError, UnicodeDecodeError):
         return "", ""
     return key_id, secret
+
+
+def from_cli(items: Mapping[str, Any], args: Any) -> tuple[Emulator, str]:
+    """``reconciler emulator`` (``--api bloomreach``): the emulator and its banner's facts."""
+    from reconciler.emulator.serve import parse_rate
+
+    limit, window = parse_rate(args.rate)
+    settings = EmulatorSettings(
+        bulk_requests_per_window=limit,
+        bulk_window_seconds=window,
+        send_retry_after=not args.no_retry_after,
+        query_semantics=getattr(args, "query_semantics", "prefix"),
+    )
+    return Emulator(items, settings), (
+        f"project={settings.project_token} catalog={settings.catalog_id} "
+        f"key={settings.api_key_id}:{settings.api_secret} bulk rate={limit}/{window:g}s "
+    )

@@ -1,8 +1,9 @@
-"""``reconciler emulator``: serve the Bloomreach emulator in the foreground."""
+"""``reconciler emulator``: serve the emulator of the backend `--api` names, in the foreground."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import IdFile
-from reconciler.emulator import Emulator, EmulatorSettings, generate_items
+from reconciler.emulator import generate_items
 from reconciler.sources.reader import read_ids
 
 
@@ -47,29 +48,15 @@ def load_items(path: Path) -> dict[str, dict[str, Any]]:
 
 def _build(args: argparse.Namespace,
            items: dict[str, dict[str, Any]]) -> tuple[Any, str, str]:
-    """The emulator for ``--api``, its label, and the facts its banner tells the user."""
-    from reconciler.emulator.adobe_classic import AdobeClassicEmulator
-    from reconciler.emulator.adobe_target import AdobeTargetEmulator
+    """The emulator the backend ``--api`` names (its spec's ``emulator`` module), its label,
+    and the facts its banner tells the user."""
+    from reconciler.backends.registry import DEFAULT_BACKEND, spec_for
 
-    if args.api == "adobe-target":
-        s = AdobeTargetEmulator({1: list(items)})
-        return s, " (adobe-target)", (f"tenant={s.settings.tenant} token={s.settings.token} "
-                                      f"api_key={s.settings.api_key} environment=1 ")
-    if args.api == "adobe-classic":
-        c = AdobeClassicEmulator(list(items))
-        return c, " (adobe-classic)", (f"client={c.settings.client} "
-                                       f"client_token={c.settings.client_token} ")
-    limit, window = parse_rate(args.rate)
-    settings = EmulatorSettings(
-        bulk_requests_per_window=limit,
-        bulk_window_seconds=window,
-        send_retry_after=not args.no_retry_after,
-        query_semantics=getattr(args, "query_semantics", "prefix"),
-    )
-    return Emulator(items, settings), "", (
-        f"project={settings.project_token} catalog={settings.catalog_id} "
-        f"key={settings.api_key_id}:{settings.api_secret} bulk rate={limit}/{window:g}s "
-    )
+    spec = spec_for(args.api)
+    module = importlib.import_module(f"reconciler.emulator.{spec.emulator}")
+    emulator, facts = module.from_cli(items, args)
+    label = "" if spec.name == DEFAULT_BACKEND else f" ({spec.name})"
+    return emulator, label, facts
 
 
 def serve_from_args(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from reconciler.backends.base import Record
+from reconciler.backends.registry import refuse_unsupported
 from reconciler.core.batching import BatchShape
 from reconciler.core.clock import Clock, SystemClock
 from reconciler.core.errors import (
@@ -57,6 +58,7 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
         if run is None:
             raise ConfigError(f"no run {run_id!r} in {journal.path}")
         job = config.select([run.job])[0]
+        refuse_unsupported(job, "restore")  # before the lock and the journal row
         path = backups.backup_path(config.state_dir, job.name, run_id)
         if not path.exists():
             raise ConfigError(f"no backup for run {run_id} ({path})")
@@ -118,6 +120,7 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     """``ask`` (a terminal's typed confirmation) hears the item count once the backup is
     written; False cancels before anything is deleted."""
     job = config.select([job_name])[0]
+    refuse_unsupported(job, "purge")  # before the lock and the journal row
     catalog = job.target.catalog_id
     check_ownership(config, job)
     if job.scope:

@@ -30,11 +30,8 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.backends.adobe_classic import AdobeClassicBackend
-from reconciler.backends.adobe_target import AdobeTargetBackend
-from reconciler.backends.base import Backend
-from reconciler.backends.bloomreach import BloomreachBackend
-from reconciler.backends.http import HttpBackend
+from reconciler.backends.base import Backend, ReadBudgeted
+from reconciler.backends.registry import spec_for
 from reconciler.core.clock import Clock, SystemClock
 from reconciler.core.errors import (
     EXIT_ITEMS_FAILED,
@@ -71,7 +68,7 @@ from reconciler.core.scope import (
     in_scope_mask,
     ownership_conflicts,
 )
-from reconciler.core.settings import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
+from reconciler.core.settings import Config, IdFile, Job
 from reconciler.logging import get_logger
 from reconciler.report.files import prune_reports, write_report
 from reconciler.report.html import MAX_HISTORY, HtmlExtras, key_properties
@@ -111,13 +108,8 @@ def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
     def on_retry(error: ApiError, attempt: int, delay: float) -> None:
         log.warning("api.retry", error=str(error), attempt=attempt, wait_seconds=round(delay, 3))
 
-    backend: Backend
-    if job.target.backend == ADOBE_TARGET:
-        backend = AdobeTargetBackend(job.target, job.limits, clock, on_retry=on_retry)
-    elif job.target.backend == ADOBE_CLASSIC:
-        backend = AdobeClassicBackend(job.target, job.limits, clock, on_retry=on_retry)
-    else:
-        backend = BloomreachBackend(job.target, job.limits, clock, on_retry=on_retry)
+    backend = spec_for(job.target.backend).factory(job.target, job.limits, clock,
+                                                    on_retry=on_retry)
     # Servers may echo credentials in errors: none may reach a log, the journal or a report.
     return cast(Backend, RedactingBackend(backend, target_forms(job.target)))
 
@@ -569,7 +561,8 @@ class _Run:
 
     def _share_read_budget(self, backend: Backend) -> None:
         """List and read calls count against a budget shared by every process, per catalog."""
-        if isinstance(backend, HttpBackend):
+        # ``backend`` is wrapped (RedactingBackend): ask what it can do, not what class it is.
+        if isinstance(backend, ReadBudgeted):
             backend.share_read_budget(FileBudget(
                 budget_path(self.config.budgets, backend.read_budget_key), *backend.read_rate))
 

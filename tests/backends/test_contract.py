@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 import pytest
 
+from reconciler.backends import adobe_classic, adobe_target, bloomreach, memory
 from reconciler.backends.base import Backend, Record
-from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.backends.bloomreach import BloomreachSettings
 from reconciler.backends.memory import MemoryBackend
+from reconciler.backends.spec import BackendSpec
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import FatalApiError, SkippableItem
-from reconciler.core.settings import Limits, Secret, Target
+from reconciler.core.settings import Secret, Target
 from reconciler.emulator import Emulator, EmulatorSettings
 
 ITEMS = {f"item-{n:05d}": {"title": f"Item {n}"} for n in range(2500)}
@@ -26,80 +28,95 @@ ITEMS.update({"00123": {"title": "zeros"}, "NA": {}, "ünïcødé": {}, "with sp
 class Harness:
     backend: Backend
     remote_ids: Callable[[], set[str]]
-    per_item_answers: bool = True  # False: the API answers per batch (Adobe)
-    can_restore: bool = True
+    spec: BackendSpec
     unaddressable: str = "a/b"
-    lists: bool = True  # False: no listing API (its inventory is an export or the ledger)
-    reads_back: bool = True
+
+    # What the suite expects is what the backend declares (``backends/spec.py``).
+    @property
+    def per_item_answers(self) -> bool:
+        return self.spec.capabilities.per_item_answers
+
+    @property
+    def can_restore(self) -> bool:
+        return self.spec.capabilities.restores
+
+    @property
+    def lists(self) -> bool:
+        return self.spec.capabilities.lists
+
+    @property
+    def reads_back(self) -> bool:
+        return self.spec.capabilities.reads_back
+
+
+def build(spec: BackendSpec, base_url: str, settings: object, **target: object) -> Backend:
+    """The backend as ``runs`` builds it: through its spec's factory, with its limits."""
+    limits = spec.limits(max_attempts=2, backoff_initial_seconds=0.01)
+    return spec.factory(Target(backend=spec.name, base_url=base_url,
+                               settings=settings, **target),  # type: ignore[arg-type]
+                        limits, FakeClock())
 
 
 def memory_harness() -> Iterator[Harness]:
     backend = MemoryBackend(ITEMS)
-    yield Harness(backend, lambda: set(backend.items))
+    yield Harness(backend, lambda: set(backend.items), memory.SPEC)
 
 
 def bloomreach_harness() -> Iterator[Harness]:
     emulator = Emulator(ITEMS, EmulatorSettings(bulk_requests_per_window=100,
                                                 bulk_window_seconds=1))
     base_url = emulator.start()
-    target = Target(
-        backend="bloomreach", base_url=base_url, project_token="demo-project",
-        catalog_id="demo-catalog", api_key_id=Secret("demo-key"),
-        api_secret=Secret("demo-secret"),
-    )
-    backend = BloomreachBackend(target, Limits(max_attempts=2, backoff_initial_seconds=0.01),
-                                FakeClock())
-    yield Harness(backend, emulator.ids)
+    settings = BloomreachSettings(project_token="demo-project", catalog_id="demo-catalog",
+                                  api_key_id=Secret("demo-key"), api_secret=Secret("demo-secret"))
+    backend = build(bloomreach.SPEC, base_url, settings)
+    yield Harness(backend, emulator.ids, bloomreach.SPEC)
     backend.close()
     emulator.stop()
 
 
 def adobe_target_harness() -> Iterator[Harness]:
-    from reconciler.backends.adobe_target import AdobeTargetBackend
-    from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
+    from reconciler.emulator.adobe_target import AdobeTargetEmulator
+    from reconciler.emulator.adobe_target import AdobeTargetSettings as EmulatorTarget
 
     ids = [i for i in ITEMS if i != "comma,id"] + ["a,b"]
-    emulator = AdobeTargetEmulator({1: ids}, AdobeTargetSettings(requests_per_window=1000,
-                                                                 window_seconds=1))
+    emulator = AdobeTargetEmulator({1: ids}, EmulatorTarget(requests_per_window=1000,
+                                                            window_seconds=1))
     base_url = emulator.start()
     s = emulator.settings
-    target = Target(backend="adobe-target", base_url=base_url, project_token="",
-                    catalog_id="t/environment-1", api_key_id=Secret(s.api_key),
-                    api_secret=Secret(""), tenant=s.tenant, environment=1,
-                    token=Secret(s.token))
-    from reconciler.config import ADOBE_TARGET, BACKEND_LIMITS
-
-    limits = Limits(**{**BACKEND_LIMITS[ADOBE_TARGET], "max_attempts": 2})  # type: ignore[arg-type]
-    backend = AdobeTargetBackend(target, limits, FakeClock())
-    yield Harness(backend, lambda: emulator.ids(1), per_item_answers=False, can_restore=False,
-                  unaddressable="a,b")
+    settings = adobe_target.AdobeTargetSettings(tenant=s.tenant, environment=1,
+                                                api_key=Secret(s.api_key), token=Secret(s.token))
+    backend = build(adobe_target.SPEC, base_url, settings)
+    yield Harness(backend, lambda: emulator.ids(1), adobe_target.SPEC, unaddressable="a,b")
     backend.close()
     emulator.stop()
 
 
 def adobe_classic_harness() -> Iterator[Harness]:
-    from reconciler.backends.adobe_classic import AdobeClassicBackend
-    from reconciler.config import ADOBE_CLASSIC, BACKEND_LIMITS
     from reconciler.emulator.adobe_classic import AdobeClassicEmulator
 
     ids = [i for i in ITEMS if i != "comma,id"] + ["a,b"]
     emulator = AdobeClassicEmulator(ids)
     base_url = emulator.start()
     s = emulator.settings
-    target = Target(backend="adobe-classic", base_url=base_url, project_token="",
-                    catalog_id=s.client, api_key_id=Secret(""),
-                    api_secret=Secret(s.client_token), tenant=s.client, ledger=True)
-    limits = Limits(**{**BACKEND_LIMITS[ADOBE_CLASSIC], "max_attempts": 2})  # type: ignore[arg-type]
-    backend = AdobeClassicBackend(target, limits, FakeClock())
-    yield Harness(backend, emulator.ids, per_item_answers=False, can_restore=False,
-                  unaddressable="a,b", lists=False, reads_back=False)
+    settings = adobe_classic.AdobeClassicSettings(client=s.client,
+                                                  client_token=Secret(s.client_token))
+    backend = build(adobe_classic.SPEC, base_url, settings, ledger=True)
+    yield Harness(backend, emulator.ids, adobe_classic.SPEC, unaddressable="a,b")
     backend.close()
     emulator.stop()
 
 
-@pytest.fixture(params=[memory_harness, bloomreach_harness, adobe_target_harness,
-                        adobe_classic_harness],
-                ids=["memory", "bloomreach", "adobe-target", "adobe-classic"])
+# One harness per backend: the registry test (tests/backends/test_registry.py) checks that
+# every registered backend has one here.
+HARNESSES: dict[str, Callable[[], Iterator[Harness]]] = {
+    "memory": memory_harness,
+    "bloomreach": bloomreach_harness,
+    "adobe-target": adobe_target_harness,
+    "adobe-classic": adobe_classic_harness,
+}
+
+
+@pytest.fixture(params=list(HARNESSES.values()), ids=list(HARNESSES))
 def harness(request) -> Iterator[Harness]:
     yield from request.param()
 
@@ -177,3 +194,33 @@ def test_batches_fit_the_documented_limits(harness):
     # URL-carried batches: the whole request line within 8,190 bytes less a margin.
     expected = (10_000, 10_000_000) if harness.per_item_answers else (1000, 8000)
     assert (shape.max_ids, shape.max_bytes) == expected
+
+
+def test_purge_capability_matches_delete_all(harness):
+    """A backend that declares ``purges`` empties the catalog; one that does not refuses
+    the call itself too (the refusal before a run is ``registry.refuse_unsupported``)."""
+    if not harness.spec.capabilities.purges:
+        before = harness.remote_ids()
+        with pytest.raises(FatalApiError):
+            harness.backend.delete_all()
+        assert harness.remote_ids() == before
+        return
+    harness.backend.delete_all()
+    assert harness.remote_ids() == set()
+
+
+def test_restore_capability_matches_restore(harness):
+    """A backend that declares no ``restores`` refuses the call itself (and ``restore`` is
+    refused before a run starts: ``registry.refuse_unsupported``)."""
+    if harness.can_restore:
+        return  # restoring is exercised by test_read_back_and_restore
+    before = harness.remote_ids()
+    with pytest.raises(FatalApiError):
+        harness.backend.restore([Record("item-00004", {"title": "Item 4"})])
+    assert harness.remote_ids() == before
+
+
+def test_the_adapter_agrees_with_its_declaration(harness):
+    """The flows read ``reads_back`` off the adapter; it must say what the spec declares."""
+    assert harness.backend.reads_back == harness.spec.capabilities.reads_back
+    assert harness.backend.name == harness.spec.name

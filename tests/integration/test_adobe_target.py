@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.backends.adobe_target import AdobeTargetBackend
+from reconciler.backends.adobe_target import AdobeTargetSettings as TargetSettings
 from reconciler.config import Limits, Secret, Target, load_config
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, FatalApiError
@@ -24,10 +25,10 @@ def adobe(serve):
 
 def target_for(emulator, environment=1):
     s = emulator.settings
-    return Target(backend="adobe-target", base_url=emulator.base_url, project_token="",
-                  catalog_id=f"{s.tenant}/environment-{environment}",
-                  api_key_id=Secret(s.api_key), api_secret=Secret(""), tenant=s.tenant,
-                  environment=environment, token=Secret(s.token))
+    return Target(backend="adobe-target", base_url=emulator.base_url,
+                  settings=TargetSettings(tenant=s.tenant, environment=environment,
+                                          api_key=Secret(s.api_key),
+                                          token=Secret(s.token)))
 
 
 def test_the_guard_keeps_the_environment_alive(adobe):
@@ -95,3 +96,30 @@ def test_503_throttling_is_honoured(tmp_path, adobe):
     backend.close()
     assert inventory.complete and len(inventory.ids) == 3000
     assert emulator.stats.throttled > 0
+
+
+def test_searches_and_reads_share_the_deletes_budget_file(tmp_path, adobe):
+    """Adobe documents one limit (50 calls a minute) for every admin call: catalogsearch and
+    Get Entity count against the same shared budget file as the deletes, even in a dry run
+    (which sends no delete at all)."""
+    from reconciler.runs.runner import default_backend
+    from reconciler.store.budgets import budget_path
+
+    emulator = adobe({1: [f"e{n:03d}" for n in range(30)]})
+    source = write_csv(tmp_path / "source.csv", [f"e{n:03d}" for n in range(30)])
+    s = emulator.settings
+    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+            f"backend = \"adobe-target\"\nbase_url = {toml_value(emulator.base_url)}\n"
+            f"tenant = {toml_value(s.tenant)}\nenvironment = 1\n"
+            f"api_key = {toml_value(s.api_key)}\ntoken = {toml_value(s.token)}\n")
+    config = load_config(write_config(tmp_path, text))
+    job = config.jobs["recs"]
+    backend = default_backend(job, FakeClock(), None)
+    shared = budget_path(config.budgets, backend.budget_key)
+    assert backend.read_budget_key == backend.budget_key
+    backend.close()
+    assert not shared.exists()
+    result = run_job(config, job, RunRequest(dry_run=True))
+    assert result.exit_code == EXIT_OK, result.summary
+    assert shared.exists() and shared.stat().st_size > 0
+

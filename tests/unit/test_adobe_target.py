@@ -41,15 +41,15 @@ def test_the_token_file_is_re_read_when_it_changes(tmp_path, clock):
     import httpx
     import respx
 
-    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.adobe_target import AdobeTargetBackend, AdobeTargetSettings
     from reconciler.core.settings import Limits, Secret, Target
 
     token_file = tmp_path / "token"
     token_file.write_text("first-token\n")
     target = Target(backend="adobe-target", base_url="https://mc.example.test",
-                    project_token="", catalog_id="t/environment-1", api_key_id=Secret("cid"),
-                    api_secret=Secret(""), tenant="t", environment=1, token=Secret(""),
-                    token_file=token_file)
+                    settings=AdobeTargetSettings(tenant="t", environment=1,
+                                                 api_key=Secret("cid"), token=Secret(""),
+                                                 token_file=token_file))
     backend = AdobeTargetBackend(target, Limits(max_attempts=1), clock)
     with respx.mock:
         route = respx.delete(url__startswith="https://mc.example.test/t/target/recs/entities")
@@ -99,13 +99,13 @@ def test_adobe_503_throttling_carries_its_retry_after(clock):
     import httpx
     import respx
 
-    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.adobe_target import AdobeTargetBackend, AdobeTargetSettings
     from reconciler.core.errors import RetriableApiError
     from reconciler.core.settings import Limits, Secret, Target
 
     target = Target(backend="adobe-target", base_url="https://mc.example.test",
-                    project_token="", catalog_id="t/environment-1", api_key_id=Secret("cid"),
-                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+                    settings=AdobeTargetSettings(tenant="t", environment=1,
+                                                 api_key=Secret("cid"), token=Secret("tok")))
     backend = AdobeTargetBackend(target, Limits(max_attempts=1), clock)
     with respx.mock:
         respx.delete(url__startswith="https://mc.example.test/t/target/recs/entities").mock(
@@ -121,15 +121,15 @@ def test_batches_are_sized_on_the_whole_request_line(clock, base_path):
     import httpx
     import respx
 
-    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.adobe_target import AdobeTargetBackend, AdobeTargetSettings
     from reconciler.backends.http import REQUEST_LINE_LIMIT
     from reconciler.core.batching import split_batches
     from reconciler.core.settings import Limits, Secret, Target
 
     base_url = "https://mc.example.test" + base_path.rstrip("/")
-    target = Target(backend="adobe-target", base_url=base_url, project_token="",
-                    catalog_id="t/environment-1", api_key_id=Secret("cid"),
-                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    target = Target(backend="adobe-target", base_url=base_url,
+                    settings=AdobeTargetSettings(tenant="t", environment=1,
+                                                 api_key=Secret("cid"), token=Secret("tok")))
     # 8,192 configured (the URL-only rule of old): the line limit still wins.
     backend = AdobeTargetBackend(target, Limits(max_batch_ids=5000, max_batch_bytes=8192), clock)
     ids = [f"entity-é-{n:08d}" for n in range(3000)]
@@ -162,12 +162,12 @@ def test_overlapping_pages_make_the_inventory_incomplete(clock):
     import httpx
     import respx
 
-    from reconciler.backends.adobe_target import AdobeTargetBackend
+    from reconciler.backends.adobe_target import AdobeTargetBackend, AdobeTargetSettings
     from reconciler.core.settings import Limits, Secret, Target
 
-    target = Target(backend="adobe-target", base_url="https://mc.example.test", project_token="",
-                    catalog_id="t/environment-1", api_key_id=Secret("cid"),
-                    api_secret=Secret(""), tenant="t", environment=1, token=Secret("tok"))
+    target = Target(backend="adobe-target", base_url="https://mc.example.test",
+                    settings=AdobeTargetSettings(tenant="t", environment=1,
+                                                 api_key=Secret("cid"), token=Secret("tok")))
     backend = AdobeTargetBackend(target, Limits(list_page_size=2, list_window=2), clock)
 
     def answer(request):  # a server whose start is 0-based: each page repeats one id

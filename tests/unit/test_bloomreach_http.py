@@ -8,7 +8,7 @@ import httpx
 import pytest
 import respx
 
-from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.backends.bloomreach import BloomreachBackend, BloomreachSettings
 from reconciler.core.errors import (
     AuthError,
     BatchAnswerMismatch,
@@ -20,8 +20,9 @@ from reconciler.core.settings import Limits, Secret, Target
 BASE = "https://api.example.test"
 CATALOG = f"{BASE}/data/v2/projects/proj/catalogs/cat"
 TARGET = Target(
-    backend="bloomreach", base_url=BASE, project_token="proj", catalog_id="cat",
-    api_key_id=Secret("kid"), api_secret=Secret("sec"),
+    backend="bloomreach", base_url=BASE,
+    settings=BloomreachSettings(project_token="proj", catalog_id="cat",
+                                api_key_id=Secret("kid"), api_secret=Secret("sec")),
 )
 LIMITS = Limits(max_attempts=3, backoff_initial_seconds=1, backoff_max_seconds=2)
 

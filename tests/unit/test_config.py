@@ -47,7 +47,7 @@ def test_valid_config_expands_variables_and_anchors_paths(tmp_path):
     assert job.source.path == tmp_path.resolve() / "exports/products.parquet"
     assert job.source.id_column == "item_id"
     assert job.target.base_url == "https://api.exponea.com"
-    assert job.target.api_secret.value == "s3cr3t"
+    assert job.target.settings.api_secret.value == "s3cr3t"
     assert job.limits == Limits()
     assert job.schedule == "*/30 * * * *"
     assert config.secrets == ("key-123", "s3cr3t")
@@ -150,7 +150,7 @@ def test_secrets_from_credential_files(tmp_path):
     text = VALID.replace('"${SECRET}"', '"file:${CREDENTIALS_DIRECTORY}/secret"')
     config = load_config(write(tmp_path, text), {**ENV, "CREDENTIALS_DIRECTORY":
                                                  str(tmp_path / "creds")})
-    assert config.jobs["products-eu"].target.api_secret.value == "from-a-file"
+    assert config.jobs["products-eu"].target.settings.api_secret.value == "from-a-file"
     missing = VALID.replace('"${SECRET}"', '"file:/nonexistent/secret"')
     assert error_for(tmp_path, missing) == (
         "CFG: jobs.products-eu.target.api_secret: cannot read the secret file "
@@ -182,10 +182,10 @@ token = "${TOKEN}"
 def test_adobe_target_config_and_its_limits(tmp_path):
     config = load_config(write(tmp_path, ADOBE), {"CLIENT_ID": "cid", "TOKEN": "tok"})
     target = config.jobs["recs"].target
-    assert (target.base_url, target.tenant, target.environment) == ("https://mc.adobe.io",
-                                                                     "acme", 12)
+    assert (target.base_url, target.settings.tenant, target.settings.environment) == (
+        "https://mc.adobe.io", "acme", 12)
     assert target.catalog_id == "acme/environment-12"
-    assert target.secrets == ("cid", "tok") and target.token_file is None
+    assert target.secrets == ("cid", "tok") and target.settings.token_file is None
     limits = config.jobs["recs"].limits
     assert (limits.requests_per_window, limits.window_seconds, limits.max_batch_bytes) == (
         50, 60.0, 8192)
@@ -286,4 +286,4 @@ def test_a_relative_file_secret_is_read_from_the_config_folder(tmp_path, monkeyp
     monkeypatch.chdir("/")
     config = load_config(write(tmp_path, VALID.replace('"${SECRET}"', '"file:creds/secret"')),
                          ENV)
-    assert config.jobs["products-eu"].target.api_secret.value == "from-file"
+    assert config.jobs["products-eu"].target.settings.api_secret.value == "from-file"

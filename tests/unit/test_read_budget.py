@@ -5,15 +5,17 @@ from __future__ import annotations
 import httpx
 import respx
 
-from reconciler.backends.bloomreach import BloomreachBackend
+from reconciler.backends.bloomreach import BloomreachBackend, BloomreachSettings
 from reconciler.core.ratelimit import SlidingWindowBudget
 from reconciler.core.settings import Limits, Secret, Target
 
 BASE = "https://api.example.test"
 CATALOG = f"{BASE}/data/v2/projects/proj/catalogs/cat"
 TARGET = Target(
-    backend="bloomreach", base_url=BASE, project_token="proj", catalog_id="cat",
-    api_key_id=Secret("kid"), api_secret=Secret("sec"), prefix_alphabet="0123456789",
+    backend="bloomreach", base_url=BASE,
+    settings=BloomreachSettings(project_token="proj", catalog_id="cat",
+                                api_key_id=Secret("kid"), api_secret=Secret("sec"),
+                                prefix_alphabet="0123456789"),
 )
 
 
