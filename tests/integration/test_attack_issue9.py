@@ -31,6 +31,7 @@ PLAIN = {f"sku-{n:04d}": {"title": f"Item {n}"} for n in range(1900)}
 NUMERIC = {str(100_000_000_000 + n): {"title": "numeric"} for n in range(100)}
 ACCENTED = {f"caf\u00e9-{n:03d}": {"title": "coffee"} for n in range(100)}
 DASHED = {f"ab-{n:03d}": {"title": "dashed"} for n in range(100)}
+SHARP_S = {f"stra\u00dfe-{n:03d}": {"title": "street"} for n in range(100)}
 
 
 def write_lines(path, lines):
@@ -103,6 +104,9 @@ UNICODE = {
     # Word / Windows-1252 typography: smart quotes around the id, an en dash for the hyphen.
     "smart_quotes": (NUMERIC, lambda i: "\u201c" + i + "\u201d"),
     "en_dash": (DASHED, lambda i: i.replace("-", "\u2013")),
+    # An upper-casing exporter: "straße".upper() is "STRASSE"; lower() does not undo it,
+    # casefold() does.
+    "upper_cased_sharp_s": (SHARP_S, str.upper),
     # UTF-8 decoded as Latin-1 and saved as UTF-8 again: valid UTF-8, so not refused.
     "double_encoded_utf8": (ACCENTED, lambda i: i.encode("utf-8").decode("latin-1")),
 }
