@@ -298,3 +298,30 @@ def test_a_protect_list_cut_short_deletes_nothing_it_names(tmp_path, start_emula
                              safety={"protect": [f"file:{protect}"]})
     results = runs_an_hour_apart(config, now_clock())
     assert_none_deleted(catalog, DASHED, results)
+
+
+# -- 10. The shrink baseline after an apply ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="apply records source_ids as the source's rows "
+                   "(duplicates included), not its distinct ids: the next run of an export "
+                   "with duplicate rows is refused by max_shrink")
+def test_an_apply_does_not_inflate_the_shrink_baseline(tmp_path, start_emulator):
+    items = {**PLAIN, **DASHED}
+    catalog = start_emulator(items, bulk_requests_per_window=100)
+    # One row per variant: every id twice (3,800 rows, 1,900 distinct ids).
+    config = emulator_config(tmp_path, catalog, sorted(PLAIN) * 2, safety={})
+    job = config.jobs["products"]
+    real = datetime.now(UTC)
+    os.utime(job.source.path, ((real - timedelta(hours=3)).timestamp(),) * 2)
+    clock = FakeClock(wall=real - timedelta(hours=2))
+    assert run_job(config, job, RunRequest(dry_run=False), clock=clock).exit_code == EXIT_OK
+    clock.advance(3601)
+    plan_file = tmp_path / "plan.json"
+    run_job(config, job, RunRequest(dry_run=True, plan_out=plan_file), clock=clock)
+    key = saved_plan.signing_key(config.state_dir)
+    applied = run_job(config, job, RunRequest(dry_run=False,
+                                              apply=saved_plan.load(plan_file, key)))
+    assert applied.summary["deleted"] == 100
+    after = run_job(config, job, RunRequest(dry_run=False))
+    assert after.exit_code == EXIT_OK, after.summary.get("refused")
