@@ -49,3 +49,44 @@ def start_emulator(log_stream, serve) -> Iterator:
         return serve(Emulator(items, EmulatorSettings(**{**defaults, **settings})))
 
     yield start
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL for the whole session: ``RECONCILER_TEST_POSTGRES`` when set, else a
+    throwaway server from the pgserver wheel in a fresh temporary directory (as root,
+    pgserver runs initdb and postgres as its own unprivileged user ``pgserver``)."""
+    import os
+    import shutil
+    import tempfile
+
+    given = os.environ.get("RECONCILER_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    import pgserver
+
+    # Not under pytest's tmp_path: its 0700 parents would keep the 'pgserver' user out.
+    folder = tempfile.mkdtemp(prefix="reconciler-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server) -> Iterator[str]:
+    """A DSN onto a fresh, empty database of the session's server (dropped afterwards)."""
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield make_conninfo(postgres_server, dbname=name)
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

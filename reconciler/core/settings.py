@@ -164,6 +164,9 @@ class Config:
     logging: Logging = Logging()
     budget_dir: Path | None = None  # where catalogs' shared rate budgets live
     daemon: Daemon = Daemon()
+    # "postgresql://...": journal, leases, budgets and backups shared by replicas; None: the
+    # embedded SQLite journal and files under state_dir.
+    state: str | None = None
 
     @property
     def budgets(self) -> Path:

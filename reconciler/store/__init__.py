@@ -1,0 +1,89 @@
+"""Where a run's state lives: one factory for the journal, leases, budgets and backups.
+
+``state = "postgresql://..."`` (top level of the config) puts them in PostgreSQL, shared by
+every replica; without it they are the embedded SQLite journal and files under
+``state_dir`` (the default). Callers ask here and never name an implementation.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from types import TracebackType
+from typing import Any, Protocol
+
+import psycopg
+
+from reconciler.core.ratelimit import SlidingWindowBudget
+from reconciler.core.settings import Config
+
+# What a store may raise when its database fails under a run (caught like an OSError).
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+
+_MIGRATED: set[str] = set()
+_MIGRATED_LOCK = threading.Lock()
+
+
+class Lease(Protocol):
+    """A job's exclusive right to run (``locks.JobLock`` or ``pg_lease.PgLease``)."""
+
+    def acquire(self) -> Any: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+
+def uses_postgres(config: Config) -> bool:
+    return config.state is not None
+
+
+def open_store(config: Config, lease: Lease | None = None) -> Any:
+    """The journal: SQLite under state_dir, or PostgreSQL fenced by ``lease`` when it is a
+    PostgreSQL lease (every write before a send checks the lease is still held)."""
+    if config.state is None:
+        from reconciler.store.journal import Journal
+
+        return Journal.in_state_dir(config.state_dir)
+    from reconciler.store.pg_lease import PgLease
+    from reconciler.store.postgres import PostgresStore
+
+    fence = lease.held if isinstance(lease, PgLease) else None
+    store = PostgresStore(config.state, fence=fence)
+    with _MIGRATED_LOCK:
+        _MIGRATED.add(config.state)
+    return store
+
+
+def _ensure_schema(dsn: str) -> None:
+    with _MIGRATED_LOCK:
+        if dsn in _MIGRATED:
+            return
+    from reconciler.store.postgres import PostgresStore
+
+    PostgresStore(dsn, pool_size=1).close()
+    with _MIGRATED_LOCK:
+        _MIGRATED.add(dsn)
+
+
+def job_lease(config: Config, job: str) -> Lease:
+    """One replica (or process) per job: an advisory lock in PostgreSQL, else a file lock."""
+    if config.state is None:
+        from reconciler.store.locks import JobLock
+
+        return JobLock(config.state_dir, job)
+    from reconciler.store.pg_lease import PgLease
+
+    return PgLease(config.state, job)
+
+
+def catalog_budget(config: Config, key: str, limit: int, window: float) -> SlidingWindowBudget:
+    """The rate budget of one catalog, shared by every process (file) or replica (table)."""
+    if config.state is None:
+        from reconciler.store.budgets import FileBudget, budget_path
+
+        return FileBudget(budget_path(config.budgets, key), limit, window)
+    from reconciler.store.pg_budget import PgBudget
+
+    _ensure_schema(config.state)
+    return PgBudget(config.state, key, limit, window)

@@ -158,6 +158,7 @@ class RunRow:
     resumed_from: str | None
     exit_code: int | None
     summary: dict[str, Any]
+    replica: str = ""  # hostname:pid of the process (replica) that ran it
 
 
 @dataclass(frozen=True)
@@ -499,7 +500,7 @@ class Journal:
 
 
 _RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
-                " exit_code, summary")
+                " exit_code, summary, host, pid")
 
 
 def _alive(pid: int | None) -> bool:
@@ -515,6 +516,6 @@ def _alive(pid: int | None) -> bool:
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:
-    run_id, job, dry_run, status, started, finished, resumed, code, summary = row
+    run_id, job, dry_run, status, started, finished, resumed, code, summary, host, pid = row
     return RunRow(run_id, job, bool(dry_run), status, started, finished, resumed, code,
-                  json.loads(summary or "{}"))
+                  json.loads(summary or "{}"), f"{host}:{pid}" if host else "")
