@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import TextIO
+from typing import Any, TextIO
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import Config
-from reconciler.store.journal import JOURNAL_NAME, Journal, RunRow
+from reconciler.store import open_store
+from reconciler.store.journal import JOURNAL_NAME, RunRow
 
 
-def _open(config: Config) -> Journal:
-    if not (config.state_dir / JOURNAL_NAME).exists():
+def _open(config: Config) -> Any:
+    if config.state is None and not (config.state_dir / JOURNAL_NAME).exists():
         raise ConfigError(f"{config.state_dir / JOURNAL_NAME}: no journal yet (nothing has run)")
-    return Journal.in_state_dir(config.state_dir)
+    return open_store(config)
 
 
 def describe(run: RunRow) -> dict[str, object]:
@@ -35,6 +36,7 @@ def describe(run: RunRow) -> dict[str, object]:
         "not_sent": s.get("not_sent", ""),
         "skipped": sum(s.get("skipped", {}).values()) if s.get("skipped") else 0,
         "resumed_from": run.resumed_from or "",
+        "replica": run.replica,
         "refused": s.get("refused", ""),
         "error": s.get("error", ""),
     }
@@ -50,7 +52,7 @@ def print_history(config: Config, job: str | None, limit: int, out: TextIO) -> i
         journal.close()
     columns = ["run_id", "job", "started_at", "finished_at", "mode", "status", "exit_code",
                "to_delete", "deleted", "failed", "unknown", "not_sent", "skipped",
-               "resumed_from", "refused", "error"]
+               "resumed_from", "replica", "refused", "error"]
     widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns[:-2]}
     out.write("  ".join(c.ljust(w) for c, w in widths.items()) + "  note\n")
     for r in rows:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import getpass
 import secrets as token_source
-import sqlite3
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -79,8 +78,16 @@ from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN,
 from reconciler.runs.progress import Progress
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import SourceRead, read_ids, read_source
-from reconciler.store import backups, preflight, saved_plan
-from reconciler.store.budgets import FileBudget, budget_path
+from reconciler.store import (
+    ENVIRONMENT_ERRORS,
+    backup_store,
+    backups,
+    catalog_budget,
+    job_lease,
+    open_store,
+    preflight,
+    saved_plan,
+)
 from reconciler.store.journal import (
     DRY,
     FAILED_RUN,
@@ -94,7 +101,6 @@ from reconciler.store.journal import (
     Journal,
     RunRow,
 )
-from reconciler.store.locks import JobLock
 from reconciler.store.saved_plan import SavedPlan
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
@@ -214,8 +220,8 @@ class _Run:
             check_ownership(self.config, self.job)
             # Before anything is deleted: the state and the report folder must take writes.
             preflight.writable_dir(self.config.state_dir, "state_dir")
-            with JobLock(self.config.state_dir, self.job.name):
-                journal = Journal.in_state_dir(self.config.state_dir)
+            with job_lease(self.config, self.job.name) as lease:
+                journal = open_store(self.config, lease)
                 journal.mark_crashed(self.job.name, holding_lock=True)
                 self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
@@ -229,7 +235,7 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
-        except (OSError, sqlite3.Error) as exc:
+        except ENVIRONMENT_ERRORS as exc:
             # The environment failed under a run (disk full, state_dir removed): one line,
             # exit 1; what was journaled stays resumable.
             exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
@@ -255,7 +261,7 @@ class _Run:
                 self.html.history = [r.summary for r in
                                      reversed(journal.runs(self.job.name, MAX_HISTORY))
                                      if r.summary]
-            except (OSError, sqlite3.Error) as exc:  # the next start marks the row crashed
+            except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
                 problem = describe_os_error(exc)
                 self.log.error("journal.finish_failed", error=problem)
                 if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
@@ -327,8 +333,7 @@ class _Run:
 
     def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
         now = self.clock.utcnow().timestamp()
-        backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
-                      now)
+        backup_store(self.config).prune(self.job.name, self.job.safety.backup_retention, now)
         if self.request.report_root is None:
             pruned = prune_reports(self.folder.parent, self.job.safety.report_retention, now,
                                    keep=self.folder)
@@ -520,10 +525,9 @@ class _Run:
         else:
             records = [{"item_id": r.item_id, "properties": dict(r.properties)}
                        for r in backend.read_back(sorted(wanted))]
-        path = backups.backup_path(self.config.state_dir, self.job.name, self.run_id)
-        written = backups.write_backup(path, records)
-        self.summary["backup"] = {"path": str(path), "records": written}
-        self.log.info("backup.written", path=str(path), records=written)
+        written, path = backup_store(self.config).write(self.job.name, self.run_id, records)
+        self.summary["backup"] = {"path": path, "records": written}
+        self.log.info("backup.written", path=path, records=written)
         missing = wanted - {r["item_id"] for r in records}
         return defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(sorted(missing),
                                                                      pa.string())),
@@ -570,8 +574,8 @@ class _Run:
     def _share_read_budget(self, backend: Backend) -> None:
         """List and read calls count against a budget shared by every process, per catalog."""
         if isinstance(backend, HttpBackend):
-            backend.share_read_budget(FileBudget(
-                budget_path(self.config.budgets, backend.read_budget_key), *backend.read_rate))
+            backend.share_read_budget(catalog_budget(
+                self.config, backend.read_budget_key, *backend.read_rate))
 
     def _keep_properties(self, records: Sequence[dict[str, Any]]) -> None:
         """A short line of each listed item's properties, for the plan and report.html."""
@@ -736,8 +740,8 @@ class _Run:
             self._log_batch(seq, outcomes, seconds)
 
         limits = self.job.limits
-        budget = FileBudget(budget_path(self.config.budgets, backend.budget_key),
-                            limits.requests_per_window, limits.window_seconds)
+        budget = catalog_budget(self.config, backend.budget_key, limits.requests_per_window,
+                                limits.window_seconds)
         result = Executor(
             backend, limits, self.clock, budget,
             ledger=ledger, should_stop=self.stop, first_seq=journal.next_batch_seq(plan_run),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -19,6 +20,8 @@ from reconciler.core.settings import Config
 
 # What a store may raise when its database fails under a run (caught like an OSError).
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+# ... and with the machine's own failures (disk full, state_dir removed).
+ENVIRONMENT_ERRORS: tuple[type[Exception], ...] = (OSError, *STORE_ERRORS)
 
 _MIGRATED: set[str] = set()
 _MIGRATED_LOCK = threading.Lock()
@@ -75,6 +78,28 @@ def job_lease(config: Config, job: str) -> Lease:
     from reconciler.store.pg_lease import PgLease
 
     return PgLease(config.state, job)
+
+
+class BackupStore(Protocol):
+    """Where backups of deleted items go (``backups.FileBackups``, ``pg_backups.PgBackups``)."""
+
+    def write(self, job: str, run_id: str,
+              records: Iterable[dict[str, Any]]) -> tuple[int, str]: ...
+    def read(self, job: str, run_id: str) -> Iterator[dict[str, Any]] | None: ...
+    def where(self, job: str, run_id: str) -> str: ...
+    def prune(self, job: str, retention_seconds: float, now: float) -> list[str]: ...
+
+
+def backup_store(config: Config) -> BackupStore:
+    """Backups in files under state_dir, or in PostgreSQL where every replica reaches them."""
+    if config.state is None:
+        from reconciler.store.backups import FileBackups
+
+        return FileBackups(config.state_dir)
+    from reconciler.store.pg_backups import PgBackups
+
+    _ensure_schema(config.state)
+    return PgBackups(config.state)
 
 
 def catalog_budget(config: Config, key: str, limit: int, window: float) -> SlidingWindowBudget:
