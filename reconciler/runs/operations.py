@@ -40,9 +40,9 @@ from reconciler.runs.runner import (
     report_dir_for,
 )
 from reconciler.sources.reader import read_ids
-from reconciler.store import backups
+from reconciler.store import backups, open_store
 from reconciler.store.budgets import FileBudget, budget_path
-from reconciler.store.journal import FINISHED, REFUSED, Journal
+from reconciler.store.journal import FINISHED, REFUSED
 from reconciler.store.locks import JobLock
 
 SKIP_NOT_IN_BACKUP = "not_in_backup"
@@ -51,11 +51,11 @@ SKIP_NOT_IN_BACKUP = "not_in_backup"
 def restore(config: Config, run_id: str, ids_file: Path | None = None,
             clock: Clock | None = None) -> RunResult:
     clock = clock or SystemClock()
-    journal = Journal.in_state_dir(config.state_dir)
+    journal = open_store(config)
     try:
         run = journal.run(run_id)
         if run is None:
-            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+            raise ConfigError(f"no run {run_id!r} in the journal of {config.state_dir}")
         job = config.select([run.job])[0]
         path = backups.backup_path(config.state_dir, job.name, run_id)
         if not path.exists():
@@ -133,7 +133,7 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     log = get_logger(job=job.name, run_id=run_id)
     summary = base_summary(job, run_id, clock, purge=True)
     with JobLock(config.state_dir, job.name):
-        journal = Journal.in_state_dir(config.state_dir)
+        journal = open_store(config)
         try:
             journal.start_run(run_id, job.name, False, summary["started_at"],
                               target=target_fingerprint(job.target))

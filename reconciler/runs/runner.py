@@ -79,7 +79,7 @@ from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN,
 from reconciler.runs.progress import Progress
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import SourceRead, read_ids, read_source
-from reconciler.store import backups, preflight, saved_plan
+from reconciler.store import RunRow, Store, backups, open_store, preflight, saved_plan
 from reconciler.store.budgets import FileBudget, budget_path
 from reconciler.store.journal import (
     DRY,
@@ -91,8 +91,6 @@ from reconciler.store.journal import (
     STILL_PRESENT,
     STOPPED,
     VERIFIED_GONE,
-    Journal,
-    RunRow,
 )
 from reconciler.store.locks import JobLock
 from reconciler.store.saved_plan import SavedPlan
@@ -163,7 +161,7 @@ def report_dir_for(config: Config, job: Job, run_id: str, report_root: Path | No
 class JournalLedger:
     """The executor's ledger, written to the journal; times itself for the summary."""
 
-    def __init__(self, journal: Journal, run_id: str, plan_run: str, clock: Clock) -> None:
+    def __init__(self, journal: Store, run_id: str, plan_run: str, clock: Clock) -> None:
         self.journal, self.run_id, self.plan_run, self.clock = journal, run_id, plan_run, clock
         self.seconds = 0.0
 
@@ -209,13 +207,13 @@ class _Run:
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
         started = self.clock.monotonic()
-        journal: Journal | None = None
+        journal: Store | None = None
         try:
             check_ownership(self.config, self.job)
             # Before anything is deleted: the state and the report folder must take writes.
             preflight.writable_dir(self.config.state_dir, "state_dir")
             with JobLock(self.config.state_dir, self.job.name):
-                journal = Journal.in_state_dir(self.config.state_dir)
+                journal = open_store(self.config)
                 journal.mark_crashed(self.job.name, holding_lock=True)
                 self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
@@ -274,7 +272,7 @@ class _Run:
             properties=self.html.properties,
         )
 
-    def _note_target_change(self, journal: Journal) -> None:
+    def _note_target_change(self, journal: Store) -> None:
         """Say so when this job's last run was against another catalog; its state (an
         interrupted plan included) stays with that catalog and is not used here."""
         ran, last = journal.last_target(self.job.name, self.run_id)
@@ -306,7 +304,7 @@ class _Run:
             return f" (report folder unusable, written to {folder})" if problems else ""
         return f"; no report written: {'; '.join(problems)}"
 
-    def _journaled(self, journal: Journal) -> tuple[int, str]:
+    def _journaled(self, journal: Store) -> tuple[int, str]:
         if self.request.apply is not None:
             return self._apply(journal, self.request.apply)
         interrupted = None if self.dry_run else journal.interrupted_run(self.job.name,
@@ -325,7 +323,7 @@ class _Run:
 
     # -- a fresh plan --------------------------------------------------------------------
 
-    def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
+    def _reconcile(self, journal: Store, backend: Backend) -> tuple[int, str]:
         now = self.clock.utcnow().timestamp()
         backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
                       now)
@@ -375,7 +373,7 @@ class _Run:
             journal.update_ledger(self.job.name, self.target, source.to_pylist(), queued)
         return code, message + self._pending_note()
 
-    def _ledger(self, journal: Journal) -> pa.Array:
+    def _ledger(self, journal: Store) -> pa.Array:
         """Ids seen in earlier source exports and not deleted since: the remote catalog as
         far as this tool knows it. It proves nothing, so it is never called complete."""
         ids = journal.ledger(self.job.name, self.target)
@@ -420,7 +418,7 @@ class _Run:
 
     # -- safety ---------------------------------------------------------------------------
 
-    def _judge(self, journal: Journal, plan: Plan, source: pa.Array, remote: pa.Array,
+    def _judge(self, journal: Store, plan: Plan, source: pa.Array, remote: pa.Array,
                now: float) -> Plan:
         """Skip what is not ours to delete, gate the source, defer what is within grace,
         then cap what is due now (the order is explained in safety.py)."""
@@ -583,7 +581,7 @@ class _Run:
             if text:
                 kept[str(record["item_id"])] = text
 
-    def _verify(self, journal: Journal, remote: pa.Array) -> None:
+    def _verify(self, journal: Store, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
         queued = journal.queued_before(self.job.name, self.run_id, self.target)
         if not queued:
@@ -611,7 +609,7 @@ class _Run:
 
     # -- applying a saved plan -----------------------------------------------------------
 
-    def _apply(self, journal: Journal, saved: SavedPlan) -> tuple[int, str]:
+    def _apply(self, journal: Store, saved: SavedPlan) -> tuple[int, str]:
         """Delete exactly the saved plan's ids, minus those that drifted since it was made.
 
         Every cap is judged again here, on the plan's ids and the catalog as it is now
@@ -680,7 +678,7 @@ class _Run:
 
     # -- finishing an interrupted plan ---------------------------------------------------
 
-    def _resume(self, journal: Journal, backend: Backend, old: RunRow) -> tuple[int, str]:
+    def _resume(self, journal: Store, backend: Backend, old: RunRow) -> tuple[int, str]:
         at = journal.state_counts(old.run_id)
         self.summary["resumed_from"] = old.run_id
         self.summary["resumed_at"] = at
@@ -724,7 +722,7 @@ class _Run:
 
     # -- sending -------------------------------------------------------------------------
 
-    def _execute(self, journal: Journal, backend: Backend, plan_run: str,
+    def _execute(self, journal: Store, backend: Backend, plan_run: str,
                  ids: list[str]) -> tuple[int, str]:
         ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
         started = self.clock.monotonic()

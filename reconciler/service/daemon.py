@@ -44,8 +44,7 @@ from reconciler.runs.runner import BackendFactory, RunRequest, default_backend, 
 from reconciler.runs.signals import StopFlag
 from reconciler.service import sdnotify
 from reconciler.service.metrics import HealthServer, Metrics
-from reconciler.store import preflight
-from reconciler.store.journal import Journal
+from reconciler.store import open_store, preflight
 
 TICK_SECONDS = 1.0
 _UNIT = {"s": 1, "m": 60, "h": 3600}
@@ -201,7 +200,7 @@ class Daemon:
         """Before scheduling: state_dir must take writes (else one line, exit 3); rows of
         runs whose process died become ``crashed`` (their next run resumes them)."""
         preflight.writable_dir(self.config.state_dir, "state_dir")
-        journal = Journal.in_state_dir(self.config.state_dir)
+        journal = open_store(self.config)
         try:
             crashed = journal.mark_crashed()
         finally:
