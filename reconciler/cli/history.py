@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import Any, TextIO
+from typing import TextIO
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import Config
-from reconciler.store import open_store
-from reconciler.store.journal import JOURNAL_NAME, RunRow
+from reconciler.store import RunRow, Store, open_store
+from reconciler.store.journal import JOURNAL_NAME
 
 
-def _open(config: Config) -> Any:
+def _open(config: Config) -> Store:
     if config.state is None and not (config.state_dir / JOURNAL_NAME).exists():
         raise ConfigError(f"{config.state_dir / JOURNAL_NAME}: no journal yet (nothing has run)")
     return open_store(config)
@@ -68,7 +68,7 @@ def print_outcomes(config: Config, run_id: str, outcome: str | None, fmt: str,
     try:
         run = journal.run(run_id)
         if run is None:
-            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+            raise ConfigError(f"no run {run_id!r} in {config.state_dir / JOURNAL_NAME}")
         plan_run = run.resumed_from or run_id
         items = journal.items(plan_run, outcome)
     finally:

@@ -53,7 +53,7 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
     try:
         run = journal.run(run_id)
         if run is None:
-            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+            raise ConfigError(f"no run {run_id!r} in the journal of {config.state_dir}")
         job = config.select([run.job])[0]
         stored = backup_store(config)
         backup = stored.read(job.name, run_id)

@@ -80,6 +80,8 @@ from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import SourceRead, read_ids, read_source
 from reconciler.store import (
     ENVIRONMENT_ERRORS,
+    RunRow,
+    Store,
     backup_store,
     backups,
     catalog_budget,
@@ -98,8 +100,6 @@ from reconciler.store.journal import (
     STILL_PRESENT,
     STOPPED,
     VERIFIED_GONE,
-    Journal,
-    RunRow,
 )
 from reconciler.store.saved_plan import SavedPlan
 
@@ -169,7 +169,7 @@ def report_dir_for(config: Config, job: Job, run_id: str, report_root: Path | No
 class JournalLedger:
     """The executor's ledger, written to the journal; times itself for the summary."""
 
-    def __init__(self, journal: Journal, run_id: str, plan_run: str, clock: Clock) -> None:
+    def __init__(self, journal: Store, run_id: str, plan_run: str, clock: Clock) -> None:
         self.journal, self.run_id, self.plan_run, self.clock = journal, run_id, plan_run, clock
         self.seconds = 0.0
 
@@ -215,7 +215,7 @@ class _Run:
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
         started = self.clock.monotonic()
-        journal: Journal | None = None
+        journal: Store | None = None
         try:
             check_ownership(self.config, self.job)
             # Before anything is deleted: the state and the report folder must take writes.
@@ -280,7 +280,7 @@ class _Run:
             properties=self.html.properties,
         )
 
-    def _note_target_change(self, journal: Journal) -> None:
+    def _note_target_change(self, journal: Store) -> None:
         """Say so when this job's last run was against another catalog; its state (an
         interrupted plan included) stays with that catalog and is not used here."""
         ran, last = journal.last_target(self.job.name, self.run_id)
@@ -312,7 +312,7 @@ class _Run:
             return f" (report folder unusable, written to {folder})" if problems else ""
         return f"; no report written: {'; '.join(problems)}"
 
-    def _journaled(self, journal: Journal) -> tuple[int, str]:
+    def _journaled(self, journal: Store) -> tuple[int, str]:
         if self.request.apply is not None:
             return self._apply(journal, self.request.apply)
         interrupted = None if self.dry_run else journal.interrupted_run(self.job.name,
@@ -331,7 +331,7 @@ class _Run:
 
     # -- a fresh plan --------------------------------------------------------------------
 
-    def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
+    def _reconcile(self, journal: Store, backend: Backend) -> tuple[int, str]:
         now = self.clock.utcnow().timestamp()
         backup_store(self.config).prune(self.job.name, self.job.safety.backup_retention, now)
         if self.request.report_root is None:
@@ -380,7 +380,7 @@ class _Run:
             journal.update_ledger(self.job.name, self.target, source.to_pylist(), queued)
         return code, message + self._pending_note()
 
-    def _ledger(self, journal: Journal) -> pa.Array:
+    def _ledger(self, journal: Store) -> pa.Array:
         """Ids seen in earlier source exports and not deleted since: the remote catalog as
         far as this tool knows it. It proves nothing, so it is never called complete."""
         ids = journal.ledger(self.job.name, self.target)
@@ -425,7 +425,7 @@ class _Run:
 
     # -- safety ---------------------------------------------------------------------------
 
-    def _judge(self, journal: Journal, plan: Plan, source: pa.Array, remote: pa.Array,
+    def _judge(self, journal: Store, plan: Plan, source: pa.Array, remote: pa.Array,
                now: float) -> Plan:
         """Skip what is not ours to delete, gate the source, defer what is within grace,
         then cap what is due now (the order is explained in safety.py)."""
@@ -587,7 +587,7 @@ class _Run:
             if text:
                 kept[str(record["item_id"])] = text
 
-    def _verify(self, journal: Journal, remote: pa.Array) -> None:
+    def _verify(self, journal: Store, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
         queued = journal.queued_before(self.job.name, self.run_id, self.target)
         if not queued:
@@ -615,7 +615,7 @@ class _Run:
 
     # -- applying a saved plan -----------------------------------------------------------
 
-    def _apply(self, journal: Journal, saved: SavedPlan) -> tuple[int, str]:
+    def _apply(self, journal: Store, saved: SavedPlan) -> tuple[int, str]:
         """Delete exactly the saved plan's ids, minus those that drifted since it was made.
 
         Every cap is judged again here, on the plan's ids and the catalog as it is now
@@ -684,7 +684,7 @@ class _Run:
 
     # -- finishing an interrupted plan ---------------------------------------------------
 
-    def _resume(self, journal: Journal, backend: Backend, old: RunRow) -> tuple[int, str]:
+    def _resume(self, journal: Store, backend: Backend, old: RunRow) -> tuple[int, str]:
         at = journal.state_counts(old.run_id)
         self.summary["resumed_from"] = old.run_id
         self.summary["resumed_at"] = at
@@ -728,7 +728,7 @@ class _Run:
 
     # -- sending -------------------------------------------------------------------------
 
-    def _execute(self, journal: Journal, backend: Backend, plan_run: str,
+    def _execute(self, journal: Store, backend: Backend, plan_run: str,
                  ids: list[str]) -> tuple[int, str]:
         ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
         started = self.clock.monotonic()

@@ -1,8 +1,9 @@
-"""Where a run's state lives: one factory for the journal, leases, budgets and backups.
+"""Durable state behind one ``Store`` interface (base.py), and the one factory for it.
 
-``state = "postgresql://..."`` (top level of the config) puts them in PostgreSQL, shared by
-every replica; without it they are the embedded SQLite journal and files under
-``state_dir`` (the default). Callers ask here and never name an implementation.
+``open_store`` (the journal), ``job_lease``, ``catalog_budget`` and ``backup_store`` pick the
+backing: ``state = "postgresql://..."`` (top level of the config) puts them all in
+PostgreSQL, shared by every replica; without it they are the embedded SQLite journal and
+files under ``state_dir`` (the default). Callers ask here and never name an implementation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ import psycopg
 
 from reconciler.core.ratelimit import SlidingWindowBudget
 from reconciler.core.settings import Config
+from reconciler.store.base import ItemRow, RunRow, Store
+
+__all__ = ["ItemRow", "RunRow", "Store", "backup_store", "catalog_budget", "job_lease",
+           "open_store"]
 
 # What a store may raise when its database fails under a run (caught like an OSError).
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -41,7 +46,7 @@ def uses_postgres(config: Config) -> bool:
     return config.state is not None
 
 
-def open_store(config: Config, lease: Lease | None = None) -> Any:
+def open_store(config: Config, lease: Lease | None = None) -> Store:
     """The journal: SQLite under state_dir, or PostgreSQL fenced by ``lease`` when it is a
     PostgreSQL lease (every write before a send checks the lease is still held)."""
     if config.state is None:

@@ -31,12 +31,12 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ConfigError
+from reconciler.store.base import ItemRow, RunRow
 
 PLANNED = "planned"
 SENT = "sent"
@@ -145,28 +145,6 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ledger_v4 RENAME TO ledger;
     """,
 )
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    job: str
-    dry_run: bool
-    status: str
-    started_at: str
-    finished_at: str | None
-    resumed_from: str | None
-    exit_code: int | None
-    summary: dict[str, Any]
-    replica: str = ""  # hostname:pid of the process (replica) that ran it
-
-
-@dataclass(frozen=True)
-class ItemRow:
-    item_id: str
-    state: str
-    detail: str
-    sends: int
 
 
 class Journal:

@@ -29,6 +29,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.errors import ConfigError, EnvironmentProblem
+from reconciler.store.base import ItemRow, RunRow
 from reconciler.store.journal import (
     CRASHED,
     FINISHED,
@@ -38,8 +39,6 @@ from reconciler.store.journal import (
     SENT,
     SKIPPED,
     STOPPED,
-    ItemRow,
-    RunRow,
     _alive,
 )
 
