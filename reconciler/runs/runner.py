@@ -87,6 +87,7 @@ from reconciler.store import (
     catalog_budget,
     job_lease,
     open_store,
+    plan_key,
     preflight,
     saved_plan,
 )
@@ -392,7 +393,7 @@ class _Run:
     def _save_plan(self, plan: Plan, source: pa.Array, remote: pa.Array, now: float) -> None:
         path = self.request.plan_out
         assert path is not None
-        key = saved_plan.signing_key(self.config.state_dir)
+        key = plan_key(self.config)
         saved_plan.write(path, SavedPlan(
             job=self.job.name, run_id=self.run_id, created_at=now,
             source_path=str(self.job.source.path),

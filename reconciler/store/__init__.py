@@ -21,7 +21,7 @@ from reconciler.core.settings import Config
 from reconciler.store.base import ItemRow, RunRow, Store
 
 __all__ = ["ItemRow", "RunRow", "Store", "backup_store", "catalog_budget", "job_lease",
-           "open_store"]
+           "open_store", "plan_key"]
 
 # What a store may raise when its database fails under a run (caught like an OSError).
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
@@ -105,6 +105,22 @@ def backup_store(config: Config) -> BackupStore:
 
     _ensure_schema(config.state)
     return PgBackups(config.state)
+
+
+def plan_key(config: Config) -> bytes:
+    """The key that signs saved plans: ``state_dir/plan.key``, or one row in PostgreSQL so
+    that a plan saved on one replica is applied on any other."""
+    if config.state is None:
+        from reconciler.store.saved_plan import signing_key
+
+        return signing_key(config.state_dir)
+    from reconciler.store.postgres import PostgresStore
+
+    store = PostgresStore(config.state, pool_size=1)
+    try:
+        return store.signing_key()
+    finally:
+        store.close()
 
 
 def catalog_budget(config: Config, key: str, limit: int, window: float) -> SlidingWindowBudget:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,6 +120,13 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job, run_id)
     );
     """,
+    # 4: the plan-signing key of the state (saved plans verify on any replica).
+    """
+    CREATE TABLE plan_key (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key TEXT NOT NULL
+    );
+    """,
 )
 
 _RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
@@ -207,6 +215,15 @@ class PostgresStore:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 conn.execute(script)  # several statements: the simple query protocol
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+
+    def signing_key(self) -> bytes:
+        """The state's plan-signing key, made (random) by the first replica that asks."""
+        with self._transaction() as conn:
+            conn.execute("INSERT INTO plan_key (id, key) VALUES (1, %s) ON CONFLICT DO NOTHING",
+                         (secrets.token_hex(32),))
+            row = conn.execute("SELECT key FROM plan_key WHERE id = 1").fetchone()
+        assert row is not None
+        return str(row[0]).encode("ascii")
 
     # -- runs ----------------------------------------------------------------------------
 

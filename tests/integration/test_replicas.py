@@ -117,3 +117,31 @@ def test_a_slot_whose_job_another_replica_holds_is_skipped_not_failed(tmp_path, 
     assert run.status == "finished" and run.replica.endswith(f":{os.getpid()}")
     assert emulator.ids() == set(ITEMS) - STALE
     store.close()
+
+
+def test_run_history_and_restore_from_any_replica(tmp_path, start_emulator, postgres_dsn):
+    """CLI processes on PostgreSQL state: a run exits, history names the replica, and a
+    restore typed on another machine (another state_dir) finds the backup in the database."""
+    from tests.helpers import run_reconciler
+
+    emulator = start_emulator(ITEMS)
+    path = replicas_config(tmp_path, emulator, postgres_dsn)
+    done = run_reconciler("--config", path, "run", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert emulator.ids() == set(ITEMS) - STALE
+    history = run_reconciler("--config", path, "history")
+    assert history.returncode == 0 and "replica" in history.stdout.splitlines()[0]
+    store = open_store(load_config(path))
+    (run,) = store.runs("products")
+    store.close()
+    assert run.replica in history.stdout and "@" not in run.replica
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "reconciler.toml").write_text(
+        path.read_text().replace('state_dir = "state"', 'state_dir = "other-state"'))
+    (other / "exports").mkdir()
+    (other / "exports" / "products.csv").write_bytes(
+        (tmp_path / "exports" / "products.csv").read_bytes())
+    restored = run_reconciler("--config", other / "reconciler.toml", "restore", run.run_id)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert emulator.ids() == set(ITEMS)

@@ -155,3 +155,10 @@ def _set_pid(store, run_id, pid):
         return
     with psycopg.connect(store.dsn, autocommit=True) as conn:
         conn.execute("UPDATE runs SET pid = %s WHERE run_id = %s", (pid, run_id))
+
+
+def test_the_plan_signing_key_is_made_once_and_kept(store_config):
+    from reconciler.store import plan_key
+
+    first = plan_key(store_config)
+    assert len(first) >= 64 and plan_key(store_config) == first
