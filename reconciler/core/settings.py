@@ -166,7 +166,7 @@ class Config:
     daemon: Daemon = Daemon()
     # "postgresql://...": journal, leases, budgets and backups shared by replicas; None: the
     # embedded SQLite journal and files under state_dir.
-    state: str | None = None
+    state: str | None = field(default=None, repr=False)  # the DSN may carry a password
 
     @property
     def budgets(self) -> Path:
