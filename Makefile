@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-browser docs-screenshot lint bench-diff bench-throughput bench-listing clean
+.PHONY: demo test test-browser docs-screenshot lint bench-diff bench-throughput bench-listing \
+	bench-failover clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,10 @@ bench-throughput: $(STAMP)
 
 bench-listing: $(STAMP)
 	$(BIN)/python benchmarks/listing.py
+
+# Two daemons on one PostgreSQL (pgserver, or RECONCILER_TEST_POSTGRES): one is killed.
+bench-failover: $(STAMP)
+	$(BIN)/python benchmarks/failover.py
 
 clean:
 	rm -rf $(VENV) reconciler-demo .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,10 @@ def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str], *,
     state_dir = base / top.string("state_dir", default="var")
     budget_dir_value = top.optional_string("budget_dir")
     budget_dir = base / budget_dir_value if budget_dir_value else None
+    state = top.optional_string("state")
+    if state is not None and not state.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{path}: state: expected a PostgreSQL URL (postgresql://...) or no "
+                          "key (the embedded SQLite journal under state_dir)")
     logging_cfg = _parse_logging(top.optional_table("logging"))
     daemon_table = top.optional_table("daemon")
     daemon_cfg = _parse_daemon(daemon_table) if daemon_table else Daemon()
@@ -111,7 +115,7 @@ def parse_config(raw: dict[str, Any], path: Path, environ: dict[str, str], *,
     if not jobs:
         raise ConfigError(f"{path}: jobs: define at least one [jobs.NAME] table")
     return Config(path=path, state_dir=state_dir, jobs=jobs, logging=logging_cfg,
-                  budget_dir=budget_dir, daemon=daemon_cfg)
+                  budget_dir=budget_dir, daemon=daemon_cfg, state=state)
 
 
 def _parse_daemon(t: Table) -> Daemon:

@@ -49,3 +49,59 @@ def start_emulator(log_stream, serve) -> Iterator:
         return serve(Emulator(items, EmulatorSettings(**{**defaults, **settings})))
 
     yield start
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL for the whole session: ``RECONCILER_TEST_POSTGRES`` when set, else a
+    throwaway server from the pgserver wheel in a fresh temporary directory (as root,
+    pgserver runs initdb and postgres as its own unprivileged user ``pgserver``)."""
+    import os
+    import shutil
+    import tempfile
+
+    given = os.environ.get("RECONCILER_TEST_POSTGRES")
+    if given:
+        yield given
+        return
+    import pgserver
+
+    # Not under pytest's tmp_path: its 0700 parents would keep the 'pgserver' user out.
+    folder = tempfile.mkdtemp(prefix="reconciler-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server) -> Iterator[str]:
+    """A ``postgresql://`` URL (the form ``state`` takes) onto a fresh, empty database of the
+    session's server (dropped afterwards)."""
+    import uuid
+    from urllib.parse import quote
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    params = {k: str(v) for k, v in conninfo_to_dict(postgres_server).items()}
+    user = quote(params.get("user", ""), safe="")
+    password = quote(params.get("password", ""), safe="")
+    login = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host, port = params.get("host", ""), params.get("port", "")
+    query = [f"{k}={quote(v, safe='')}" for k, v in params.items()
+             if k not in ("user", "password", "host", "port", "dbname")]
+    if host.startswith("/"):  # a Unix socket folder: in the query, not the authority
+        query.append(f"host={quote(host, safe='')}")
+        host = ""
+    authority = host + (f":{port}" if port and host else "")
+    if port and not host:
+        query.append(f"port={port}")
+    yield f"postgresql://{login}{authority}/{name}" + ("?" + "&".join(query) if query else "")
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

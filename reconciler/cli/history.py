@@ -8,13 +8,14 @@ from typing import TextIO
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import Config
-from reconciler.store.journal import JOURNAL_NAME, Journal, RunRow
+from reconciler.store import RunRow, Store, open_store
+from reconciler.store.journal import JOURNAL_NAME
 
 
-def _open(config: Config) -> Journal:
-    if not (config.state_dir / JOURNAL_NAME).exists():
+def _open(config: Config) -> Store:
+    if config.state is None and not (config.state_dir / JOURNAL_NAME).exists():
         raise ConfigError(f"{config.state_dir / JOURNAL_NAME}: no journal yet (nothing has run)")
-    return Journal.in_state_dir(config.state_dir)
+    return open_store(config)
 
 
 def describe(run: RunRow) -> dict[str, object]:
@@ -35,6 +36,7 @@ def describe(run: RunRow) -> dict[str, object]:
         "not_sent": s.get("not_sent", ""),
         "skipped": sum(s.get("skipped", {}).values()) if s.get("skipped") else 0,
         "resumed_from": run.resumed_from or "",
+        "replica": run.replica,
         "refused": s.get("refused", ""),
         "error": s.get("error", ""),
     }
@@ -50,7 +52,7 @@ def print_history(config: Config, job: str | None, limit: int, out: TextIO) -> i
         journal.close()
     columns = ["run_id", "job", "started_at", "finished_at", "mode", "status", "exit_code",
                "to_delete", "deleted", "failed", "unknown", "not_sent", "skipped",
-               "resumed_from", "refused", "error"]
+               "resumed_from", "replica", "refused", "error"]
     widths = {c: max([len(c), *(len(str(r[c])) for r in rows)]) for c in columns[:-2]}
     out.write("  ".join(c.ljust(w) for c, w in widths.items()) + "  note\n")
     for r in rows:
@@ -66,7 +68,7 @@ def print_outcomes(config: Config, run_id: str, outcome: str | None, fmt: str,
     try:
         run = journal.run(run_id)
         if run is None:
-            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+            raise ConfigError(f"no run {run_id!r} in {config.state_dir / JOURNAL_NAME}")
         plan_run = run.resumed_from or run_id
         items = journal.items(plan_run, outcome)
     finally:

@@ -34,7 +34,7 @@ from reconciler.core.errors import (
     describe_os_error,
 )
 from reconciler.logging import configure
-from reconciler.store import preflight
+from reconciler.store import plan_key, preflight
 
 CHECK_TIMEOUT_SECONDS = 5.0  # `check` makes one attempt per API, this long at most
 _SEVERITY = (EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_REFUSED, EXIT_ITEMS_FAILED, EXIT_OK)
@@ -347,7 +347,7 @@ def _single(config: Config, args: argparse.Namespace) -> int:
     else:
         if args.approve and not args.reason.strip():
             raise ConfigError("apply --approve needs --reason TEXT (it is logged)")
-        saved = saved_plan.load(args.plan_file, saved_plan.signing_key(config.state_dir))
+        saved = saved_plan.load(args.plan_file, plan_key(config))
         job = config.select([saved.job])[0]
         refuse_unsupported(job, "apply")
         request = RunRequest(dry_run=False, report_root=args.report_dir, apply=saved,

@@ -177,6 +177,9 @@ class Config:
     logging: Logging = Logging()
     budget_dir: Path | None = None  # where catalogs' shared rate budgets live
     daemon: Daemon = Daemon()
+    # "postgresql://...": journal, leases, budgets and backups shared by replicas; None: the
+    # embedded SQLite journal and files under state_dir.
+    state: str | None = field(default=None, repr=False)  # the DSN may carry a password
 
     @property
     def budgets(self) -> Path:

@@ -41,10 +41,8 @@ from reconciler.runs.runner import (
     report_dir_for,
 )
 from reconciler.sources.reader import read_ids
-from reconciler.store import backups
-from reconciler.store.budgets import FileBudget, budget_path
-from reconciler.store.journal import FINISHED, REFUSED, Journal
-from reconciler.store.locks import JobLock
+from reconciler.store import backup_store, backups, catalog_budget, job_lease, open_store
+from reconciler.store.journal import FINISHED, REFUSED
 
 SKIP_NOT_IN_BACKUP = "not_in_backup"
 
@@ -52,18 +50,18 @@ SKIP_NOT_IN_BACKUP = "not_in_backup"
 def restore(config: Config, run_id: str, ids_file: Path | None = None,
             clock: Clock | None = None) -> RunResult:
     clock = clock or SystemClock()
-    journal = Journal.in_state_dir(config.state_dir)
+    journal = open_store(config)
     try:
         run = journal.run(run_id)
         if run is None:
-            raise ConfigError(f"no run {run_id!r} in {journal.path}")
+            raise ConfigError(f"no run {run_id!r} in the journal of {config.state_dir}")
         job = config.select([run.job])[0]
         refuse_unsupported(job, "restore")  # before the lock and the journal row
-        path = backups.backup_path(config.state_dir, job.name, run_id)
-        if not path.exists():
-            raise ConfigError(f"no backup for run {run_id} ({path})")
-        records = {r["item_id"]: dict(r.get("properties") or {})
-                   for r in backups.read_records(path)}
+        stored = backup_store(config)
+        backup = stored.read(job.name, run_id)
+        if backup is None:
+            raise ConfigError(f"no backup for run {run_id} ({stored.where(job.name, run_id)})")
+        records = {r["item_id"]: dict(r.get("properties") or {}) for r in backup}
         wanted = sorted(records)
         absent: list[str] = []
         if ids_file is not None:
@@ -73,7 +71,7 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
         restore_id = new_run_id(clock)
         log = get_logger(job=job.name, run_id=restore_id)
         summary = base_summary(job, restore_id, clock, restore_of=run_id, to_restore=len(wanted))
-        with JobLock(config.state_dir, job.name):
+        with job_lease(config, job.name):
             journal.start_run(restore_id, job.name, False, summary["started_at"],
                               target=target_fingerprint(job.target))
             backend = default_backend(job, clock, log)
@@ -84,8 +82,8 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
             try:
                 result = Executor(
                     backend, limits, clock,
-                    FileBudget(budget_path(config.budgets, backend.budget_key),
-                               limits.requests_per_window, limits.window_seconds),
+                    catalog_budget(config, backend.budget_key, limits.requests_per_window,
+                                   limits.window_seconds),
                     send=lambda ids: backend.restore([Record(i, records[i]) for i in ids]),
                     shape=shape,
                 ).run(wanted)
@@ -135,8 +133,8 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     run_id = new_run_id(clock)
     log = get_logger(job=job.name, run_id=run_id)
     summary = base_summary(job, run_id, clock, purge=True)
-    with JobLock(config.state_dir, job.name):
-        journal = Journal.in_state_dir(config.state_dir)
+    with job_lease(config, job.name) as lease:
+        journal = open_store(config, lease)
         try:
             journal.start_run(run_id, job.name, False, summary["started_at"],
                               target=target_fingerprint(job.target))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import getpass
 import secrets as token_source
-import sqlite3
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -76,8 +75,19 @@ from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN,
 from reconciler.runs.progress import Progress
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import SourceRead, read_ids, read_source
-from reconciler.store import backups, preflight, saved_plan
-from reconciler.store.budgets import FileBudget, budget_path
+from reconciler.store import (
+    ENVIRONMENT_ERRORS,
+    RunRow,
+    Store,
+    backup_store,
+    backups,
+    catalog_budget,
+    job_lease,
+    open_store,
+    plan_key,
+    preflight,
+    saved_plan,
+)
 from reconciler.store.journal import (
     DRY,
     FAILED_RUN,
@@ -88,10 +98,7 @@ from reconciler.store.journal import (
     STILL_PRESENT,
     STOPPED,
     VERIFIED_GONE,
-    Journal,
-    RunRow,
 )
-from reconciler.store.locks import JobLock
 from reconciler.store.saved_plan import SavedPlan
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
@@ -155,7 +162,7 @@ def report_dir_for(config: Config, job: Job, run_id: str, report_root: Path | No
 class JournalLedger:
     """The executor's ledger, written to the journal; times itself for the summary."""
 
-    def __init__(self, journal: Journal, run_id: str, plan_run: str, clock: Clock) -> None:
+    def __init__(self, journal: Store, run_id: str, plan_run: str, clock: Clock) -> None:
         self.journal, self.run_id, self.plan_run, self.clock = journal, run_id, plan_run, clock
         self.seconds = 0.0
 
@@ -201,13 +208,13 @@ class _Run:
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
         started = self.clock.monotonic()
-        journal: Journal | None = None
+        journal: Store | None = None
         try:
             check_ownership(self.config, self.job)
             # Before anything is deleted: the state and the report folder must take writes.
             preflight.writable_dir(self.config.state_dir, "state_dir")
-            with JobLock(self.config.state_dir, self.job.name):
-                journal = Journal.in_state_dir(self.config.state_dir)
+            with job_lease(self.config, self.job.name) as lease:
+                journal = open_store(self.config, lease)
                 journal.mark_crashed(self.job.name, holding_lock=True)
                 self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
@@ -221,7 +228,7 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
-        except (OSError, sqlite3.Error) as exc:
+        except ENVIRONMENT_ERRORS as exc:
             # The environment failed under a run (disk full, state_dir removed): one line,
             # exit 1; what was journaled stays resumable.
             exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
@@ -247,7 +254,7 @@ class _Run:
                 self.html.history = [r.summary for r in
                                      reversed(journal.runs(self.job.name, MAX_HISTORY))
                                      if r.summary]
-            except (OSError, sqlite3.Error) as exc:  # the next start marks the row crashed
+            except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
                 problem = describe_os_error(exc)
                 self.log.error("journal.finish_failed", error=problem)
                 if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
@@ -266,7 +273,7 @@ class _Run:
             properties=self.html.properties,
         )
 
-    def _note_target_change(self, journal: Journal) -> None:
+    def _note_target_change(self, journal: Store) -> None:
         """Say so when this job's last run was against another catalog; its state (an
         interrupted plan included) stays with that catalog and is not used here."""
         ran, last = journal.last_target(self.job.name, self.run_id)
@@ -298,7 +305,7 @@ class _Run:
             return f" (report folder unusable, written to {folder})" if problems else ""
         return f"; no report written: {'; '.join(problems)}"
 
-    def _journaled(self, journal: Journal) -> tuple[int, str]:
+    def _journaled(self, journal: Store) -> tuple[int, str]:
         if self.request.apply is not None:
             return self._apply(journal, self.request.apply)
         interrupted = None if self.dry_run else journal.interrupted_run(self.job.name,
@@ -317,10 +324,9 @@ class _Run:
 
     # -- a fresh plan --------------------------------------------------------------------
 
-    def _reconcile(self, journal: Journal, backend: Backend) -> tuple[int, str]:
+    def _reconcile(self, journal: Store, backend: Backend) -> tuple[int, str]:
         now = self.clock.utcnow().timestamp()
-        backups.prune(self.config.state_dir, self.job.name, self.job.safety.backup_retention,
-                      now)
+        backup_store(self.config).prune(self.job.name, self.job.safety.backup_retention, now)
         if self.request.report_root is None:
             pruned = prune_reports(self.folder.parent, self.job.safety.report_retention, now,
                                    keep=self.folder)
@@ -367,7 +373,7 @@ class _Run:
             journal.update_ledger(self.job.name, self.target, source.to_pylist(), queued)
         return code, message + self._pending_note()
 
-    def _ledger(self, journal: Journal) -> pa.Array:
+    def _ledger(self, journal: Store) -> pa.Array:
         """Ids seen in earlier source exports and not deleted since: the remote catalog as
         far as this tool knows it. It proves nothing, so it is never called complete."""
         ids = journal.ledger(self.job.name, self.target)
@@ -379,7 +385,7 @@ class _Run:
     def _save_plan(self, plan: Plan, source: pa.Array, remote: pa.Array, now: float) -> None:
         path = self.request.plan_out
         assert path is not None
-        key = saved_plan.signing_key(self.config.state_dir)
+        key = plan_key(self.config)
         saved_plan.write(path, SavedPlan(
             job=self.job.name, run_id=self.run_id, created_at=now,
             source_path=str(self.job.source.path),
@@ -412,7 +418,7 @@ class _Run:
 
     # -- safety ---------------------------------------------------------------------------
 
-    def _judge(self, journal: Journal, plan: Plan, source: pa.Array, remote: pa.Array,
+    def _judge(self, journal: Store, plan: Plan, source: pa.Array, remote: pa.Array,
                now: float) -> Plan:
         """Skip what is not ours to delete, gate the source, defer what is within grace,
         then cap what is due now (the order is explained in safety.py)."""
@@ -512,10 +518,9 @@ class _Run:
         else:
             records = [{"item_id": r.item_id, "properties": dict(r.properties)}
                        for r in backend.read_back(sorted(wanted))]
-        path = backups.backup_path(self.config.state_dir, self.job.name, self.run_id)
-        written = backups.write_backup(path, records)
-        self.summary["backup"] = {"path": str(path), "records": written}
-        self.log.info("backup.written", path=str(path), records=written)
+        written, path = backup_store(self.config).write(self.job.name, self.run_id, records)
+        self.summary["backup"] = {"path": path, "records": written}
+        self.log.info("backup.written", path=path, records=written)
         missing = wanted - {r["item_id"] for r in records}
         return defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(sorted(missing),
                                                                      pa.string())),
@@ -563,8 +568,8 @@ class _Run:
         """List and read calls count against a budget shared by every process, per catalog."""
         # ``backend`` is wrapped (RedactingBackend): ask what it can do, not what class it is.
         if isinstance(backend, ReadBudgeted):
-            backend.share_read_budget(FileBudget(
-                budget_path(self.config.budgets, backend.read_budget_key), *backend.read_rate))
+            backend.share_read_budget(catalog_budget(
+                self.config, backend.read_budget_key, *backend.read_rate))
 
     def _keep_properties(self, records: Sequence[dict[str, Any]]) -> None:
         """A short line of each listed item's properties, for the plan and report.html."""
@@ -576,7 +581,7 @@ class _Run:
             if text:
                 kept[str(record["item_id"])] = text
 
-    def _verify(self, journal: Journal, remote: pa.Array) -> None:
+    def _verify(self, journal: Store, remote: pa.Array) -> None:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
         queued = journal.queued_before(self.job.name, self.run_id, self.target)
         if not queued:
@@ -604,7 +609,7 @@ class _Run:
 
     # -- applying a saved plan -----------------------------------------------------------
 
-    def _apply(self, journal: Journal, saved: SavedPlan) -> tuple[int, str]:
+    def _apply(self, journal: Store, saved: SavedPlan) -> tuple[int, str]:
         """Delete exactly the saved plan's ids, minus those that drifted since it was made.
 
         Every cap is judged again here, on the plan's ids and the catalog as it is now
@@ -673,7 +678,7 @@ class _Run:
 
     # -- finishing an interrupted plan ---------------------------------------------------
 
-    def _resume(self, journal: Journal, backend: Backend, old: RunRow) -> tuple[int, str]:
+    def _resume(self, journal: Store, backend: Backend, old: RunRow) -> tuple[int, str]:
         at = journal.state_counts(old.run_id)
         self.summary["resumed_from"] = old.run_id
         self.summary["resumed_at"] = at
@@ -717,7 +722,7 @@ class _Run:
 
     # -- sending -------------------------------------------------------------------------
 
-    def _execute(self, journal: Journal, backend: Backend, plan_run: str,
+    def _execute(self, journal: Store, backend: Backend, plan_run: str,
                  ids: list[str]) -> tuple[int, str]:
         ledger = JournalLedger(journal, self.run_id, plan_run, self.clock)
         started = self.clock.monotonic()
@@ -729,8 +734,8 @@ class _Run:
             self._log_batch(seq, outcomes, seconds)
 
         limits = self.job.limits
-        budget = FileBudget(budget_path(self.config.budgets, backend.budget_key),
-                            limits.requests_per_window, limits.window_seconds)
+        budget = catalog_budget(self.config, backend.budget_key, limits.requests_per_window,
+                                limits.window_seconds)
         result = Executor(
             backend, limits, self.clock, budget,
             ledger=ledger, should_stop=self.stop, first_seq=journal.next_batch_seq(plan_run),

@@ -44,8 +44,8 @@ from reconciler.runs.runner import BackendFactory, RunRequest, default_backend, 
 from reconciler.runs.signals import StopFlag
 from reconciler.service import sdnotify
 from reconciler.service.metrics import HealthServer, Metrics
-from reconciler.store import preflight
-from reconciler.store.journal import Journal
+from reconciler.store import job_lease, open_store, preflight, uses_postgres
+from reconciler.store.locks import JobBusy
 
 TICK_SECONDS = 1.0
 _UNIT = {"s": 1, "m": 60, "h": 3600}
@@ -117,6 +117,8 @@ class Daemon:
         job = config.jobs.get(name)
         if job is None:
             return
+        if uses_postgres(config) and self._leased_elsewhere(config, name):
+            return
         try:
             result = run_job(config, job, RunRequest(dry_run=False,
                                                      item_events=config.logging.item_events),
@@ -141,6 +143,21 @@ class Daemon:
         (self.log.error if failed else self.log.info)(
             "job.done", job=name, run_id=result.run_id, exit_code=result.exit_code,
             message=result.message)
+
+    def _leased_elsewhere(self, config: Config, name: str) -> bool:
+        """With replicas, a slot whose job another replica is running is not a run here:
+        no journal row, no report, no failed run (the lease's holder does the work)."""
+        lease = job_lease(config, name)
+        try:
+            lease.acquire()
+        except JobBusy as exc:
+            self.metrics.lease_elsewhere.labels(name).inc()
+            self.log.info("job.leased_elsewhere", job=name, detail=str(exc))
+            return True
+        except ReconcilerError:
+            return False  # the run itself will say what is wrong, once, in its report
+        lease.release()
+        return False
 
     def _count_run(self, name: str, ok: bool, message: str) -> None:
         """Consecutive failed runs per job, for /healthz (``health_max_failed_runs``)."""
@@ -201,7 +218,7 @@ class Daemon:
         """Before scheduling: state_dir must take writes (else one line, exit 3); rows of
         runs whose process died become ``crashed`` (their next run resumes them)."""
         preflight.writable_dir(self.config.state_dir, "state_dir")
-        journal = Journal.in_state_dir(self.config.state_dir)
+        journal = open_store(self.config)
         try:
             crashed = journal.mark_crashed()
         finally:

@@ -8,7 +8,9 @@ run code knows nothing of them.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -74,6 +76,13 @@ class Metrics:
         self.build_info = Gauge("reconciler_build_info", "The running build (always 1)",
                                 ["version", "python"], registry=r)
         self.build_info.labels(__version__, platform.python_version()).set(1)
+        self.replica_info = Gauge("reconciler_replica_info",
+                                  "Which replica (hostname:pid) serves these series (always 1)",
+                                  ["replica"], registry=r)
+        self.replica_info.labels(f"{socket.gethostname()}:{os.getpid()}").set(1)
+        self.lease_elsewhere = Counter("reconciler_lease_held_elsewhere",
+                                       "Slots skipped because another replica held the job's "
+                                       "lease", [JOB], registry=r)
         self._children: dict[str, set[tuple[Any, tuple[str, ...]]]] = {}
         self.set_jobs(jobs)
 

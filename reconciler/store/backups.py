@@ -95,3 +95,25 @@ def prune(state_dir: Path, job: str, retention_seconds: float, now: float) -> li
             path.unlink()
             removed.append(path)
     return removed
+
+
+class FileBackups:
+    """Backups as files under ``state_dir`` (the default: one machine)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+
+    def write(self, job: str, run_id: str, records: Iterable[dict[str, Any]]) -> tuple[int, str]:
+        """Write and fsync; (records written, where they are)."""
+        path = backup_path(self.state_dir, job, run_id)
+        return write_backup(path, records), str(path)
+
+    def read(self, job: str, run_id: str) -> Iterator[dict[str, Any]] | None:
+        path = backup_path(self.state_dir, job, run_id)
+        return read_records(path) if path.exists() else None
+
+    def where(self, job: str, run_id: str) -> str:
+        return str(backup_path(self.state_dir, job, run_id))
+
+    def prune(self, job: str, retention_seconds: float, now: float) -> list[str]:
+        return [str(p) for p in prune(self.state_dir, job, retention_seconds, now)]

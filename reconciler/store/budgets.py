@@ -69,24 +69,32 @@ class _Locked:
 
     def read(self) -> BudgetState:
         size = os.fstat(self._fd).st_size
-        raw = os.pread(self._fd, size, 0) if size else b""
-        try:
-            data = json.loads(raw) if raw else {}
-            return BudgetState(
-                slots=tuple(Slot(*s) for s in data.get("slots", [])),
-                limit=data.get("limit"),
-                paused_until=float(data.get("paused_until", "-inf")),
-                last_change=float(data.get("last_change", "-inf")),
-            )
-        except (ValueError, TypeError):
-            return BudgetState()  # a torn or foreign file: start afresh, the server is the judge
+        return state_from_json(os.pread(self._fd, size, 0) if size else b"")
 
     def write(self, state: BudgetState) -> None:
-        data = json.dumps({
-            "slots": [[s.token, s.started, s.ended] for s in state.slots],
-            "limit": state.limit,
-            "paused_until": str(state.paused_until),
-            "last_change": str(state.last_change),
-        }).encode()
+        data = state_to_json(state)
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
+
+
+def state_from_json(raw: bytes) -> BudgetState:
+    """A stored budget state; a torn or foreign one starts afresh (the server is the judge)."""
+    try:
+        data = json.loads(raw) if raw else {}
+        return BudgetState(
+            slots=tuple(Slot(*s) for s in data.get("slots", [])),
+            limit=data.get("limit"),
+            paused_until=float(data.get("paused_until", "-inf")),
+            last_change=float(data.get("last_change", "-inf")),
+        )
+    except (ValueError, TypeError, AttributeError):
+        return BudgetState()
+
+
+def state_to_json(state: BudgetState) -> bytes:
+    return json.dumps({
+        "slots": [[s.token, s.started, s.ended] for s in state.slots],
+        "limit": state.limit,
+        "paused_until": str(state.paused_until),
+        "last_change": str(state.last_change),
+    }).encode()

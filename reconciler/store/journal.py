@@ -31,12 +31,12 @@ import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ConfigError
+from reconciler.store.base import ItemRow, RunRow
 
 PLANNED = "planned"
 SENT = "sent"
@@ -145,27 +145,6 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE ledger_v4 RENAME TO ledger;
     """,
 )
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: str
-    job: str
-    dry_run: bool
-    status: str
-    started_at: str
-    finished_at: str | None
-    resumed_from: str | None
-    exit_code: int | None
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ItemRow:
-    item_id: str
-    state: str
-    detail: str
-    sends: int
 
 
 class Journal:
@@ -499,7 +478,7 @@ class Journal:
 
 
 _RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
-                " exit_code, summary")
+                " exit_code, summary, host, pid")
 
 
 def _alive(pid: int | None) -> bool:
@@ -515,6 +494,6 @@ def _alive(pid: int | None) -> bool:
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:
-    run_id, job, dry_run, status, started, finished, resumed, code, summary = row
+    run_id, job, dry_run, status, started, finished, resumed, code, summary, host, pid = row
     return RunRow(run_id, job, bool(dry_run), status, started, finished, resumed, code,
-                  json.loads(summary or "{}"))
+                  json.loads(summary or "{}"), f"{host}:{pid}" if host else "")

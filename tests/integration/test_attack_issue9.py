@@ -16,13 +16,13 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from reconciler import saved_plan
 from reconciler.clock import FakeClock
-from reconciler.config import load_config
 from reconciler.errors import EXIT_OK
 from reconciler.operations import restore
 from reconciler.runner import RunRequest, run_job
+
+from reconciler import saved_plan
+from reconciler.config import load_config
 from tests.helpers import emulator_config, job_toml, run_reconciler
 
 pytestmark = pytest.mark.integration

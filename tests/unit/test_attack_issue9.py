@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from reconciler.source import read_source
 
 from reconciler.config import IdFile
-from reconciler.source import read_source
 
 
 @pytest.mark.xfail(strict=True, reason="the header is split at its first line break, so a "

@@ -287,3 +287,14 @@ def test_a_relative_file_secret_is_read_from_the_config_folder(tmp_path, monkeyp
     config = load_config(write(tmp_path, VALID.replace('"${SECRET}"', '"file:creds/secret"')),
                          ENV)
     assert config.jobs["products-eu"].target.settings.api_secret.value == "from-file"
+
+
+def test_state_is_a_postgresql_url_with_variables_and_never_shown(tmp_path):
+    text = 'state = "postgresql://app:${PGPASSWORD}@db:5432/rec"\n' + VALID
+    config = load_config(write(tmp_path, text), {**ENV, "PGPASSWORD": "pg-s3cret"})
+    assert config.state == "postgresql://app:pg-s3cret@db:5432/rec"
+    assert "pg-s3cret" not in repr(config)
+    assert load_config(write(tmp_path, VALID), ENV).state is None  # the default: SQLite
+    assert error_for(tmp_path, 'state = "sqlite:///x"\n' + VALID) == (
+        "CFG: state: expected a PostgreSQL URL (postgresql://...) or no key (the embedded "
+        "SQLite journal under state_dir)")
