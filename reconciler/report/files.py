@@ -92,8 +92,9 @@ def human_report(summary: dict[str, Any]) -> str:
     """A short Markdown page an operator can read before trusting the tool."""
     s = summary
     mode = "dry run, nothing deleted" if s["dry_run"] else "real run"
+    title = {"restore": "Restore", "purge": "Purge"}.get(s.get("action", ""), "Reconcile")
     lines = [
-        f"# Reconcile report: {s['job']}",
+        f"# {title} report: {s['job']}",
         "",
         f"- Run: `{s['run_id']}` ({mode}), {s['started_at']} to {s['finished_at']}",
         f"- Target: {s.get('backend', '?')} catalog `{s.get('catalog_id', '?')}`"
@@ -109,6 +110,8 @@ def human_report(summary: dict[str, Any]) -> str:
         lines += ["", f"**Refused: {s['refused']}.** Nothing was deleted."]
     if s.get("error"):
         lines += ["", f"**Stopped: {s['error']}**"]
+    if s.get("action") in ("restore", "purge"):
+        return "\n".join(lines + _operation_lines(s))
     source = s.get("source", {})
     inventory = s.get("inventory", {})
     lines += [
@@ -163,6 +166,33 @@ def human_report(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _operation_lines(s: dict[str, Any]) -> list[str]:
+    """The counts of a restore or a purge (no source, no gates: not a reconcile)."""
+    skipped = s.get("skipped") or {}
+    if s["action"] == "restore":
+        rows = [("restore of run", f"`{s.get('restore_of', '?')}`"),
+                ("to restore", s.get("to_restore", 0)),
+                ("restored (queued)", s.get("restored", 0))]
+        done = "restored.csv (restored)"
+    else:
+        rows = [("items listed (each once)", s.get("remote_ids", 0)),
+                ("to delete (addressable)", s.get("to_delete", 0)),
+                ("deleted (queued)", s.get("deleted", 0)),
+                ("left in place (unaddressable)", skipped.get("unaddressable", 0))]
+        done = f"{DELETES} (deleted)"
+    rows += [("skipped", sum(skipped.values())),
+             ("failed / unknown / not sent",
+              f"{s.get('failed', 0)} / {s.get('unknown', 0)} / {s.get('not_sent', 0)}")]
+    lines = ["", "| | count |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rows]
+    if skipped:
+        lines += ["", "Skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in skipped.items())]
+    if s.get("backup"):
+        lines += ["", f"Backup of the whole catalog, taken first: `{s['backup']['path']}` "
+                  f"({s['backup']['records']} records)."]
+    return [*lines, "", f"Files: {done}, `{SKIPPED_CSV}`, `{OUTCOMES}` (every item's "
+            f"outcome), `{SUMMARY}`.", ""]
 
 
 def prune_reports(job_folder: Path, retention_seconds: float | None, now: float,

@@ -72,6 +72,7 @@ from reconciler.core.scope import (
     ownership_conflicts,
 )
 from reconciler.core.settings import ADOBE_CLASSIC, ADOBE_TARGET, Config, IdFile, Job
+from reconciler.core.states import JOURNAL_STATE, SkipReason
 from reconciler.logging import get_logger
 from reconciler.report.files import prune_reports, write_report
 from reconciler.report.html import MAX_HISTORY, HtmlExtras, key_properties
@@ -85,7 +86,6 @@ from reconciler.store.journal import (
     DRY,
     FAILED_RUN,
     FINISHED,
-    PLANNED,
     REFUSED,
     RESUMED,
     STILL_PRESENT,
@@ -96,13 +96,12 @@ from reconciler.store.locks import JobLock
 from reconciler.store.saved_plan import SavedPlan
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
-SKIP_BACK_IN_SOURCE = "back_in_source"
-SKIP_NO_BACKUP = "no_backup"
-SKIP_DRIFTED = "drifted"
-SKIP_ALREADY_GONE = "already_gone"
+SKIP_BACK_IN_SOURCE = SkipReason.BACK_IN_SOURCE
+SKIP_NO_BACKUP = SkipReason.NO_BACKUP
+SKIP_DRIFTED = SkipReason.DRIFTED
+SKIP_ALREADY_GONE = SkipReason.ALREADY_GONE
 FUTURE_PLAN_SKEW = 300.0  # seconds a saved plan may seem to come from the future (skew)
 _MAX_PROPERTIES = 1_000_000  # listed items whose key properties are kept for the report
-_JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
 def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
@@ -175,7 +174,7 @@ class JournalLedger:
         started = time.perf_counter()
         self.journal.record_outcomes(
             self.run_id, self.plan_run, seq,
-            [(o.item_id, _JOURNAL_STATE[o.outcome], o.detail) for o in outcomes],
+            [(o.item_id, JOURNAL_STATE[o.outcome], o.detail) for o in outcomes],
             self.clock.utcnow().timestamp(),
         )
         self.seconds += time.perf_counter() - started
