@@ -132,6 +132,10 @@ def human_report(summary: dict[str, Any]) -> str:
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "
         f"{s.get('not_sent', 0)} |",
     ]
+    verified = s.get("verified")
+    if isinstance(verified, dict):
+        lines += ["", "| verified (earlier deletes read back) | count |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in verified.items()]
     if s.get("gates"):
         lines += ["", "| gate | decision | why |", "|---|---|---|"]
         lines += [f"| {g['gate']} | {'passed' if g['passed'] else '**refused**'} | "
