@@ -10,14 +10,28 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from reconciler.core.plan import Plan
+from reconciler.core.states import Outcome as States
 from reconciler.report.html import MAX_ROWS, HtmlExtras, write_html
-from reconciler.runs.executor import PLANNED, QUEUED, SKIPPED, Outcome
+
+PLANNED, QUEUED, SKIPPED = States.PLANNED, States.QUEUED, States.SKIPPED
+
+
+class Outcome(Protocol):
+    """One id's outcome, as the executor gives it (the report needs only these)."""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
 
 SUMMARY = "summary.json"
 DELETES = "deletes.csv"
