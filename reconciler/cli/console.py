@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from reconciler.core.plan import Plan
+from reconciler.core.settings import Config, Job
 
 PLAN_LIMIT = 10  # ids shown per reason
 EXIT_CHANGES = 5  # plan --detailed-exitcode: something would be deleted
@@ -167,3 +169,66 @@ def refusal_lines(summary: Mapping[str, Any], job: str, config_path: Path | None
             if keys else ""
         lines.append(f"  Way past: fix the source export{change}; then run again.")
     return lines
+
+
+def run_and_print(config: Config, names: Sequence[str], *, dry_run: bool,
+                  report_root: Path | None, verify_only: bool = False,
+                  plan_out: Path | None = None, config_path: Path | None = None,
+                  ask: bool = False, log_items: bool = False, limit: int = PLAN_LIMIT,
+                  detailed: bool = False) -> int:
+    """Run (or plan) the jobs; a dry run prints its plan and the next command.
+
+    ``ask``: show each job's plan and ask for a typed 'yes' before deleting (a terminal).
+    ``detailed``: exit 5 instead of 0 when some job would delete something.
+    """
+    from reconciler.runs.jobs import run_jobs, worst_exit_code
+    from reconciler.runs.runner import RunRequest, RunResult
+
+    def ask_first(preview: RunResult) -> bool:
+        print_plan(preview, config_path, sys.stdout, limit=limit)
+        return confirm(
+            f"{preview.job}: delete these {preview.summary['to_delete']} items from catalog "
+            f"{preview.summary.get('catalog_id')}?", "yes")
+
+    # Per-item lines flood a terminal: there they stay in outcomes.csv unless asked for.
+    item_events = config.logging.item_events and (log_items or not sys.stderr.isatty())
+    request = RunRequest(dry_run=dry_run, report_root=report_root,
+                         item_events=item_events, verify_only=verify_only,
+                         plan_out=plan_out, confirm=ask_first if ask else None)
+    jobs = config.select(list(names))
+    changes = False
+
+    def show(job: Job, result: RunResult) -> None:
+        nonlocal changes
+        ok = result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED)
+        print(f"{job.name}: {result.message}", file=sys.stdout if ok else sys.stderr)
+        print(f"{job.name}: report {result.report_dir}")
+        if result.summary.get("refused") and any(
+                not g.get("passed") for g in result.summary.get("gates", [])):
+            for line in refusal_lines(result.summary, job.name, config_path):
+                print(line, file=sys.stderr)
+        if dry_run and not verify_only and result.plan is not None:
+            changes = changes or bool(result.summary.get("to_delete"))
+            _print_plan(result, config_path, plan_out, limit)
+        elif plan_out is not None and result.summary.get("saved_plan"):
+            _print_saved(result, config_path, plan_out)
+
+    codes = run_jobs(config, jobs, request, on_result=show)
+    code = worst_exit_code(codes)
+    if detailed and code == EXIT_OK and changes:
+        return EXIT_CHANGES
+    return code
+
+
+def _print_plan(result: Any, config_path: Path | None, plan_out: Path | None,
+                limit: int) -> None:
+    next_args = ("apply", str(plan_out)) if plan_out is not None else ("run", result.job)
+    print("", file=sys.stdout)
+    print_plan(result, config_path, sys.stdout, next_args=next_args, limit=limit)
+    if plan_out is not None:
+        _print_saved(result, config_path, plan_out)
+
+
+def _print_saved(result: Any, config_path: Path | None, plan_out: Path) -> None:
+    print(f"Saved plan: {plan_out} ({result.summary.get('to_delete', 0)} ids to delete); "
+          f"apply it with: {command(config_path, 'apply', str(plan_out))}")

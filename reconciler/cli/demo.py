@@ -11,7 +11,7 @@ import csv
 import shutil
 from pathlib import Path
 
-from reconciler.cli.main import run_jobs
+from reconciler.cli.console import run_and_print as run_jobs
 from reconciler.config import load_config
 from reconciler.core.errors import ConfigError
 from reconciler.emulator import Emulator, EmulatorSettings, generate_items

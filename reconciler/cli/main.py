@@ -15,7 +15,6 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from reconciler import __version__
 from reconciler.backends import registry
@@ -34,17 +33,10 @@ from reconciler.core.errors import (
     describe_os_error,
 )
 from reconciler.logging import configure
+from reconciler.runs.jobs import worst_exit_code
 from reconciler.store import plan_key, preflight
 
 CHECK_TIMEOUT_SECONDS = 5.0  # `check` makes one attempt per API, this long at most
-_SEVERITY = (EXIT_UNEXPECTED, EXIT_CONFIG, EXIT_REFUSED, EXIT_ITEMS_FAILED, EXIT_OK)
-
-
-def worst_exit_code(codes: Sequence[int]) -> int:
-    """The most serious exit code of several jobs' (see the module docstring)."""
-    return min(codes, key=_SEVERITY.index, default=EXIT_OK)
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         """Bad usage is exit 2 with one line, as for config errors."""
@@ -301,7 +293,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     action = "verify" if verify else "plan" if dry_run else "run"
     for job in config.select(args.jobs):  # what a backend cannot do, before any run starts
         refuse_unsupported(job, action)
-    code = run_jobs(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
+    code = console.run_and_print(config, args.jobs, dry_run=dry_run, report_root=args.report_dir,
                     verify_only=verify, plan_out=plan_out, config_path=config_path,
                     ask=(args.command == "run" and not args.yes and not dry_run
                          and not verify and console.interactive()),
@@ -358,76 +350,6 @@ def _single(config: Config, args: argparse.Namespace) -> int:
     print(f"{result.job}: {result.message}", file=sys.stdout if ok else sys.stderr)
     print(f"{result.job}: report {result.report_dir}")
     return result.exit_code
-
-
-def run_jobs(config: Config, names: Sequence[str], *, dry_run: bool,
-             report_root: Path | None, verify_only: bool = False,
-             plan_out: Path | None = None, config_path: Path | None = None,
-             ask: bool = False, log_items: bool = False, limit: int = console.PLAN_LIMIT,
-             detailed: bool = False) -> int:
-    """Run (or plan) the jobs; a dry run prints its plan and the next command.
-
-    ``ask``: show each job's plan and ask for a typed 'yes' before deleting (a terminal).
-    ``detailed``: exit 5 instead of 0 when some job would delete something.
-    """
-    from reconciler.logging import get_logger
-    from reconciler.runs.runner import RunRequest, RunResult, run_job
-    from reconciler.runs.signals import StopFlag, graceful_stop
-
-    def confirm(preview: RunResult) -> bool:
-        console.print_plan(preview, config_path, sys.stdout, limit=limit)
-        return console.confirm(
-            f"{preview.job}: delete these {preview.summary['to_delete']} items from catalog "
-            f"{preview.summary.get('catalog_id')}?", "yes")
-
-    # Per-item lines flood a terminal: there they stay in outcomes.csv unless asked for.
-    item_events = config.logging.item_events and (log_items or not sys.stderr.isatty())
-    request = RunRequest(dry_run=dry_run, report_root=report_root,
-                         item_events=item_events, verify_only=verify_only,
-                         plan_out=plan_out, confirm=confirm if ask else None)
-    jobs = config.select(list(names))
-    codes = []
-    changes = False
-    log = get_logger()
-    stop = StopFlag()
-    with graceful_stop(stop, lambda name: log.warning("signal.stop_requested", signal=name)):
-        for job in jobs:
-            if stop():
-                break
-            result = run_job(config, job, request, stop=stop)
-            codes.append(result.exit_code)
-            ok = result.exit_code in (EXIT_OK, EXIT_ITEMS_FAILED)
-            print(f"{job.name}: {result.message}", file=sys.stdout if ok else sys.stderr)
-            print(f"{job.name}: report {result.report_dir}")
-            if result.summary.get("refused") and any(
-                    not g.get("passed") for g in result.summary.get("gates", [])):
-                for line in console.refusal_lines(result.summary, job.name, config_path):
-                    print(line, file=sys.stderr)
-            if dry_run and not verify_only and result.plan is not None:
-                changes = changes or bool(result.summary.get("to_delete"))
-                _print_plan(result, config_path, plan_out, limit)
-            elif plan_out is not None and result.summary.get("saved_plan"):
-                _print_saved(result, config_path, plan_out)
-    if stop() and len(codes) < len(jobs):
-        codes.append(EXIT_ITEMS_FAILED)  # jobs left unrun because of the stop
-    code = worst_exit_code(codes)
-    if detailed and code == EXIT_OK and changes:
-        return console.EXIT_CHANGES
-    return code
-
-
-def _print_plan(result: Any, config_path: Path | None, plan_out: Path | None,
-                limit: int) -> None:
-    next_args = ("apply", str(plan_out)) if plan_out is not None else ("run", result.job)
-    print("", file=sys.stdout)
-    console.print_plan(result, config_path, sys.stdout, next_args=next_args, limit=limit)
-    if plan_out is not None:
-        _print_saved(result, config_path, plan_out)
-
-
-def _print_saved(result: Any, config_path: Path | None, plan_out: Path) -> None:
-    print(f"Saved plan: {plan_out} ({result.summary.get('to_delete', 0)} ids to delete); "
-          f"apply it with: {console.command(config_path, 'apply', str(plan_out))}")
 
 
 def _probe(config: Config, names: Sequence[str], fmt: str) -> int:

@@ -15,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SKIP_UNADDRESSABLE = "unaddressable"
-SKIP_EMPTY = "empty_id"
-SKIP_TOO_LONG = "too_long"
+from reconciler.core.states import SkipReason
+
+SKIP_UNADDRESSABLE = SkipReason.UNADDRESSABLE
+SKIP_EMPTY = SkipReason.EMPTY
+SKIP_TOO_LONG = SkipReason.TOO_LONG
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.core.settings import Safety
+from reconciler.core.states import SkipReason
 
-SKIP_PROTECTED = "protected"
-SKIP_PENDING_GRACE = "pending_grace"
-SKIP_NEAR_MATCH = "near_match"
+SKIP_PROTECTED = SkipReason.PROTECTED
+SKIP_PENDING_GRACE = SkipReason.PENDING_GRACE
+SKIP_NEAR_MATCH = SkipReason.NEAR_MATCH
 # What makes two ids a near match, in the order the normal form applies it.
 NEAR_MATCH_KINDS = ("whitespace", "unicode", "case", "leading_zeros")
 _GLOB_CHARS = set("*?[")

@@ -22,8 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.core.safety import glob_to_regex
+from reconciler.core.states import SkipReason
 
-SKIP_OUT_OF_SCOPE = "out_of_scope"
+SKIP_OUT_OF_SCOPE = SkipReason.OUT_OF_SCOPE
 _GLOB_CHARS = "*?["
 _META = "*?[]"
 

@@ -10,14 +10,28 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from reconciler.core.plan import Plan
+from reconciler.core.states import Outcome as States
 from reconciler.report.html import MAX_ROWS, HtmlExtras, write_html
-from reconciler.runs.executor import PLANNED, QUEUED, SKIPPED, Outcome
+
+PLANNED, QUEUED, SKIPPED = States.PLANNED, States.QUEUED, States.SKIPPED
+
+
+class Outcome(Protocol):
+    """One id's outcome, as the executor gives it (the report needs only these)."""
+
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+
 
 SUMMARY = "summary.json"
 DELETES = "deletes.csv"
@@ -92,8 +106,9 @@ def human_report(summary: dict[str, Any]) -> str:
     """A short Markdown page an operator can read before trusting the tool."""
     s = summary
     mode = "dry run, nothing deleted" if s["dry_run"] else "real run"
+    title = {"restore": "Restore", "purge": "Purge"}.get(s.get("action", ""), "Reconcile")
     lines = [
-        f"# Reconcile report: {s['job']}",
+        f"# {title} report: {s['job']}",
         "",
         f"- Run: `{s['run_id']}` ({mode}), {s['started_at']} to {s['finished_at']}",
         f"- Target: {s.get('backend', '?')} catalog `{s.get('catalog_id', '?')}`"
@@ -109,6 +124,8 @@ def human_report(summary: dict[str, Any]) -> str:
         lines += ["", f"**Refused: {s['refused']}.** Nothing was deleted."]
     if s.get("error"):
         lines += ["", f"**Stopped: {s['error']}**"]
+    if s.get("action") in ("restore", "purge"):
+        return "\n".join(lines + _operation_lines(s))
     source = s.get("source", {})
     inventory = s.get("inventory", {})
     lines += [
@@ -129,6 +146,10 @@ def human_report(summary: dict[str, Any]) -> str:
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "
         f"{s.get('not_sent', 0)} |",
     ]
+    verified = s.get("verified")
+    if isinstance(verified, dict):
+        lines += ["", "| verified (earlier deletes read back) | count |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in verified.items()]
     if s.get("gates"):
         lines += ["", "| gate | decision | why |", "|---|---|---|"]
         lines += [f"| {g['gate']} | {'passed' if g['passed'] else '**refused**'} | "
@@ -163,6 +184,33 @@ def human_report(summary: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _operation_lines(s: dict[str, Any]) -> list[str]:
+    """The counts of a restore or a purge (no source, no gates: not a reconcile)."""
+    skipped = s.get("skipped") or {}
+    if s["action"] == "restore":
+        rows = [("restore of run", f"`{s.get('restore_of', '?')}`"),
+                ("to restore", s.get("to_restore", 0)),
+                ("restored (queued)", s.get("restored", 0))]
+        done = "restored.csv (restored)"
+    else:
+        rows = [("items listed (each once)", s.get("remote_ids", 0)),
+                ("to delete (addressable)", s.get("to_delete", 0)),
+                ("deleted (queued)", s.get("deleted", 0)),
+                ("left in place (unaddressable)", skipped.get("unaddressable", 0))]
+        done = f"{DELETES} (deleted)"
+    rows += [("skipped", sum(skipped.values())),
+             ("failed / unknown / not sent",
+              f"{s.get('failed', 0)} / {s.get('unknown', 0)} / {s.get('not_sent', 0)}")]
+    lines = ["", "| | count |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rows]
+    if skipped:
+        lines += ["", "Skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in skipped.items())]
+    if s.get("backup"):
+        lines += ["", f"Backup of the whole catalog, taken first: `{s['backup']['path']}` "
+                  f"({s['backup']['records']} records)."]
+    return [*lines, "", f"Files: {done}, `{SKIPPED_CSV}`, `{OUTCOMES}` (every item's "
+            f"outcome), `{SUMMARY}`.", ""]
 
 
 def prune_reports(job_folder: Path, retention_seconds: float | None, now: float,

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from reconciler.backends.base import Backend, ItemResult
 from reconciler.backends.retry import retrying
+from reconciler.core import states
 from reconciler.core.batching import BatchShape, split_batches
 from reconciler.core.clock import Clock
 from reconciler.core.errors import (
@@ -38,12 +39,12 @@ from reconciler.core.errors import (
 from reconciler.core.ratelimit import SlidingWindowBudget
 from reconciler.core.settings import Limits
 
-QUEUED = "queued"
-FAILED = "failed"
-UNKNOWN = "unknown"
-NOT_SENT = "not_sent"
-SKIPPED = "skipped"
-PLANNED = "planned"
+QUEUED = states.Outcome.QUEUED
+FAILED = states.Outcome.FAILED
+UNKNOWN = states.Outcome.UNKNOWN
+NOT_SENT = states.Outcome.NOT_SENT
+SKIPPED = states.Outcome.SKIPPED
+PLANNED = states.Outcome.PLANNED
 FINAL_OUTCOMES = (QUEUED, FAILED, UNKNOWN, NOT_SENT)
 STOP_REQUESTED = "stopped on request (signal); the next run resumes the rest"
 SPLIT_EXTRA_REQUESTS = 8

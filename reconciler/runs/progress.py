@@ -31,9 +31,11 @@ class Progress:
         self._tty = self._stream.isatty()
 
     def update(self, advance: int, total: int | None = None) -> None:
-        self._done += advance
         if total is not None:
             self._total = total
+        self._done += advance
+        if self._total is not None:
+            self._done = min(self._done, self._total)  # never past 100%
         if self._tty:
             self._draw()
         elif time.monotonic() - self._last_event >= self._every:

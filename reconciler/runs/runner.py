@@ -68,6 +68,7 @@ from reconciler.core.scope import (
     ownership_conflicts,
 )
 from reconciler.core.settings import Config, IdFile, Job
+from reconciler.core.states import JOURNAL_STATE, Action, SkipReason
 from reconciler.logging import get_logger
 from reconciler.report.files import prune_reports, write_report
 from reconciler.report.html import MAX_HISTORY, HtmlExtras, key_properties
@@ -92,7 +93,6 @@ from reconciler.store.journal import (
     DRY,
     FAILED_RUN,
     FINISHED,
-    PLANNED,
     REFUSED,
     RESUMED,
     STILL_PRESENT,
@@ -102,13 +102,12 @@ from reconciler.store.journal import (
 from reconciler.store.saved_plan import SavedPlan
 
 BackendFactory = Callable[[Job, Clock, Any], Backend]
-SKIP_BACK_IN_SOURCE = "back_in_source"
-SKIP_NO_BACKUP = "no_backup"
-SKIP_DRIFTED = "drifted"
-SKIP_ALREADY_GONE = "already_gone"
+SKIP_BACK_IN_SOURCE = SkipReason.BACK_IN_SOURCE
+SKIP_NO_BACKUP = SkipReason.NO_BACKUP
+SKIP_DRIFTED = SkipReason.DRIFTED
+SKIP_ALREADY_GONE = SkipReason.ALREADY_GONE
 FUTURE_PLAN_SKEW = 300.0  # seconds a saved plan may seem to come from the future (skew)
 _MAX_PROPERTIES = 1_000_000  # listed items whose key properties are kept for the report
-_JOURNAL_STATE = {QUEUED: QUEUED, FAILED: FAILED, UNKNOWN: UNKNOWN, NOT_SENT: PLANNED}
 
 
 def default_backend(job: Job, clock: Clock, log: Any) -> Backend:
@@ -176,7 +175,7 @@ class JournalLedger:
         started = time.perf_counter()
         self.journal.record_outcomes(
             self.run_id, self.plan_run, seq,
-            [(o.item_id, _JOURNAL_STATE[o.outcome], o.detail) for o in outcomes],
+            [(o.item_id, JOURNAL_STATE[o.outcome], o.detail) for o in outcomes],
             self.clock.utcnow().timestamp(),
         )
         self.seconds += time.perf_counter() - started
@@ -203,7 +202,8 @@ class _Run:
         self.target = target_fingerprint(job.target)
         self.traceback = ""
         self.html = HtmlExtras()  # what report.html needs beyond the summary
-        self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run)
+        self.summary = base_summary(job, self.run_id, clock, dry_run=self.dry_run,
+                                    action=str(_action(request, self.dry_run)))
 
     def execute(self) -> RunResult:
         self.log.info("run.started", dry_run=self.dry_run, report_dir=str(self.folder))
@@ -347,7 +347,7 @@ class _Run:
         plan = make_plan(source, remote, backend.address_rules)
         self._summarize_plan(plan)
         if self.request.verify_only:
-            return EXIT_OK, f"verified: {self.summary.get('verified', {})}"
+            return EXIT_OK, verified_line(self.summary.get("verified", {}))
         plan = self._judge(journal, plan, source, remote, now)
         self.plan = plan
         self.log.info(
@@ -585,6 +585,7 @@ class _Run:
         """Read back ids queued by earlier runs: gone, still present (too long), or pending."""
         queued = journal.queued_before(self.job.name, self.run_id, self.target)
         if not queued:
+            self.summary["verified"] = {VERIFIED_GONE: 0, STILL_PRESENT: 0, "pending": 0}
             return
         if not self.summary["inventory_complete"]:
             self.summary["verified"] = {"skipped": "inventory incomplete", "pending": len(queued)}
@@ -828,6 +829,28 @@ def base_summary(job: Job, run_id: str, clock: Clock, **extra: Any) -> dict[str,
         "unknown": 0, "not_sent": 0, "started_at": iso_now(clock), "finished_at": None,
         "exit_code": None, **extra,
     }
+
+
+def _action(request: RunRequest, dry_run: bool) -> Action:
+    """What this run is, for summary.json's ``action``."""
+    if request.verify_only:
+        return Action.VERIFY
+    if request.apply is not None:
+        return Action.APPLY
+    return Action.PLAN if dry_run else Action.RUN
+
+
+def verified_line(verified: dict[str, Any]) -> str:
+    """``run --verify``'s one line, from the summary's ``verified`` counts."""
+    if "skipped" in verified:
+        return (f"verified nothing: {verified['skipped']} "
+                f"({verified.get('pending', 0)} deletes still to verify)")
+    gone, still = verified.get(VERIFIED_GONE, 0), verified.get(STILL_PRESENT, 0)
+    pending = verified.get("pending", 0)
+    if not gone + still + pending:
+        return "verified: no earlier deletes waiting to be verified"
+    return (f"verified: {gone} gone, {still} still listed (resent by the next run), "
+            f"{pending} too recent to judge")
 
 
 def check_ownership(config: Config, job: Job) -> None:

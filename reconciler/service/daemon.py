@@ -40,7 +40,14 @@ from reconciler.core.errors import (
     ReconcilerError,
 )
 from reconciler.logging import get_logger
-from reconciler.runs.runner import BackendFactory, RunRequest, default_backend, run_job
+from reconciler.runs.jobs import run_jobs
+from reconciler.runs.runner import (
+    BackendFactory,
+    RunRequest,
+    RunResult,
+    default_backend,
+    run_job,
+)
 from reconciler.runs.signals import StopFlag
 from reconciler.service import sdnotify
 from reconciler.service.metrics import HealthServer, Metrics
@@ -299,14 +306,11 @@ class Daemon:
 
     def once(self, report: Callable[[str, int, str], None]) -> list[int]:
         """Run every job once now, one after the other (for cron and CI users)."""
-        codes = []
-        for name, job in self.config.jobs.items():
-            if self.stop():
-                break
-            result = run_job(self.config, job, RunRequest(dry_run=False), stop=self.stop,
-                             backend_factory=self.factory)
-            self.metrics.observe(name, result.exit_code, result.summary)
-            report(name, result.exit_code, f"{result.message} (report {result.report_dir})")
-            codes.append(result.exit_code)
-        return codes
+
+        def observe(job: Job, result: RunResult) -> None:
+            self.metrics.observe(job.name, result.exit_code, result.summary)
+            report(job.name, result.exit_code, f"{result.message} (report {result.report_dir})")
+
+        return run_jobs(self.config, list(self.config.jobs.values()), RunRequest(dry_run=False),
+                        stop=self.stop, factory=self.factory, on_result=observe)
 

@@ -30,17 +30,24 @@ def backup_path(state_dir: Path, job: str, run_id: str) -> Path:
 
 
 class RecordWriter:
-    """Appends records to a gzipped JSON-lines file; ``close`` flushes and fsyncs."""
+    """Appends records to a gzipped JSON-lines file, each id once (a listing may yield an id
+    more than once: the first record is kept); ``close`` flushes and fsyncs."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.count = 0
+        self._seen: set[str] = set()
         self._raw = path.open("wb")
         self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=3)
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
         for record in records:
+            item_id = record.get("item_id")
+            if isinstance(item_id, str):
+                if item_id in self._seen:
+                    continue
+                self._seen.add(item_id)
             self._gz.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
             self.count += 1
 

@@ -36,26 +36,28 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ConfigError
+from reconciler.core.states import ItemState, RunStatus
 from reconciler.store.base import ItemRow, RunRow
 
-PLANNED = "planned"
-SENT = "sent"
-QUEUED = "queued"
-FAILED = "failed"
-UNKNOWN = "unknown"
-SKIPPED = "skipped"
-VERIFIED_GONE = "verified_gone"
-STILL_PRESENT = "still_present"
+# The state names live in core/states.py; these aliases keep the journal's vocabulary.
+PLANNED = ItemState.PLANNED
+SENT = ItemState.SENT
+QUEUED = ItemState.QUEUED
+FAILED = ItemState.FAILED
+UNKNOWN = ItemState.UNKNOWN
+SKIPPED = ItemState.SKIPPED
+VERIFIED_GONE = ItemState.VERIFIED_GONE
+STILL_PRESENT = ItemState.STILL_PRESENT
 RESENDABLE = (PLANNED, SENT, UNKNOWN)
 
-RUNNING = "running"
-FINISHED = "finished"
-STOPPED = "stopped"
-REFUSED = "refused"
-FAILED_RUN = "failed"
-DRY = "dry"
-RESUMED = "resumed"  # interrupted; a later run (its resumed_from names this one) finished it
-CRASHED = "crashed"  # its process died while running (kill -9, power loss); resumable
+RUNNING = RunStatus.RUNNING
+FINISHED = RunStatus.FINISHED
+STOPPED = RunStatus.STOPPED
+REFUSED = RunStatus.REFUSED
+FAILED_RUN = RunStatus.FAILED
+DRY = RunStatus.DRY
+RESUMED = RunStatus.RESUMED
+CRASHED = RunStatus.CRASHED
 
 JOURNAL_NAME = "journal.sqlite3"
 

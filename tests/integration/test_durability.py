@@ -143,6 +143,10 @@ def test_read_back_verifies_earlier_deletes(tmp_path, start_emulator):
                      RunRequest(dry_run=True, verify_only=True))
     assert verify.summary["verified"] == {"verified_gone": 995, "still_present": 5, "pending": 0}
     assert emulator.stats.bulk_delete_requests == 10  # --verify deletes nothing
+    assert verify.summary["action"] == "verify"
+    assert verify.message == "verified: 995 gone, 5 still listed (resent by the next run), " \
+        "0 too recent to judge"
+    assert "| verified_gone | 995 |" in (verify.report_dir / "report.md").read_text()
     journal = journal_of(config)
     still = journal.items(first.run_id, "still_present")
     assert {i.item_id for i in still} == lost

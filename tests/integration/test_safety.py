@@ -12,6 +12,7 @@ import pytest
 from reconciler.config import load_config
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+from reconciler.emulator import generate_items
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
 from tests.helpers import (
@@ -248,3 +249,24 @@ def test_defaults_hold_without_a_safety_table(tmp_path, catalog):
     clock.advance(3600)
     refused(run(config, clock=clock), "max_delete_fraction")  # half the catalog would go
     assert catalog.stats.bulk_delete_requests == 0
+
+
+def test_purge_then_restore_returns_the_catalog_exactly_with_slash_ids(tmp_path,
+                                                                        start_emulator):
+    items = generate_items(300)
+    emulator = start_emulator(items, bulk_requests_per_window=100)
+    before = {i: dict(p) for i, p in emulator.catalog.items.items()}
+    config = make(tmp_path, emulator, sorted(items))
+    purged = run_reconciler("--config", config.path, "purge", "products", "--confirm",
+                            "demo-catalog")
+    assert purged.returncode == 0, purged.stderr
+    assert emulator.ids() == {"SKU/with-slash"}  # no API edit can touch it: left in place
+    summary = json.loads(next((config.state_dir / "reports" / "products").glob(
+        "*/summary.json")).read_text())
+    assert summary["action"] == "purge" and summary["skipped"] == {"unaddressable": 1}
+    assert summary["backup"]["records"] == len(items)
+    restored = run_reconciler("--config", config.path, "restore", summary["run_id"])
+    assert restored.returncode == 0, restored.stderr
+    assert emulator.catalog.items == before
+    history = run_reconciler("--config", config.path, "history")
+    assert "running" not in history.stdout

@@ -1,0 +1,1 @@
+"""One short flow per action; each takes a lifecycle ``Context`` and returns a ``FlowResult``."""
