@@ -17,9 +17,6 @@ def test_a_quoted_header_spanning_lines_is_read_as_any_csv_reader_would(tmp_path
     assert read_source(IdFile(path)).ids.to_pylist() == ["a", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason="the way past a near_match refusal says 'change "
-                   "near_match in [jobs.JOB.safety]': no such key (a config with it is "
-                   "refused as an unknown key); the key is max_near_match_share")
 def test_the_way_past_a_near_match_refusal_names_a_real_key():
     from reconciler.console import refusal_lines
 
