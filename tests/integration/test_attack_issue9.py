@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler import saved_plan
-from reconciler.clock import FakeClock
+from reconciler.store import saved_plan
+from reconciler.core.clock import FakeClock
 from reconciler.config import load_config
-from reconciler.errors import EXIT_OK
-from reconciler.operations import restore
-from reconciler.runner import RunRequest, run_job
+from reconciler.core.errors import EXIT_OK
+from reconciler.runs.operations import restore
+from reconciler.runs.runner import RunRequest, run_job
 from tests.helpers import emulator_config, job_toml, run_reconciler
 
 pytestmark = pytest.mark.integration

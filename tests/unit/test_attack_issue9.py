@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.config import IdFile
-from reconciler.source import read_source
+from reconciler.sources.reader import read_source
 
 
 @pytest.mark.xfail(strict=True, reason="the header is split at its first line break, so a "
@@ -18,7 +18,7 @@ def test_a_quoted_header_spanning_lines_is_read_as_any_csv_reader_would(tmp_path
 
 
 def test_the_way_past_a_near_match_refusal_names_a_real_key():
-    from reconciler.console import refusal_lines
+    from reconciler.cli.console import refusal_lines
 
     summary = {"gates": [{"gate": "near_match", "passed": False, "detail": "50 ids ...",
                           "near_matches": 50, "max_near_match_share": 0.001}]}
