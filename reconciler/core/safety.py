@@ -25,8 +25,12 @@ from reconciler.core.settings import Safety
 SKIP_PROTECTED = "protected"
 SKIP_PENDING_GRACE = "pending_grace"
 SKIP_NEAR_MATCH = "near_match"
-# What makes two ids a near match, in the order the normal form applies it.
-NEAR_MATCH_KINDS = ("whitespace", "unicode", "case", "leading_zeros")
+# What makes two ids a near match: the steps of the normal form, in the order it applies
+# them, then the spellings of an id to delete that are tried besides the id itself.
+STEP_KINDS = ("whitespace", "unicode", "case", "spreadsheet", "punctuation", "number",
+              "leading_zeros")
+VARIANT_KINDS = ("encoding", "number")
+NEAR_MATCH_KINDS = (*STEP_KINDS, "encoding")
 _GLOB_CHARS = set("*?[")
 
 
@@ -257,56 +261,156 @@ class NearMatches:
 
 
 _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
-# Invisible characters stripped with the whitespace: a BOM left on a row of a concatenated
-# export, zero-width spaces and joiners pasted along with an id.
-_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+# Whitespace (ASCII, Unicode spaces such as a no-break space) and format characters (a BOM,
+# zero-width space or joiner, word joiner, soft hyphen) anywhere in the id are removed.
+_BLANKS = r"[\s\x0b\x{85}\p{Z}\p{Cf}]+"
+_ASCII_BLANKS = r"[\t\n\x0b\f\r ]+"
+# Quote characters around an id (Word's smart quotes, an Excel text apostrophe).
+_QUOTES = ("\"'`\u00b4\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+           "\u2032\u2033")
+_ASCII_QUOTES = "\"'`"
+_DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
+_SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
+_DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
+_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?(?P<e>[0-9]+)$"  # 1.23457e+11
+_MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
-def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
-    """The steps of an id's normal form: stripped (of whitespace and invisible characters
-    such as a BOM or zero-width space), NFC, lower case, and for ids of ASCII
-    digits only, without leading zeros ("000" -> "0"). The last one is the normal form.
+def normal_forms(ids: pa.Array, ascii_only: bool = False,
+                 present: np.ndarray | None = None) -> list[pa.Array]:
+    """The steps of an id's comparison form, one per kind of ``STEP_KINDS``; the last one
+    is the normal form: whitespace and format characters removed anywhere, NFKC (full-width
+    digits, ligatures), lower case with the common case folds (``ß`` -> ``ss``), a
+    spreadsheet's text markers removed (``="123"``, ``'123``), dashes as hyphens and
+    surrounding quotes stripped, numbers as a spreadsheet spells them read back (``123.0``
+    -> ``123``; ``1.23457E+11`` -> a key that the ids it may have rounded share, see
+    ``_scientific_keys``), and for ids of ASCII digits only, no leading zeros.
 
-    ``ascii_only`` (every id is ASCII) takes the ASCII kernels; NFC is then the identity.
+    ``ascii_only`` (every id is ASCII) takes the ASCII kernels; ``present`` (which bytes
+    occur in the ids' data) skips the steps that would change nothing.
     """
+    ids = ids.cast(pa.string())
+    if present is None:
+        present = _bytes_present(ids)
+        ascii_only = not present[0x80:].any()
+
+    def has(chars: str) -> bool:
+        return any(present[ord(c)] for c in chars)
+
     if ascii_only:
-        stripped = pc.ascii_trim_whitespace(ids)
-        composed = stripped
-        lowered = pc.ascii_lower(composed)
+        blank = (pc.replace_substring_regex(ids, _ASCII_BLANKS, "") if has("\t\n\x0b\f\r ")
+                 else ids)
+        composed = blank
+        lowered = pc.ascii_lower(composed) if present[0x41:0x5B].any() else composed
     else:
-        stripped = pc.utf8_trim(pc.utf8_trim_whitespace(ids), _INVISIBLE)
-        stripped = pc.utf8_trim_whitespace(stripped)
-        composed = pc.utf8_normalize(stripped, "NFC")
+        blank = pc.replace_substring_regex(ids, _BLANKS, "")
+        composed = pc.utf8_normalize(blank, "NFKC")
         lowered = pc.utf8_lower(composed)
-    number = pc.ascii_is_decimal(lowered)
-    if not pc.any(number).as_py():  # no number: nothing to unpad (the usual case)
-        return [stripped, composed, lowered, lowered]
-    unpadded = pc.utf8_ltrim(lowered, "0")
+        lowered = pc.replace_substring(pc.replace_substring(lowered, "\u00df", "ss"),
+                                       "\u03c2", "\u03c3")
+    sheet = pc.replace_substring_regex(lowered, _SPREADSHEET, r"\1") if has("='") else lowered
+    if ascii_only:
+        punct = pc.ascii_trim(sheet, _ASCII_QUOTES) if has(_ASCII_QUOTES) else sheet
+    else:
+        punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
+    number = punct
+    if has("."):
+        number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+    if has("eE") and has("+."):
+        number = _scientific(number)
+    decimal = pc.ascii_is_decimal(number)
+    if not pc.any(decimal).as_py():  # no number: nothing to unpad (the usual case)
+        return [blank, composed, lowered, sheet, punct, number, number]
+    unpadded = pc.utf8_ltrim(number, "0")
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
-    return [stripped, composed, lowered, pc.if_else(number, unpadded, lowered)]
+    return [blank, composed, lowered, sheet, punct, number,
+            pc.if_else(decimal, unpadded, number)]
+
+
+def _scientific(ids: pa.Array) -> pa.Array:
+    """E-notation (``1.23457e+11``, a number a spreadsheet shortened) as the key
+    ``~K:MANTISSA:EXPONENT`` (K the mantissa's digits as written), which every integer
+    that may have been shortened to it also gets on the side of the ids to delete."""
+    parts = pc.extract_regex(ids, _SCIENTIFIC)
+    matched = pc.is_valid(parts)
+    if not pc.any(matched).as_py():
+        return ids
+    mantissa = pc.binary_join_element_wise(pc.struct_field(parts, "m"),
+                                           pc.struct_field(parts, "f"), "")
+    digits = pc.binary_length(mantissa).cast(pa.string())
+    keys = pc.binary_join_element_wise("~", digits, ":", mantissa, ":",
+                                       pc.struct_field(parts, "e"), "")
+    return pc.if_else(matched, keys, ids)
+
+
+def _scientific_keys(digits: pa.Array) -> pa.Array:
+    """For each id of digits (no leading zero), the keys of the E-notations a spreadsheet
+    may have shortened it to: its first K digits (rounded down or up) for K = 1..17."""
+    keys: list[pa.Array] = []
+    lengths = pc.binary_length(digits)
+    exponent = pc.subtract(lengths, 1).cast(pa.string())
+    for k in range(1, _MAX_DIGITS + 1):
+        long_enough = pc.greater_equal(lengths, k)
+        if not pc.any(long_enough).as_py():
+            break
+        head = pc.utf8_slice_codeunits(digits, 0, k)
+        up = pc.add(head.cast(pa.int64()), 1).cast(pa.string())
+        carried = pc.greater(pc.binary_length(up), k)  # 999 -> 1000: one more digit
+        up_exp = pc.if_else(carried, lengths.cast(pa.string()), exponent)
+        up = pc.utf8_slice_codeunits(up, 0, k)
+        width = str(k)
+        for mantissa, exp in ((head, exponent), (up, up_exp)):
+            key = pc.binary_join_element_wise("~", width, ":", mantissa, ":", exp, "")
+            keys.append(pc.if_else(long_enough, key, pa.scalar(None, pa.string())))
+    return pa.concat_arrays([k.cast(pa.string()) for k in keys]) if keys else pa.array(
+        [], pa.string())
+
+
+def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
+    """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
+    Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
+    A loop over the ids to delete that are not ASCII, never over the source."""
+    originals: list[str] = []
+    spellings: list[str] = []
+    wide = ids.filter(pc.invert(pc.fill_null(pc.string_is_ascii(ids), True)))
+    for value in wide.to_pylist():
+        for codec in ("latin-1", "cp1252"):
+            for encode, decode in (("utf-8", codec), (codec, "utf-8")):
+                try:
+                    spelling = value.encode(encode).decode(decode)
+                except UnicodeError:
+                    continue
+                if spelling != value:
+                    originals.append(value)
+                    spellings.append(spelling)
+    return originals, spellings
 
 
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     """Which ids to delete equal a source id once both are in normal form.
 
-    Arrow-native and one pass over the source: the small side (the ids to delete) is
-    normalised and hashed, the source is normalised slice by slice (ASCII kernels when
-    it is all ASCII) and probed against it; only the few source ids that hit are kept,
-    and only they are normalised again to tell what kind of near match each one is.
+    Arrow-native and one pass over the source: the small side (the ids to delete, with
+    their misdecoded spellings and the E-notation keys of those that are numbers) is
+    normalised and hashed, the source is normalised slice by slice (only the steps its
+    bytes call for, ASCII kernels when it is all ASCII) and probed against it; only the
+    few source ids that hit are kept, and only they are normalised again to tell what
+    kind of near match each one is.
     """
     empty = NearMatches(pa.array([], pa.string()), dict.fromkeys(NEAR_MATCH_KINDS, 0))
     to_delete = to_delete.cast(pa.string())
     if not len(to_delete) or not len(source):
         return empty
-    wanted = normal_forms(to_delete)
-    value_set = pc.unique(wanted[-1].filter(pc.greater(pc.binary_length(wanted[-1]), 0)))
+    candidates = _candidates(to_delete)
+    finals = candidates.column("final")
+    value_set = pc.unique(finals.filter(pc.greater(pc.binary_length(finals), 0)))
     if not len(value_set):
         return empty
-    ascii_only = _is_ascii(source)
+    present = _bytes_present(source)
+    ascii_only = not present[0x80:].any()
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
         piece = source.slice(start, _NORMALISE_SLICE)
-        hit = pc.is_in(normal_forms(piece, ascii_only)[-1].cast(pa.string()),
+        hit = pc.is_in(normal_forms(piece, ascii_only, present)[-1].cast(pa.string()),
                        value_set=value_set)
         if pc.any(hit).as_py():
             partners.append(piece.filter(hit).cast(pa.string()))
@@ -314,39 +418,75 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
         return empty
     source_ids = pa.concat_arrays(partners)
     source_forms = normal_forms(source_ids)
-    matched = pc.is_in(wanted[-1], value_set=source_forms[-1])
+    matched_rows = candidates.filter(pc.is_in(finals, value_set=source_forms[-1]))
+    matched = pc.is_in(to_delete, value_set=matched_rows.column("id"))
     return NearMatches(to_delete.filter(matched),
-                       _kinds(to_delete, wanted, source_ids, source_forms))
+                       _kinds(matched_rows, source_ids, source_forms))
 
 
-def _kinds(ids: pa.Array, forms: list[pa.Array], source_ids: pa.Array,
+def _candidates(to_delete: pa.Array) -> pa.Table:
+    """The ids to delete as rows (id, variant, f0 = the spelling, f1..f7 its steps,
+    final): each id as it is, its misdecoded spellings (variant ``encoding``) and, for ids
+    that are numbers, the keys of the E-notations they may have become (``number``)."""
+    forms = normal_forms(to_delete)
+    tables = [_rows(to_delete, "", to_delete, forms)]
+    originals, spellings = _misdecoded(to_delete)
+    if originals:
+        spelled = pa.array(spellings, pa.string())
+        tables.append(_rows(pa.array(originals, pa.string()), "encoding", spelled,
+                            normal_forms(spelled)))
+    numbers = pc.fill_null(pc.and_(pc.ascii_is_decimal(forms[-1]),
+                                   pc.not_equal(forms[-1], "0")), False)
+    if pc.any(numbers).as_py():
+        ids = to_delete.filter(numbers)
+        keys = _scientific_keys(forms[-1].filter(numbers))
+        repeats = len(keys) // len(ids)
+        owners = pa.concat_arrays([ids] * repeats)
+        keep = pc.is_valid(keys)
+        keys, owners = keys.filter(keep), owners.filter(keep)
+        tables.append(_rows(owners, "number", keys, [keys] * len(STEP_KINDS)))
+    return pa.concat_tables(tables)
+
+
+def _rows(ids: pa.Array, variant: str, spelling: pa.Array, forms: list[pa.Array]) -> pa.Table:
+    columns = {"id": ids, "variant": pa.array([variant] * len(ids), pa.string()),
+               "f0": spelling}
+    columns |= {f"f{step}": form.cast(pa.string()) for step, form in enumerate(forms, 1)}
+    columns["final"] = forms[-1].cast(pa.string())
+    return pa.table(columns)
+
+
+def _kinds(candidates: pa.Table, source_ids: pa.Array,
            source_forms: list[pa.Array]) -> dict[str, int]:
-    """Per kind, how many near-matched ids needed that step of the normal form: the step
-    changed one side of a pair that was still different before it."""
-    names = [f"f{i}" for i in range(5)]
-    left = pa.table(dict(zip(names, [ids, *forms], strict=True)))
-    right = pa.table(dict(zip([f"s{n}" for n in names], [source_ids, *source_forms],
-                              strict=True)))
-    pairs = left.join(right, keys="f4", right_keys="sf4", join_type="inner")
-    pairs = pairs.append_column("sf4", pairs["f4"])  # the join keeps one key column
+    """Per kind, how many near-matched ids needed it: a step of the normal form that
+    changed one side of a pair still different before it, or the variant (a misdecoded
+    spelling, an E-notation key) through which the id matched."""
+    right = pa.table({"sf0": source_ids,
+                      **{f"sf{i}": f.cast(pa.string()) for i, f in enumerate(source_forms, 1)},
+                      "sfinal": source_forms[-1].cast(pa.string())})
+    pairs = candidates.join(right, keys="final", right_keys="sfinal", join_type="inner")
+    plain = pc.equal(pairs["variant"], "")
     flags = {}
-    for step, kind in enumerate(NEAR_MATCH_KINDS, start=1):
+    for step, kind in enumerate(STEP_KINDS, start=1):
         before, after = f"f{step - 1}", f"f{step}"
         differed = pc.not_equal(pairs[before], pairs[f"s{before}"])
         changed = pc.or_(pc.not_equal(pairs[after], pairs[before]),
                          pc.not_equal(pairs[f"s{after}"], pairs[f"s{before}"]))
-        flags[kind] = pc.and_(differed, changed)
-    per_id = pa.table({"id": pairs["f0"], **flags}).group_by("id").aggregate(
+        flags[kind] = pc.and_(plain, pc.and_(differed, changed))
+    for kind in VARIANT_KINDS:
+        through = pc.equal(pairs["variant"], kind)
+        flags[kind] = pc.or_(flags[kind], through) if kind in flags else through
+    per_id = pa.table({"id": pairs["id"], **flags}).group_by("id").aggregate(
         [(kind, "max") for kind in NEAR_MATCH_KINDS])
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
-def _is_ascii(ids: pa.Array) -> bool:
-    """Whether every byte of the ids' character data is ASCII (one vectorised pass)."""
+def _bytes_present(ids: pa.Array) -> np.ndarray:
+    """Which of the 256 byte values occur in the ids' character data (one pass)."""
     data = ids.buffers()[2]
     if data is None or not len(ids):
-        return True
-    return bool(np.frombuffer(data, dtype=np.uint8).max(initial=0) < 0x80)
+        return np.zeros(256, dtype=bool)
+    return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256) > 0
 
 
 def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:

@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from reconciler.store import saved_plan
-from reconciler.core.clock import FakeClock
 from reconciler.config import load_config
+from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK
 from reconciler.runs.operations import restore
 from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store import saved_plan
 from tests.helpers import emulator_config, job_toml, run_reconciler
 
 pytestmark = pytest.mark.integration
@@ -81,8 +81,6 @@ EXCEL = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="Excel spellings of numeric ids are no near match: "
-                   "100 live ids deleted after grace")
 @pytest.mark.parametrize("kind", sorted(EXCEL))
 def test_excel_mangled_numeric_ids_are_not_deleted(tmp_path, start_emulator, kind):
     catalog = start_emulator({**PLAIN, **NUMERIC}, bulk_requests_per_window=100)
@@ -115,8 +113,6 @@ UNICODE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="these spellings are no near match: 100 live ids "
-                   "deleted after grace")
 @pytest.mark.parametrize("kind", sorted(UNICODE))
 def test_unicode_spellings_of_live_ids_are_not_deleted(tmp_path, start_emulator, kind):
     special, mangle = UNICODE[kind]
