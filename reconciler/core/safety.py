@@ -225,27 +225,56 @@ def _set_end(pattern: str, start: int) -> int:
     return pattern.find("]", first)
 
 
-def grace_due(
-    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
-) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
-    """Split ids into (due, pending) and the absence records this run would leave.
+@dataclass(frozen=True)
+class Grace:
+    """How long each id to delete has been missing, as of this run, and which are due."""
+
+    ids: pa.Array
+    runs: np.ndarray  # consecutive runs missing, this one included
+    first_missing: np.ndarray  # when first missed (epoch seconds)
+    due: np.ndarray  # bool: missing long enough, in runs and in time
+
+    def absences(self) -> dict[str, tuple[int, float]]:
+        """The absence records this run would leave (built only when they are stored)."""
+        return dict(zip(self.ids.to_pylist(),
+                        zip(self.runs.tolist(), self.first_missing.tolist(), strict=True),
+                        strict=True))
+
+
+def grace_split(
+    ids: pa.Array, absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> Grace:
+    """Which of the (unique) ids to delete are due and the absence records this run leaves.
 
     ``absences`` maps an id to (consecutive runs it was missing, when first missed) as
     of the previous real run. An id is due once missing in ``grace_runs`` consecutive
     runs, this one included, **and** for ``grace_period`` (None: runs only), so a few
     runs in quick succession over one bad export delete nothing. A clock set back makes
-    ids wait longer, never shorter.
+    ids wait longer, never shorter. Vectorised: one ``index_in`` against the records.
     """
-    due: list[str] = []
-    pending: list[str] = []
-    updated: dict[str, tuple[int, float]] = {}
-    for item_id in ids:
-        runs, first = absences.get(item_id, (0, now))
-        runs += 1
-        updated[item_id] = (runs, first)
-        by_period = rules.grace_period is None or now - first >= rules.grace_period
-        (due if runs >= rules.grace_runs and by_period else pending).append(item_id)
-    return due, pending, updated
+    ids = ids.cast(pa.string())
+    known = pa.array(list(absences), pa.string())
+    # The last slot is what an id never missed before starts from: 0 runs, missed now.
+    past_runs = np.fromiter((r for r, _ in absences.values()), np.int64, len(absences))
+    past_first = np.fromiter((f for _, f in absences.values()), np.float64, len(absences))
+    past_runs, past_first = np.append(past_runs, 0), np.append(past_first, now)
+    slot = pc.fill_null(pc.index_in(ids, value_set=known), -1).to_numpy().astype(np.int64)
+    runs = past_runs[slot] + 1
+    first = past_first[slot]
+    due = runs >= rules.grace_runs
+    if rules.grace_period is not None:
+        due &= now - first >= rules.grace_period
+    return Grace(ids, runs, first, due)
+
+
+def grace_due(
+    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
+    """``grace_split`` on a list: (due, pending, the absence records this run would leave)."""
+    grace = grace_split(pa.array(ids, pa.string()), absences, rules, now)
+    due = pa.array(grace.due, pa.bool_())
+    return (grace.ids.filter(due).to_pylist(), grace.ids.filter(pc.invert(due)).to_pylist(),
+            grace.absences())
 
 
 @dataclass(frozen=True)
