@@ -130,10 +130,13 @@ def _whitespace_count(ids: pa.Array) -> int:
     if data is None:
         return 0
     chars = np.frombuffer(data, dtype=np.uint8)
+    if not len(chars):
+        return 0
     starts, ends = offsets[:-1], offsets[1:]
-    rows = np.flatnonzero(ends > starts)  # empty ids have no whitespace
-    maybe = _MAYBE_SPACE[chars[starts[rows]]] | _MAYBE_SPACE[chars[ends[rows] - 1]]
-    candidates = ids.take(pa.array(rows[maybe]))
+    last = len(chars) - 1  # an empty id's start may be the end of the buffer: clipped
+    maybe = _MAYBE_SPACE[chars[np.minimum(starts, last)]] | _MAYBE_SPACE[chars[ends - 1]]
+    maybe &= ends > starts  # empty ids have no whitespace
+    candidates = ids.take(pa.array(np.flatnonzero(maybe)))
     # Trimming and comparing lengths is several times faster than a regex over every id.
     trimmed = pc.binary_length(pc.utf8_trim_whitespace(candidates))
     return int(pc.sum(pc.not_equal(trimmed, pc.binary_length(candidates))).as_py() or 0)

@@ -316,7 +316,8 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
 
 
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
-    """Which ids to delete equal a source id once both are in normal form.
+    """Which ids to delete equal a source id once both are in normal form (``to_delete``
+    holds no source id: it is the diff).
 
     Arrow-native and one pass over the source: the small side (the ids to delete) is
     normalised and hashed, the source is normalised slice by slice (ASCII kernels when
@@ -332,13 +333,21 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     if not len(value_set):
         return empty
     ascii_only = _is_ascii(source)
+    # A source id already in normal form can only match an id to delete that is not:
+    # equal ids are never in both (``to_delete`` is a diff against this source). So when
+    # every id to delete is in normal form (the usual case) only the source ids that
+    # normalising changes are probed, which spares hashing every source id.
+    changed_only = bool(pc.all(pc.equal(wanted[-1], to_delete)).as_py())
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
-        piece = source.slice(start, _NORMALISE_SLICE)
-        hit = pc.is_in(normal_forms(piece, ascii_only)[-1].cast(pa.string()),
-                       value_set=value_set)
+        piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
+        forms = normal_forms(piece, ascii_only)[-1].cast(pa.string())
+        if changed_only:
+            changed = pc.not_equal(forms, piece)
+            piece, forms = piece.filter(changed), forms.filter(changed)
+        hit = pc.is_in(forms, value_set=value_set)
         if pc.any(hit).as_py():
-            partners.append(piece.filter(hit).cast(pa.string()))
+            partners.append(piece.filter(hit))
     if not partners:
         return empty
     source_ids = pa.concat_arrays(partners)
