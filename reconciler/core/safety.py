@@ -229,27 +229,56 @@ def _set_end(pattern: str, start: int) -> int:
     return pattern.find("]", first)
 
 
-def grace_due(
-    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
-) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
-    """Split ids into (due, pending) and the absence records this run would leave.
+@dataclass(frozen=True)
+class Grace:
+    """How long each id to delete has been missing, as of this run, and which are due."""
+
+    ids: pa.Array
+    runs: np.ndarray  # consecutive runs missing, this one included
+    first_missing: np.ndarray  # when first missed (epoch seconds)
+    due: np.ndarray  # bool: missing long enough, in runs and in time
+
+    def absences(self) -> dict[str, tuple[int, float]]:
+        """The absence records this run would leave (built only when they are stored)."""
+        return dict(zip(self.ids.to_pylist(),
+                        zip(self.runs.tolist(), self.first_missing.tolist(), strict=True),
+                        strict=True))
+
+
+def grace_split(
+    ids: pa.Array, absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> Grace:
+    """Which of the (unique) ids to delete are due and the absence records this run leaves.
 
     ``absences`` maps an id to (consecutive runs it was missing, when first missed) as
     of the previous real run. An id is due once missing in ``grace_runs`` consecutive
     runs, this one included, **and** for ``grace_period`` (None: runs only), so a few
     runs in quick succession over one bad export delete nothing. A clock set back makes
-    ids wait longer, never shorter.
+    ids wait longer, never shorter. Vectorised: one ``index_in`` against the records.
     """
-    due: list[str] = []
-    pending: list[str] = []
-    updated: dict[str, tuple[int, float]] = {}
-    for item_id in ids:
-        runs, first = absences.get(item_id, (0, now))
-        runs += 1
-        updated[item_id] = (runs, first)
-        by_period = rules.grace_period is None or now - first >= rules.grace_period
-        (due if runs >= rules.grace_runs and by_period else pending).append(item_id)
-    return due, pending, updated
+    ids = ids.cast(pa.string())
+    known = pa.array(list(absences), pa.string())
+    # The last slot is what an id never missed before starts from: 0 runs, missed now.
+    past_runs = np.fromiter((r for r, _ in absences.values()), np.int64, len(absences))
+    past_first = np.fromiter((f for _, f in absences.values()), np.float64, len(absences))
+    past_runs, past_first = np.append(past_runs, 0), np.append(past_first, now)
+    slot = pc.fill_null(pc.index_in(ids, value_set=known), -1).to_numpy().astype(np.int64)
+    runs = past_runs[slot] + 1
+    first = past_first[slot]
+    due = runs >= rules.grace_runs
+    if rules.grace_period is not None:
+        due &= now - first >= rules.grace_period
+    return Grace(ids, runs, first, due)
+
+
+def grace_due(
+    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
+    """``grace_split`` on a list: (due, pending, the absence records this run would leave)."""
+    grace = grace_split(pa.array(ids, pa.string()), absences, rules, now)
+    due = pa.array(grace.due, pa.bool_())
+    return (grace.ids.filter(due).to_pylist(), grace.ids.filter(pc.invert(due)).to_pylist(),
+            grace.absences())
 
 
 @dataclass(frozen=True)
@@ -329,8 +358,9 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
 
 def _scientific(ids: pa.Array) -> pa.Array:
     """E-notation (``1.23457e+11``, a number a spreadsheet shortened) as the key
-    ``~K:MANTISSA:EXPONENT`` (K the mantissa's digits as written), which every integer
-    that may have been shortened to it also gets on the side of the ids to delete."""
+    ``~ K:MANTISSA:EXPONENT`` (K the mantissa's digits as written; the space is in no
+    other normal form), which every integer that may have been shortened to it also gets
+    on the side of the ids to delete."""
     parts = pc.extract_regex(ids, _SCIENTIFIC)
     matched = pc.is_valid(parts)
     if not pc.any(matched).as_py():
@@ -338,7 +368,7 @@ def _scientific(ids: pa.Array) -> pa.Array:
     mantissa = pc.binary_join_element_wise(pc.struct_field(parts, "m"),
                                            pc.struct_field(parts, "f"), "")
     digits = pc.binary_length(mantissa).cast(pa.string())
-    keys = pc.binary_join_element_wise("~", digits, ":", mantissa, ":",
+    keys = pc.binary_join_element_wise("~ ", digits, ":", mantissa, ":",
                                        pc.struct_field(parts, "e"), "")
     return pc.if_else(matched, keys, ids)
 
@@ -360,7 +390,7 @@ def _scientific_keys(digits: pa.Array) -> pa.Array:
         up = pc.utf8_slice_codeunits(up, 0, k)
         width = str(k)
         for mantissa, exp in ((head, exponent), (up, up_exp)):
-            key = pc.binary_join_element_wise("~", width, ":", mantissa, ":", exp, "")
+            key = pc.binary_join_element_wise("~ ", width, ":", mantissa, ":", exp, "")
             keys.append(pc.if_else(long_enough, key, pa.scalar(None, pa.string())))
     return pa.concat_arrays([k.cast(pa.string()) for k in keys]) if keys else pa.array(
         [], pa.string())
@@ -387,7 +417,8 @@ def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
 
 
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
-    """Which ids to delete equal a source id once both are in normal form.
+    """Which ids to delete equal a source id once both are in normal form (``to_delete``
+    holds no source id: it is the diff).
 
     Arrow-native and one pass over the source: the small side (the ids to delete, with
     their misdecoded spellings and the E-notation keys of those that are numbers) is
@@ -407,13 +438,25 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
         return empty
     present = _bytes_present(source)
     ascii_only = not present[0x80:].any()
+    # A source id already in normal form can only match an id to delete that is not:
+    # equal ids are never in both (``to_delete`` is a diff against this source), and an
+    # E-notation key holds a space no normal form has. So when every id to delete is in
+    # normal form and has no misdecoded spelling (the usual case) only the source ids
+    # that normalising changes are probed, which spares hashing every source id.
+    changed_only = not pc.any(pc.or_(
+        pc.equal(candidates.column("variant"), "encoding"),
+        pc.and_(pc.equal(candidates.column("variant"), ""),
+                pc.not_equal(finals, candidates.column("f0"))))).as_py()
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
-        piece = source.slice(start, _NORMALISE_SLICE)
-        hit = pc.is_in(normal_forms(piece, ascii_only, present)[-1].cast(pa.string()),
-                       value_set=value_set)
+        piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
+        forms = normal_forms(piece, ascii_only, present)[-1].cast(pa.string())
+        if changed_only:
+            changed = pc.not_equal(forms, piece)
+            piece, forms = piece.filter(changed), forms.filter(changed)
+        hit = pc.is_in(forms, value_set=value_set)
         if pc.any(hit).as_py():
-            partners.append(piece.filter(hit).cast(pa.string()))
+            partners.append(piece.filter(hit))
     if not partners:
         return empty
     source_ids = pa.concat_arrays(partners)

@@ -54,7 +54,7 @@ from reconciler.core.safety import (
     SKIP_PROTECTED,
     Gate,
     SourceFacts,
-    grace_due,
+    grace_split,
     judge_caps,
     judge_source,
     missing_from,
@@ -438,25 +438,24 @@ class _Run:
         source_reason = refusal(source_gates)
         if source_reason is not None:
             raise SafetyRefusal(source_reason)  # a refused source records no absence
-        due, pending, absences = grace_due(
-            plan.to_delete.to_pylist(), journal.absences(self.job.name, self.target), rules,
-            now)
-        plan = defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(pending, pa.string())),
-                     SKIP_PENDING_GRACE)
-        self.summary["pending_grace"] = len(pending)
+        grace = grace_split(plan.to_delete, journal.absences(self.job.name, self.target), rules,
+                            now)
+        due, pending = int(grace.due.sum()), int((~grace.due).sum())
+        plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
+        self.summary["pending_grace"] = pending
         self.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
-                                 "due": len(due), "pending": len(pending)}
+                                 "due": due, "pending": pending}
         period = "off" if rules.grace_period is None else _hours(rules.grace_period)
         self._record_gates([Gate(
-            "grace", True, f"{len(due)} ids due, {len(pending)} pending grace "
+            "grace", True, f"{due} ids due, {pending} pending grace "
             f"(grace_runs {rules.grace_runs} and grace_period {period})",
-            {"due": len(due), "pending": len(pending), "grace_runs": rules.grace_runs,
+            {"due": due, "pending": pending, "grace_runs": rules.grace_runs,
              "grace_period_seconds": rules.grace_period},
         )])
         if not self.dry_run:
             # Recorded before the caps judge: a healthy source's absences count even on a
             # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
-            journal.replace_absences(self.job.name, self.target, absences)
+            journal.replace_absences(self.job.name, self.target, grace.absences())
         cap_gates = judge_caps(rules, len(plan.to_delete), self._remote_size(plan, remote),
                                journal.queued_since(self.job.name, now - 86400, self.target))
         self._record_gates(cap_gates)

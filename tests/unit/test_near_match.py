@@ -54,6 +54,8 @@ def near(to_delete, source):
     (["999999500000"], ["1.00000E+12"], ["999999500000"], {"number": 1}),
     (["caf\u00e9"], ["caf\u00c3\u00a9"], ["caf\u00e9"], {"encoding": 1}),
     (["caf\u00c3\u00a9"], ["caf\u00e9"], ["caf\u00c3\u00a9"], {"encoding": 1}),
+    # A misdecoded spelling already in normal form (lower case): probed all the same.
+    (["caf\u00e9"], ["caf\u00e3\u00a9", "x"], ["caf\u00e9"], {"encoding": 1}),
     # Distinct ids stay distinct.
     (["abd", "ab", "ab-c", "12.5", "1.5"], ["abc", "125", "15"], [], {}),
     # Empty and blank ids never match an empty source row.
