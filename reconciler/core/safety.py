@@ -293,7 +293,6 @@ _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temp
 # Whitespace (ASCII, Unicode spaces such as a no-break space) and format characters (a BOM,
 # zero-width space or joiner, word joiner, soft hyphen) anywhere in the id are removed.
 _BLANKS = r"[\s\x0b\x{85}\p{Z}\p{Cf}]+"
-_ASCII_BLANKS = r"[\t\n\x0b\f\r ]+"
 # Quote characters around an id (Word's smart quotes, an Excel text apostrophe).
 _QUOTES = ("\"'`\u00b4\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
            "\u2032\u2033")
@@ -327,8 +326,10 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
         return any(present[ord(c)] for c in chars)
 
     if ascii_only:
-        blank = (pc.replace_substring_regex(ids, _ASCII_BLANKS, "") if has("\t\n\x0b\f\r ")
-                 else ids)
+        blank = ids
+        for char in "\t\n\x0b\f\r ":  # plain replaces are faster than one regex
+            if has(char):
+                blank = pc.replace_substring(blank, char, "")
         composed = blank
         lowered = pc.ascii_lower(composed) if present[0x41:0x5B].any() else composed
     else:
@@ -343,9 +344,12 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     else:
         punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
     number = punct
-    if has("."):
+    # Each regex runs only when a cheap test finds an id it may change (the usual: none).
+    if has(".") and pc.any(pc.ascii_is_decimal(
+            pc.replace_substring(number, ".", "", max_replacements=1))).as_py():
         number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
-    if has("eE") and has("+."):
+    if has("eE") and has("+.") and pc.any(pc.starts_with(
+            pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
         number = _scientific(number)
     decimal = pc.ascii_is_decimal(number)
     if not pc.any(decimal).as_py():  # no number: nothing to unpad (the usual case)
@@ -524,12 +528,22 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
+_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.eE+"  # the bytes that call for an ASCII step
+
+
 def _bytes_present(ids: pa.Array) -> np.ndarray:
-    """Which of the 256 byte values occur in the ids' character data (one pass)."""
+    """Which byte values may occur in the ids' character data, by 256 flags: exact for the
+    bytes that call for a step of the normal form (a memchr each) and for non-ASCII data
+    (its maximum); other bytes, such as upper-case letters, are taken to be there."""
+    present = np.ones(256, dtype=bool)
     data = ids.buffers()[2]
     if data is None or not len(ids):
         return np.zeros(256, dtype=bool)
-    return np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256) > 0
+    present[0x80:] = np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80
+    raw = data.to_pybytes()
+    for byte in _TELLING_BYTES:
+        present[byte] = raw.find(bytes([byte])) >= 0
+    return present
 
 
 def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:
