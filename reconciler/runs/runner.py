@@ -480,10 +480,21 @@ class _Run:
 
     def _protected(self, ids: pa.Array) -> pa.Array:
         rules = self.job.safety
-        listed = [read_ids(IdFile(path)) for path in rules.protect_files]
+        listed = [self._protect_list(path) for path in rules.protect_files]
         values = pa.concat_arrays([a.cast(pa.string()) for a in listed]) if listed else \
             pa.array([], pa.string())
         return protected_mask(ids, rules.protect, values)
+
+    def _protect_list(self, path: Path) -> pa.Array:
+        """A ``protect = ["file:..."]`` list, read as strictly as the source: one cut
+        short (no line break after its last row) would protect fewer ids."""
+        read = read_source(IdFile(path))
+        if read.final_newline is False and self.job.safety.require_final_newline:
+            raise SourceError(
+                f"{path}: the last row of this protect list has no line break: it may be "
+                "cut short (still being written?); nothing was deleted "
+                "(require_final_newline = false accepts it)")
+        return read.ids
 
     def _snapshot_writer(self) -> backups.RecordWriter | None:
         """Listed records stream here on real runs, for the backup (see backups.py)."""

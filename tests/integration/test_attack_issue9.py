@@ -139,8 +139,6 @@ def test_nfd_and_trailing_tab_and_nbsp_spellings_are_refused(tmp_path, start_emu
 # -- 3. A concatenated export whose second part has its columns in another order -----------
 
 
-@pytest.mark.xfail(strict=True, reason="a header row repeated mid-file is read as data: the "
-                   "second export's titles become ids and its 100 ids are deleted")
 def test_a_header_repeated_mid_file_in_another_column_order_deletes_nothing(
         tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
@@ -281,9 +279,6 @@ def test_plan_out_to_an_unwritable_path_does_not_say_saved(tmp_path, start_emula
 # -- 9. A protect list cut short while it is rewritten ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a protect file: list is read without the "
-                   "require_final_newline check: one cut mid-row (still being written) "
-                   "silently protects fewer ids, and the rest are deleted")
 def test_a_protect_list_cut_short_deletes_nothing_it_names(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)
