@@ -78,11 +78,11 @@ def as_string_array(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
 def make_plan(source: pa.Array, remote: pa.Array, rules: AddressRules) -> Plan:
     """to_delete = remote - source, minus what the backend cannot address, sorted.
 
-    One ``index_in`` hashes the remote column once and probes it with every source id:
+    One ``index_in`` hashes the source column once and probes it with every remote id:
     the same work and memory as the bare ``is_in`` diff (see benchmarks/diff.py), and
-    it also tells, for each source id, the first remote row holding it. The diff and
-    the distinct counts follow from integer work on those rows and from the few remote
-    rows no source id pointed at (the stale ids and repeated rows); see ``_Hits``.
+    it also tells, for each remote id, the first source row holding it. The diff and
+    the distinct counts follow from integer work on those rows and from the source
+    rows no remote id pointed at (usually none); see ``_Hits``.
     """
     source, remote = _same_string_type(_no_nulls(source), _no_nulls(remote))
     whitespace = _whitespace_count(source)
@@ -143,31 +143,33 @@ def _whitespace_count(ids: pa.Array) -> int:
 
 
 class _Hits:
-    """The diff and the distinct counts from one ``index_in(source, value_set=remote)``.
+    """The diff and the distinct counts from one ``index_in(remote, value_set=source)``.
 
-    ``index_in`` gives each source id the first remote row holding it (null: not in the
-    remote). Those rows, ``marked``, are the distinct ids in both columns, one row each.
-    The distinct source ids are the marked rows plus the distinct source ids with no
-    row. The remote rows left unmarked are the stale ids and repeats of any id; an
-    unmarked id is in the source exactly when some marked row holds it, which a probe
-    of the remote against the (few) unmarked ids tells. Empty ids count as ids here and
-    are taken out of the counts at the end.
+    ``index_in`` gives each remote id the first source row holding it (null: not in the
+    source), so the stale ids are the remote ids with no row. Those rows, ``marked``,
+    are the distinct ids in both columns, one row each. The source rows left unmarked
+    are ids only in the source and repeats of any id: none in the usual export, and
+    then nothing more is hashed. Otherwise an unmarked id is in the remote exactly
+    when some marked row holds it too, which a probe of the source against the
+    unmarked ids tells. Empty ids count as ids here and are taken out at the end.
     """
 
     def __init__(self, source: pa.Array, remote: pa.Array) -> None:
-        rows = pc.index_in(source, value_set=remote)
-        marked = np.zeros(len(remote), dtype=bool)
+        rows = pc.index_in(remote, value_set=source)
+        self.stale = pc.unique(remote.filter(pc.is_null(rows)))
+        marked = np.zeros(len(source), dtype=bool)
         marked[pc.drop_null(rows).to_numpy()] = True
-        both = int(np.count_nonzero(marked))
-        source_only = pc.unique(source.filter(pc.is_null(rows)))
         del rows
-        unmarked = pc.unique(remote.filter(pa.array(~marked)))
-        repeated = pc.and_(pc.is_in(remote, value_set=unmarked), pa.array(marked))
-        self.stale = unmarked.filter(pc.invert(pc.is_in(unmarked,
-                                                        value_set=remote.filter(repeated))))
+        both = int(np.count_nonzero(marked))
+        source_only = 0
+        if both < len(source):
+            unmarked = pc.unique(source.filter(pa.array(~marked)))
+            repeated = pc.and_(pc.is_in(source, value_set=unmarked), pa.array(marked))
+            source_only = len(unmarked) - int(
+                pc.sum(pc.is_in(unmarked, value_set=source.filter(repeated))).as_py() or 0)
         self.source_empty = _empties(source)
         self.remote_empty = _empties(remote)
-        self.source_unique = both + len(source_only) - (1 if self.source_empty else 0)
+        self.source_unique = both + source_only - (1 if self.source_empty else 0)
         self.remote_unique = both + len(self.stale) - (1 if self.remote_empty else 0)
 
 
