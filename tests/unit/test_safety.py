@@ -43,8 +43,8 @@ def test_healthy_source_passes_every_gate():
      "50 of 1050 source rows have an empty id (4.8%); max_error_share is 1.0%"),
     (replace(FACTS, near_matches=7, near_match_kinds={"case": 5, "leading_zeros": 2}),
      "near_match",
-     "7 ids to delete equal a source id but for whitespace, letter case, Unicode "
-     "normalization or leading zeros (case 5, leading_zeros 2); they are skipped as "
+     "7 ids to delete equal a source id but for their spelling (case 5, leading_zeros 2); "
+     "they are skipped as "
      "near_match; max_near_match_share is 0.10% of 1000 source ids (was the export "
      "re-encoded or read as numbers?)"),
     (replace(FACTS, age_seconds=-3 * 3600), "max_clock_skew",
