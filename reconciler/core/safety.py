@@ -119,8 +119,9 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
     gates.append(Gate(
         "near_match", facts.near_matches <= allowed,
         f"{facts.near_matches} ids to delete equal a source id but for their spelling "
-        f"({kinds}); they are skipped as near_match; max_near_match_share is {rules.max_near_match_share:.2%} of "
-        f"{facts.unique} source ids (was the export re-encoded or read as numbers?)"
+        f"({kinds}); they are skipped as near_match; max_near_match_share is "
+        f"{rules.max_near_match_share:.2%} of {facts.unique} source ids (was the export "
+        "re-encoded or read as numbers?)"
         if facts.near_matches else "no id to delete is a near match of a source id",
         {"near_matches": facts.near_matches,
          **{k: facts.near_match_kinds.get(k, 0) for k in NEAR_MATCH_KINDS},
