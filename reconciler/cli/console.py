@@ -164,7 +164,10 @@ def refusal_lines(summary: Mapping[str, Any], job: str, config_path: Path | None
                      + command(config_path, "apply", "plan.json", "--approve", "--reason",
                                "TEXT"))
     elif failed:
-        keys = ", ".join(g["gate"] for g in failed if g["gate"] != "leading_zeros")
+        # The safety key behind each gate (a gate named after its key, or near_match's share).
+        renamed = {"near_match": "max_near_match_share"}
+        keys = ", ".join(renamed.get(g["gate"], g["gate"]) for g in failed
+                         if g["gate"] != "leading_zeros")
         change = f" or change {keys} in [jobs.{job}.safety] if the change is expected" \
             if keys else ""
         lines.append(f"  Way past: fix the source export{change}; then run again.")

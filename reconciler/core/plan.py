@@ -80,60 +80,103 @@ def as_string_array(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
 def make_plan(source: pa.Array, remote: pa.Array, rules: AddressRules) -> Plan:
     """to_delete = remote - source, minus what the backend cannot address, sorted.
 
-    One ``dictionary_encode`` over both columns hashes every id once; the diff and the
-    distinct counts are then integer work on the codes. This is cheaper than ``is_in``
-    plus a ``count_distinct`` per column, which would hash each id two or three times.
+    One ``index_in`` hashes the source column once and probes it with every remote id:
+    the same work and memory as the bare ``is_in`` diff (see benchmarks/diff.py), and
+    it also tells, for each remote id, the first source row holding it. The diff and
+    the distinct counts follow from integer work on those rows and from the source
+    rows no remote id pointed at (usually none); see ``_Hits``.
     """
-    source, remote = _same_string_type(pc.fill_null(source, ""), pc.fill_null(remote, ""))
-    codes = _EncodedPair(pc.dictionary_encode(pa.chunked_array([source, remote])), len(source))
-    stale = codes.dictionary.take(pa.array(np.flatnonzero(codes.in_remote & ~codes.in_source)))
+    source, remote = _same_string_type(_no_nulls(source), _no_nulls(remote))
+    whitespace = _whitespace_count(source)
+    hits = _Hits(source, remote)
+    stale = hits.stale
     reasons = _skip_reasons(stale, rules)
     sendable = stale.filter(pc.is_null(reasons))
     skipped = pa.table({"item_id": stale, "reason": reasons}).filter(pc.is_valid(reasons))
     skipped = skipped.sort_by([("reason", "ascending"), ("item_id", "ascending")])
-    # Trimming and comparing lengths is several times faster than a regex over every id.
-    trimmed = pc.binary_length(pc.utf8_trim_whitespace(source))
-    whitespace = pc.sum(pc.not_equal(trimmed, pc.binary_length(source))).as_py() or 0
     return Plan(
         to_delete=pc.take(sendable, pc.sort_indices(sendable)),
         skipped_ids=as_string_array(skipped.column("item_id")),
         skipped_reasons=as_string_array(skipped.column("reason")),
-        source=codes.stats(codes.in_source, len(source), codes.source_empty, whitespace),
-        remote=codes.stats(codes.in_remote, len(remote), codes.remote_empty),
+        source=IdStats(rows=len(source), empty=hits.source_empty,
+                       duplicates=len(source) - hits.source_empty - hits.source_unique,
+                       whitespace=whitespace),
+        remote=IdStats(rows=len(remote), empty=hits.remote_empty,
+                       duplicates=len(remote) - hits.remote_empty - hits.remote_unique),
     )
 
 
-class _EncodedPair:
-    """Which dictionary codes occur in the source and in the remote column, and their empties."""
+def _no_nulls(ids: pa.Array) -> pa.Array:
+    """Nulls as empty ids (a no-op, without a copy, when there is none)."""
+    return pc.fill_null(ids, "") if ids.null_count else ids
 
-    def __init__(self, encoded: pa.ChunkedArray, source_rows: int) -> None:
-        chunks = encoded.chunks  # empty inputs leave no chunk; all chunks share one dictionary
-        self.dictionary = chunks[-1].dictionary if chunks else pa.array([], pa.string())
-        size = len(self.dictionary)
-        found = pc.index(self.dictionary, "").as_py() if size else -1
-        self.empty_code = found if found >= 0 else None
-        self.in_source = np.zeros(size, dtype=bool)
-        self.in_remote = np.zeros(size, dtype=bool)
-        self.source_empty = self.remote_empty = 0
-        offset = 0
-        for chunk in chunks:
-            chunk_codes = chunk.indices.to_numpy()
-            split = max(0, min(len(chunk_codes), source_rows - offset))
-            self.in_source[chunk_codes[:split]] = True
-            self.in_remote[chunk_codes[split:]] = True
-            if self.empty_code is not None:
-                self.source_empty += int(np.count_nonzero(chunk_codes[:split] == self.empty_code))
-                self.remote_empty += int(np.count_nonzero(chunk_codes[split:] == self.empty_code))
-            offset += len(chunk_codes)
 
-    def stats(
-        self, present: np.ndarray, rows: int, empty: int, whitespace: int | None = None
-    ) -> IdStats:
-        distinct = int(np.count_nonzero(present))
-        if self.empty_code is not None and present[self.empty_code]:
-            distinct -= 1
-        return IdStats(rows=rows, empty=empty, duplicates=rows - empty - distinct,
-                       whitespace=whitespace)
+# Bytes an id that starts or ends with whitespace can start or end with: ASCII control
+# characters and space, and any byte of a multi-byte UTF-8 character.
+_MAYBE_SPACE = np.zeros(256, dtype=bool)
+_MAYBE_SPACE[:0x21] = _MAYBE_SPACE[0x7F:] = True
+
+
+def _whitespace_count(ids: pa.Array) -> int:
+    """How many ids have leading or trailing whitespace, as ``utf8_trim_whitespace`` sees it.
+
+    Only ids whose first or last byte could be whitespace (looked up in numpy on the
+    string buffers, without a copy) are trimmed and compared, so the usual source of
+    clean ids costs two byte lookups per id instead of a trimmed copy of the column.
+    """
+    if not len(ids):
+        return 0
+    width = "<i8" if pa.types.is_large_string(ids.type) else "<i4"
+    offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset:ids.offset + len(ids) + 1]
+    data = ids.buffers()[2]
+    if data is None:
+        return 0
+    chars = np.frombuffer(data, dtype=np.uint8)
+    if not len(chars):
+        return 0
+    starts, ends = offsets[:-1], offsets[1:]
+    last = len(chars) - 1  # an empty id's start may be the end of the buffer: clipped
+    maybe = _MAYBE_SPACE[chars[np.minimum(starts, last)]] | _MAYBE_SPACE[chars[ends - 1]]
+    maybe &= ends > starts  # empty ids have no whitespace
+    candidates = ids.take(pa.array(np.flatnonzero(maybe)))
+    # Trimming and comparing lengths is several times faster than a regex over every id.
+    trimmed = pc.binary_length(pc.utf8_trim_whitespace(candidates))
+    return int(pc.sum(pc.not_equal(trimmed, pc.binary_length(candidates))).as_py() or 0)
+
+
+class _Hits:
+    """The diff and the distinct counts from one ``index_in(remote, value_set=source)``.
+
+    ``index_in`` gives each remote id the first source row holding it (null: not in the
+    source), so the stale ids are the remote ids with no row. Those rows, ``marked``,
+    are the distinct ids in both columns, one row each. The source rows left unmarked
+    are ids only in the source and repeats of any id: none in the usual export, and
+    then nothing more is hashed. Otherwise an unmarked id is in the remote exactly
+    when some marked row holds it too, which a probe of the source against the
+    unmarked ids tells. Empty ids count as ids here and are taken out at the end.
+    """
+
+    def __init__(self, source: pa.Array, remote: pa.Array) -> None:
+        rows = pc.index_in(remote, value_set=source)
+        self.stale = pc.unique(remote.filter(pc.is_null(rows)))
+        marked = np.zeros(len(source), dtype=bool)
+        marked[pc.drop_null(rows).to_numpy()] = True
+        del rows
+        both = int(np.count_nonzero(marked))
+        source_only = 0
+        if both < len(source):
+            unmarked = pc.unique(source.filter(pa.array(~marked)))
+            repeated = pc.and_(pc.is_in(source, value_set=unmarked), pa.array(marked))
+            source_only = len(unmarked) - int(
+                pc.sum(pc.is_in(unmarked, value_set=source.filter(repeated))).as_py() or 0)
+        self.source_empty = _empties(source)
+        self.remote_empty = _empties(remote)
+        self.source_unique = both + source_only - (1 if self.source_empty else 0)
+        self.remote_unique = both + len(self.stale) - (1 if self.remote_empty else 0)
+
+
+def _empties(ids: pa.Array) -> int:
+    return int(pc.sum(pc.equal(pc.binary_length(ids), 0)).as_py() or 0)
 
 
 def _same_string_type(a: pa.Array, b: pa.Array) -> tuple[pa.Array, pa.Array]:

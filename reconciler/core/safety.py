@@ -26,8 +26,12 @@ from reconciler.core.states import SkipReason
 SKIP_PROTECTED = SkipReason.PROTECTED
 SKIP_PENDING_GRACE = SkipReason.PENDING_GRACE
 SKIP_NEAR_MATCH = SkipReason.NEAR_MATCH
-# What makes two ids a near match, in the order the normal form applies it.
-NEAR_MATCH_KINDS = ("whitespace", "unicode", "case", "leading_zeros")
+# What makes two ids a near match: the steps of the normal form, in the order it applies
+# them, then the spellings of an id to delete that are tried besides the id itself.
+STEP_KINDS = ("whitespace", "unicode", "case", "spreadsheet", "punctuation", "number",
+              "leading_zeros")
+VARIANT_KINDS = ("encoding", "number")
+NEAR_MATCH_KINDS = (*STEP_KINDS, "encoding")
 _GLOB_CHARS = set("*?[")
 
 
@@ -115,10 +119,10 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
     kinds = ", ".join(f"{k} {n}" for k, n in facts.near_match_kinds.items() if n)
     gates.append(Gate(
         "near_match", facts.near_matches <= allowed,
-        f"{facts.near_matches} ids to delete equal a source id but for whitespace, letter "
-        f"case, Unicode normalization or leading zeros ({kinds}); they are skipped as "
-        f"near_match; max_near_match_share is {rules.max_near_match_share:.2%} of "
-        f"{facts.unique} source ids (was the export re-encoded or read as numbers?)"
+        f"{facts.near_matches} ids to delete equal a source id but for their spelling "
+        f"({kinds}); they are skipped as near_match; max_near_match_share is "
+        f"{rules.max_near_match_share:.2%} of {facts.unique} source ids (was the export "
+        "re-encoded or read as numbers?)"
         if facts.near_matches else "no id to delete is a near match of a source id",
         {"near_matches": facts.near_matches,
          **{k: facts.near_match_kinds.get(k, 0) for k in NEAR_MATCH_KINDS},
@@ -226,27 +230,56 @@ def _set_end(pattern: str, start: int) -> int:
     return pattern.find("]", first)
 
 
-def grace_due(
-    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
-) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
-    """Split ids into (due, pending) and the absence records this run would leave.
+@dataclass(frozen=True)
+class Grace:
+    """How long each id to delete has been missing, as of this run, and which are due."""
+
+    ids: pa.Array
+    runs: np.ndarray  # consecutive runs missing, this one included
+    first_missing: np.ndarray  # when first missed (epoch seconds)
+    due: np.ndarray  # bool: missing long enough, in runs and in time
+
+    def absences(self) -> dict[str, tuple[int, float]]:
+        """The absence records this run would leave (built only when they are stored)."""
+        return dict(zip(self.ids.to_pylist(),
+                        zip(self.runs.tolist(), self.first_missing.tolist(), strict=True),
+                        strict=True))
+
+
+def grace_split(
+    ids: pa.Array, absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> Grace:
+    """Which of the (unique) ids to delete are due and the absence records this run leaves.
 
     ``absences`` maps an id to (consecutive runs it was missing, when first missed) as
     of the previous real run. An id is due once missing in ``grace_runs`` consecutive
     runs, this one included, **and** for ``grace_period`` (None: runs only), so a few
     runs in quick succession over one bad export delete nothing. A clock set back makes
-    ids wait longer, never shorter.
+    ids wait longer, never shorter. Vectorised: one ``index_in`` against the records.
     """
-    due: list[str] = []
-    pending: list[str] = []
-    updated: dict[str, tuple[int, float]] = {}
-    for item_id in ids:
-        runs, first = absences.get(item_id, (0, now))
-        runs += 1
-        updated[item_id] = (runs, first)
-        by_period = rules.grace_period is None or now - first >= rules.grace_period
-        (due if runs >= rules.grace_runs and by_period else pending).append(item_id)
-    return due, pending, updated
+    ids = ids.cast(pa.string())
+    known = pa.array(list(absences), pa.string())
+    # The last slot is what an id never missed before starts from: 0 runs, missed now.
+    past_runs = np.fromiter((r for r, _ in absences.values()), np.int64, len(absences))
+    past_first = np.fromiter((f for _, f in absences.values()), np.float64, len(absences))
+    past_runs, past_first = np.append(past_runs, 0), np.append(past_first, now)
+    slot = pc.fill_null(pc.index_in(ids, value_set=known), -1).to_numpy().astype(np.int64)
+    runs = past_runs[slot] + 1
+    first = past_first[slot]
+    due = runs >= rules.grace_runs
+    if rules.grace_period is not None:
+        due &= now - first >= rules.grace_period
+    return Grace(ids, runs, first, due)
+
+
+def grace_due(
+    ids: list[str], absences: Mapping[str, tuple[int, float]], rules: Safety, now: float
+) -> tuple[list[str], list[str], dict[str, tuple[int, float]]]:
+    """``grace_split`` on a list: (due, pending, the absence records this run would leave)."""
+    grace = grace_split(pa.array(ids, pa.string()), absences, rules, now)
+    due = pa.array(grace.due, pa.bool_())
+    return (grace.ids.filter(due).to_pylist(), grace.ids.filter(pc.invert(due)).to_pylist(),
+            grace.absences())
 
 
 @dataclass(frozen=True)
@@ -258,96 +291,260 @@ class NearMatches:
 
 
 _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
-# Invisible characters stripped with the whitespace: a BOM left on a row of a concatenated
-# export, zero-width spaces and joiners pasted along with an id.
-_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+# Whitespace (ASCII, Unicode spaces such as a no-break space) and format characters (a BOM,
+# zero-width space or joiner, word joiner, soft hyphen) anywhere in the id are removed.
+_BLANKS = r"[\s\x0b\x{85}\p{Z}\p{Cf}]+"
+# Quote characters around an id (Word's smart quotes, an Excel text apostrophe).
+_QUOTES = ("\"'`\u00b4\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+           "\u2032\u2033")
+_ASCII_QUOTES = "\"'`"
+_DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
+_SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
+_DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
+_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?(?P<e>[0-9]+)$"  # 1.23457e+11
+_MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
-def normal_forms(ids: pa.Array, ascii_only: bool = False) -> list[pa.Array]:
-    """The steps of an id's normal form: stripped (of whitespace and invisible characters
-    such as a BOM or zero-width space), NFC, lower case, and for ids of ASCII
-    digits only, without leading zeros ("000" -> "0"). The last one is the normal form.
+def normal_forms(ids: pa.Array, ascii_only: bool = False,
+                 present: np.ndarray | None = None) -> list[pa.Array]:
+    """The steps of an id's comparison form, one per kind of ``STEP_KINDS``; the last one
+    is the normal form: whitespace and format characters removed anywhere, NFKC (full-width
+    digits, ligatures), lower case with the common case folds (``ß`` -> ``ss``), a
+    spreadsheet's text markers removed (``="123"``, ``'123``), dashes as hyphens and
+    surrounding quotes stripped, numbers as a spreadsheet spells them read back (``123.0``
+    -> ``123``; ``1.23457E+11`` -> a key that the ids it may have rounded share, see
+    ``_scientific_keys``), and for ids of ASCII digits only, no leading zeros.
 
-    ``ascii_only`` (every id is ASCII) takes the ASCII kernels; NFC is then the identity.
+    ``ascii_only`` (every id is ASCII) takes the ASCII kernels; ``present`` (which bytes
+    occur in the ids' data) skips the steps that would change nothing.
     """
+    ids = ids.cast(pa.string())
+    if present is None:
+        present = _bytes_present(ids)
+        ascii_only = not present[0x80:].any()
+
+    def has(chars: str) -> bool:
+        return any(present[ord(c)] for c in chars)
+
     if ascii_only:
-        stripped = pc.ascii_trim_whitespace(ids)
-        composed = stripped
-        lowered = pc.ascii_lower(composed)
+        blank = ids
+        for char in "\t\n\x0b\f\r ":  # plain replaces are faster than one regex
+            if has(char):
+                blank = pc.replace_substring(blank, char, "")
+        composed = blank
+        lowered = pc.ascii_lower(composed) if present[0x41:0x5B].any() else composed
     else:
-        stripped = pc.utf8_trim(pc.utf8_trim_whitespace(ids), _INVISIBLE)
-        stripped = pc.utf8_trim_whitespace(stripped)
-        composed = pc.utf8_normalize(stripped, "NFC")
+        blank = pc.replace_substring_regex(ids, _BLANKS, "")
+        composed = pc.utf8_normalize(blank, "NFKC")
         lowered = pc.utf8_lower(composed)
-    number = pc.ascii_is_decimal(lowered)
-    if not pc.any(number).as_py():  # no number: nothing to unpad (the usual case)
-        return [stripped, composed, lowered, lowered]
-    unpadded = pc.utf8_ltrim(lowered, "0")
+        lowered = pc.replace_substring(pc.replace_substring(lowered, "\u00df", "ss"),
+                                       "\u03c2", "\u03c3")
+    sheet = pc.replace_substring_regex(lowered, _SPREADSHEET, r"\1") if has("='") else lowered
+    if ascii_only:
+        punct = pc.ascii_trim(sheet, _ASCII_QUOTES) if has(_ASCII_QUOTES) else sheet
+    else:
+        punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
+    number = punct
+    # Each regex runs only when a cheap test finds an id it may change (the usual: none).
+    if has(".") and pc.any(pc.ascii_is_decimal(
+            pc.replace_substring(number, ".", "", max_replacements=1))).as_py():
+        number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+    if has("eE") and has("+.") and pc.any(pc.starts_with(
+            pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
+        number = _scientific(number)
+    decimal = pc.ascii_is_decimal(number)
+    if not pc.any(decimal).as_py():  # no number: nothing to unpad (the usual case)
+        return [blank, composed, lowered, sheet, punct, number, number]
+    unpadded = pc.utf8_ltrim(number, "0")
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
-    return [stripped, composed, lowered, pc.if_else(number, unpadded, lowered)]
+    return [blank, composed, lowered, sheet, punct, number,
+            pc.if_else(decimal, unpadded, number)]
+
+
+def _scientific(ids: pa.Array) -> pa.Array:
+    """E-notation (``1.23457e+11``, a number a spreadsheet shortened) as the key
+    ``~ K:MANTISSA:EXPONENT`` (K the mantissa's digits as written; the space is in no
+    other normal form), which every integer that may have been shortened to it also gets
+    on the side of the ids to delete."""
+    parts = pc.extract_regex(ids, _SCIENTIFIC)
+    matched = pc.is_valid(parts)
+    if not pc.any(matched).as_py():
+        return ids
+    mantissa = pc.binary_join_element_wise(pc.struct_field(parts, "m"),
+                                           pc.struct_field(parts, "f"), "")
+    digits = pc.binary_length(mantissa).cast(pa.string())
+    keys = pc.binary_join_element_wise("~ ", digits, ":", mantissa, ":",
+                                       pc.struct_field(parts, "e"), "")
+    return pc.if_else(matched, keys, ids)
+
+
+def _scientific_keys(digits: pa.Array) -> pa.Array:
+    """For each id of digits (no leading zero), the keys of the E-notations a spreadsheet
+    may have shortened it to: its first K digits (rounded down or up) for K = 1..17."""
+    keys: list[pa.Array] = []
+    lengths = pc.binary_length(digits)
+    exponent = pc.subtract(lengths, 1).cast(pa.string())
+    for k in range(1, _MAX_DIGITS + 1):
+        long_enough = pc.greater_equal(lengths, k)
+        if not pc.any(long_enough).as_py():
+            break
+        head = pc.utf8_slice_codeunits(digits, 0, k)
+        up = pc.add(head.cast(pa.int64()), 1).cast(pa.string())
+        carried = pc.greater(pc.binary_length(up), k)  # 999 -> 1000: one more digit
+        up_exp = pc.if_else(carried, lengths.cast(pa.string()), exponent)
+        up = pc.utf8_slice_codeunits(up, 0, k)
+        width = str(k)
+        for mantissa, exp in ((head, exponent), (up, up_exp)):
+            key = pc.binary_join_element_wise("~ ", width, ":", mantissa, ":", exp, "")
+            keys.append(pc.if_else(long_enough, key, pa.scalar(None, pa.string())))
+    return pa.concat_arrays([k.cast(pa.string()) for k in keys]) if keys else pa.array(
+        [], pa.string())
+
+
+def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
+    """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
+    Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
+    A loop over the ids to delete that are not ASCII, never over the source."""
+    originals: list[str] = []
+    spellings: list[str] = []
+    wide = ids.filter(pc.invert(pc.fill_null(pc.string_is_ascii(ids), True)))
+    for value in wide.to_pylist():
+        for codec in ("latin-1", "cp1252"):
+            for encode, decode in (("utf-8", codec), (codec, "utf-8")):
+                try:
+                    spelling = value.encode(encode).decode(decode)
+                except UnicodeError:
+                    continue
+                if spelling != value:
+                    originals.append(value)
+                    spellings.append(spelling)
+    return originals, spellings
 
 
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
-    """Which ids to delete equal a source id once both are in normal form.
+    """Which ids to delete equal a source id once both are in normal form (``to_delete``
+    holds no source id: it is the diff).
 
-    Arrow-native and one pass over the source: the small side (the ids to delete) is
-    normalised and hashed, the source is normalised slice by slice (ASCII kernels when
-    it is all ASCII) and probed against it; only the few source ids that hit are kept,
-    and only they are normalised again to tell what kind of near match each one is.
+    Arrow-native and one pass over the source: the small side (the ids to delete, with
+    their misdecoded spellings and the E-notation keys of those that are numbers) is
+    normalised and hashed, the source is normalised slice by slice (only the steps its
+    bytes call for, ASCII kernels when it is all ASCII) and probed against it; only the
+    few source ids that hit are kept, and only they are normalised again to tell what
+    kind of near match each one is.
     """
     empty = NearMatches(pa.array([], pa.string()), dict.fromkeys(NEAR_MATCH_KINDS, 0))
     to_delete = to_delete.cast(pa.string())
     if not len(to_delete) or not len(source):
         return empty
-    wanted = normal_forms(to_delete)
-    value_set = pc.unique(wanted[-1].filter(pc.greater(pc.binary_length(wanted[-1]), 0)))
+    candidates = _candidates(to_delete)
+    finals = candidates.column("final")
+    value_set = pc.unique(finals.filter(pc.greater(pc.binary_length(finals), 0)))
     if not len(value_set):
         return empty
-    ascii_only = _is_ascii(source)
+    present = _bytes_present(source)
+    ascii_only = not present[0x80:].any()
+    # A source id already in normal form can only match an id to delete that is not:
+    # equal ids are never in both (``to_delete`` is a diff against this source), and an
+    # E-notation key holds a space no normal form has. So when every id to delete is in
+    # normal form and has no misdecoded spelling (the usual case) only the source ids
+    # that normalising changes are probed, which spares hashing every source id.
+    changed_only = not pc.any(pc.or_(
+        pc.equal(candidates.column("variant"), "encoding"),
+        pc.and_(pc.equal(candidates.column("variant"), ""),
+                pc.not_equal(finals, candidates.column("f0"))))).as_py()
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
-        piece = source.slice(start, _NORMALISE_SLICE)
-        hit = pc.is_in(normal_forms(piece, ascii_only)[-1].cast(pa.string()),
-                       value_set=value_set)
+        piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
+        forms = normal_forms(piece, ascii_only, present)[-1].cast(pa.string())
+        if changed_only:
+            changed = pc.not_equal(forms, piece)
+            piece, forms = piece.filter(changed), forms.filter(changed)
+        hit = pc.is_in(forms, value_set=value_set)
         if pc.any(hit).as_py():
-            partners.append(piece.filter(hit).cast(pa.string()))
+            partners.append(piece.filter(hit))
     if not partners:
         return empty
     source_ids = pa.concat_arrays(partners)
     source_forms = normal_forms(source_ids)
-    matched = pc.is_in(wanted[-1], value_set=source_forms[-1])
+    matched_rows = candidates.filter(pc.is_in(finals, value_set=source_forms[-1]))
+    matched = pc.is_in(to_delete, value_set=matched_rows.column("id"))
     return NearMatches(to_delete.filter(matched),
-                       _kinds(to_delete, wanted, source_ids, source_forms))
+                       _kinds(matched_rows, source_ids, source_forms))
 
 
-def _kinds(ids: pa.Array, forms: list[pa.Array], source_ids: pa.Array,
+def _candidates(to_delete: pa.Array) -> pa.Table:
+    """The ids to delete as rows (id, variant, f0 = the spelling, f1..f7 its steps,
+    final): each id as it is, its misdecoded spellings (variant ``encoding``) and, for ids
+    that are numbers, the keys of the E-notations they may have become (``number``)."""
+    forms = normal_forms(to_delete)
+    tables = [_rows(to_delete, "", to_delete, forms)]
+    originals, spellings = _misdecoded(to_delete)
+    if originals:
+        spelled = pa.array(spellings, pa.string())
+        tables.append(_rows(pa.array(originals, pa.string()), "encoding", spelled,
+                            normal_forms(spelled)))
+    numbers = pc.fill_null(pc.and_(pc.ascii_is_decimal(forms[-1]),
+                                   pc.not_equal(forms[-1], "0")), False)
+    if pc.any(numbers).as_py():
+        ids = to_delete.filter(numbers)
+        keys = _scientific_keys(forms[-1].filter(numbers))
+        repeats = len(keys) // len(ids)
+        owners = pa.concat_arrays([ids] * repeats)
+        keep = pc.is_valid(keys)
+        keys, owners = keys.filter(keep), owners.filter(keep)
+        tables.append(_rows(owners, "number", keys, [keys] * len(STEP_KINDS)))
+    return pa.concat_tables(tables)
+
+
+def _rows(ids: pa.Array, variant: str, spelling: pa.Array, forms: list[pa.Array]) -> pa.Table:
+    columns = {"id": ids, "variant": pa.array([variant] * len(ids), pa.string()),
+               "f0": spelling}
+    columns |= {f"f{step}": form.cast(pa.string()) for step, form in enumerate(forms, 1)}
+    columns["final"] = forms[-1].cast(pa.string())
+    return pa.table(columns)
+
+
+def _kinds(candidates: pa.Table, source_ids: pa.Array,
            source_forms: list[pa.Array]) -> dict[str, int]:
-    """Per kind, how many near-matched ids needed that step of the normal form: the step
-    changed one side of a pair that was still different before it."""
-    names = [f"f{i}" for i in range(5)]
-    left = pa.table(dict(zip(names, [ids, *forms], strict=True)))
-    right = pa.table(dict(zip([f"s{n}" for n in names], [source_ids, *source_forms],
-                              strict=True)))
-    pairs = left.join(right, keys="f4", right_keys="sf4", join_type="inner")
-    pairs = pairs.append_column("sf4", pairs["f4"])  # the join keeps one key column
+    """Per kind, how many near-matched ids needed it: a step of the normal form that
+    changed one side of a pair still different before it, or the variant (a misdecoded
+    spelling, an E-notation key) through which the id matched."""
+    right = pa.table({"sf0": source_ids,
+                      **{f"sf{i}": f.cast(pa.string()) for i, f in enumerate(source_forms, 1)},
+                      "sfinal": source_forms[-1].cast(pa.string())})
+    pairs = candidates.join(right, keys="final", right_keys="sfinal", join_type="inner")
+    plain = pc.equal(pairs["variant"], "")
     flags = {}
-    for step, kind in enumerate(NEAR_MATCH_KINDS, start=1):
+    for step, kind in enumerate(STEP_KINDS, start=1):
         before, after = f"f{step - 1}", f"f{step}"
         differed = pc.not_equal(pairs[before], pairs[f"s{before}"])
         changed = pc.or_(pc.not_equal(pairs[after], pairs[before]),
                          pc.not_equal(pairs[f"s{after}"], pairs[f"s{before}"]))
-        flags[kind] = pc.and_(differed, changed)
-    per_id = pa.table({"id": pairs["f0"], **flags}).group_by("id").aggregate(
+        flags[kind] = pc.and_(plain, pc.and_(differed, changed))
+    for kind in VARIANT_KINDS:
+        through = pc.equal(pairs["variant"], kind)
+        flags[kind] = pc.or_(flags[kind], through) if kind in flags else through
+    per_id = pa.table({"id": pairs["id"], **flags}).group_by("id").aggregate(
         [(kind, "max") for kind in NEAR_MATCH_KINDS])
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
-def _is_ascii(ids: pa.Array) -> bool:
-    """Whether every byte of the ids' character data is ASCII (one vectorised pass)."""
+_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.eE+"  # the bytes that call for an ASCII step
+
+
+def _bytes_present(ids: pa.Array) -> np.ndarray:
+    """Which byte values may occur in the ids' character data, by 256 flags: exact for the
+    bytes that call for a step of the normal form (a memchr each) and for non-ASCII data
+    (its maximum); other bytes, such as upper-case letters, are taken to be there."""
+    present = np.ones(256, dtype=bool)
     data = ids.buffers()[2]
     if data is None or not len(ids):
-        return True
-    return bool(np.frombuffer(data, dtype=np.uint8).max(initial=0) < 0x80)
+        return np.zeros(256, dtype=bool)
+    present[0x80:] = np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80
+    raw = data.to_pybytes()
+    for byte in _TELLING_BYTES:
+        present[byte] = raw.find(bytes([byte])) >= 0
+    return present
 
 
 def missing_from(source: pa.Array, wanted: tuple[str, ...]) -> tuple[str, ...]:

@@ -53,7 +53,7 @@ from reconciler.core.safety import (
     SKIP_PROTECTED,
     Gate,
     SourceFacts,
-    grace_due,
+    grace_split,
     judge_caps,
     judge_source,
     missing_from,
@@ -444,25 +444,24 @@ class _Run:
         source_reason = refusal(source_gates)
         if source_reason is not None:
             raise SafetyRefusal(source_reason)  # a refused source records no absence
-        due, pending, absences = grace_due(
-            plan.to_delete.to_pylist(), journal.absences(self.job.name, self.target), rules,
-            now)
-        plan = defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(pending, pa.string())),
-                     SKIP_PENDING_GRACE)
-        self.summary["pending_grace"] = len(pending)
+        grace = grace_split(plan.to_delete, journal.absences(self.job.name, self.target), rules,
+                            now)
+        due, pending = int(grace.due.sum()), int((~grace.due).sum())
+        plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
+        self.summary["pending_grace"] = pending
         self.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
-                                 "due": len(due), "pending": len(pending)}
+                                 "due": due, "pending": pending}
         period = "off" if rules.grace_period is None else _hours(rules.grace_period)
         self._record_gates([Gate(
-            "grace", True, f"{len(due)} ids due, {len(pending)} pending grace "
+            "grace", True, f"{due} ids due, {pending} pending grace "
             f"(grace_runs {rules.grace_runs} and grace_period {period})",
-            {"due": len(due), "pending": len(pending), "grace_runs": rules.grace_runs,
+            {"due": due, "pending": pending, "grace_runs": rules.grace_runs,
              "grace_period_seconds": rules.grace_period},
         )])
         if not self.dry_run:
             # Recorded before the caps judge: a healthy source's absences count even on a
             # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
-            journal.replace_absences(self.job.name, self.target, absences)
+            journal.replace_absences(self.job.name, self.target, grace.absences())
         cap_gates = judge_caps(rules, len(plan.to_delete), self._remote_size(plan, remote),
                                journal.queued_since(self.job.name, now - 86400, self.target))
         self._record_gates(cap_gates)
@@ -487,10 +486,21 @@ class _Run:
 
     def _protected(self, ids: pa.Array) -> pa.Array:
         rules = self.job.safety
-        listed = [read_ids(IdFile(path)) for path in rules.protect_files]
+        listed = [self._protect_list(path) for path in rules.protect_files]
         values = pa.concat_arrays([a.cast(pa.string()) for a in listed]) if listed else \
             pa.array([], pa.string())
         return protected_mask(ids, rules.protect, values)
+
+    def _protect_list(self, path: Path) -> pa.Array:
+        """A ``protect = ["file:..."]`` list, read as strictly as the source: one cut
+        short (no line break after its last row) would protect fewer ids."""
+        read = read_source(IdFile(path))
+        if read.final_newline is False and self.job.safety.require_final_newline:
+            raise SourceError(
+                f"{path}: the last row of this protect list has no line break: it may be "
+                "cut short (still being written?); nothing was deleted "
+                "(require_final_newline = false accepts it)")
+        return read.ids
 
     def _snapshot_writer(self) -> backups.RecordWriter | None:
         """Listed records stream here on real runs, for the backup (see backups.py)."""

@@ -91,9 +91,11 @@ def read_source(spec: IdFile) -> SourceRead:
         raise SourceError(f"{path}: not a regular file")
     before = FileIdentity.of(path)
     final_newline: bool | None = None
+    header: list[str] = []
     try:
         if kind == "csv":
-            column, final_newline, first_row = _read_csv(path, spec.id_column)
+            column, final_newline, header = _read_csv(path, spec.id_column)
+            first_row = 2
         else:
             column, first_row = _read_parquet(path, spec), 1
     except SourceError:
@@ -105,6 +107,8 @@ def read_source(spec: IdFile) -> SourceRead:
         raise SourceError(_changed(path))
     ids = as_string_array(pc.fill_null(column, ""))
     _refuse_control_characters(path, ids, first_row)
+    if header:
+        _refuse_repeated_header(path, ids, header, spec.id_column)
     return SourceRead(ids=ids, identity=before, final_newline=final_newline)
 
 
@@ -161,7 +165,7 @@ class _Framed(io.RawIOBase):
         return len(data)
 
 
-def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, int]:
+def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str]]:
     compression = "gzip" if path.name.lower().endswith(".gz") else None
     # Plain files are read with Python's unbuffered reads (one copy, straight into bytes);
     # gzip goes through Arrow's decompressing stream.
@@ -205,7 +209,7 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, int]:
         raise SourceError(_unclosed(path, size + 1 if size else None))
     if compression is None and framed.read_bytes != path.stat().st_size:
         raise SourceError(_changed(path))
-    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), 2
+    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header
 
 
 def _reads_without_end_row(path: Path, compression: str | None,
@@ -233,17 +237,24 @@ def _row_text(message: str) -> str:
 
 
 def _header(first: bytes) -> list[str]:
-    """The column names of the first row, read as the CSV reader would (BOM dropped)."""
-    line = first.split(b"\n", 1)[0]
+    """The column names of the first row, read as the CSV reader would (BOM dropped; a
+    quoted name may span lines)."""
+    if len(first) >= _BLOCK:  # a character the block cuts is not the header's concern
+        try:
+            first.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":
+                first = first[:exc.start]
+    text = first.decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
     try:
-        text = (line if len(line) < len(first) else first).decode("utf-8")
-    except UnicodeDecodeError:
-        raise SourceError("not valid UTF-8 text") from None
-    text = text.removeprefix("\ufeff")
-    try:
-        return next(csv.reader(io.StringIO(text, newline="")), [])
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
     except csv.Error:
         return []
+    try:
+        "".join(header).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SourceError("not valid UTF-8 text") from None
+    return header
 
 
 def _end_row(header: list[str], id_column: str) -> bytes:
@@ -294,6 +305,21 @@ def _refuse_control_characters(path: Path, ids: pa.Array, first_row: int) -> Non
         raise SourceError(
             f"{path}: row {index + first_row}: the id {shown} contains {_FORBIDDEN[found]}"
             f"{hint}; ids cannot hold one")
+
+
+def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
+                            id_column: str) -> None:
+    """Refuse a row whose id is a column name: the header again, as when two exports are
+    concatenated (``cat a.csv b.csv``), perhaps with the columns in another order. Read
+    as data, its second part's ids would sit in another column and look missing."""
+    hit = pc.is_in(ids, value_set=pa.array(sorted(set(header)), pa.string()))
+    if not pc.any(hit).as_py():
+        return
+    index = pc.index(hit, True).as_py()
+    raise SourceError(
+        f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
+        f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
+        "would not hold the ids after it")
 
 
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:

@@ -16,13 +16,13 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from reconciler.clock import FakeClock
-from reconciler.errors import EXIT_OK
-from reconciler.operations import restore
-from reconciler.runner import RunRequest, run_job
 
-from reconciler import saved_plan
 from reconciler.config import load_config
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK
+from reconciler.runs.operations import restore
+from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store import saved_plan
 from tests.helpers import emulator_config, job_toml, run_reconciler
 
 pytestmark = pytest.mark.integration
@@ -81,8 +81,6 @@ EXCEL = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="Excel spellings of numeric ids are no near match: "
-                   "100 live ids deleted after grace")
 @pytest.mark.parametrize("kind", sorted(EXCEL))
 def test_excel_mangled_numeric_ids_are_not_deleted(tmp_path, start_emulator, kind):
     catalog = start_emulator({**PLAIN, **NUMERIC}, bulk_requests_per_window=100)
@@ -115,8 +113,6 @@ UNICODE = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="these spellings are no near match: 100 live ids "
-                   "deleted after grace")
 @pytest.mark.parametrize("kind", sorted(UNICODE))
 def test_unicode_spellings_of_live_ids_are_not_deleted(tmp_path, start_emulator, kind):
     special, mangle = UNICODE[kind]
@@ -143,8 +139,6 @@ def test_nfd_and_trailing_tab_and_nbsp_spellings_are_refused(tmp_path, start_emu
 # -- 3. A concatenated export whose second part has its columns in another order -----------
 
 
-@pytest.mark.xfail(strict=True, reason="a header row repeated mid-file is read as data: the "
-                   "second export's titles become ids and its 100 ids are deleted")
 def test_a_header_repeated_mid_file_in_another_column_order_deletes_nothing(
         tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
@@ -285,9 +279,6 @@ def test_plan_out_to_an_unwritable_path_does_not_say_saved(tmp_path, start_emula
 # -- 9. A protect list cut short while it is rewritten ----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a protect file: list is read without the "
-                   "require_final_newline check: one cut mid-row (still being written) "
-                   "silently protects fewer ids, and the rest are deleted")
 def test_a_protect_list_cut_short_deletes_nothing_it_names(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)

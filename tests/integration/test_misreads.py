@@ -175,10 +175,10 @@ def test_near_miss_ids_are_skipped_and_refuse_the_run(tmp_path, catalog):
         result = run(config)
         assert result.exit_code == EXIT_REFUSED, result.summary
         assert result.summary["refused"] == (
-            "near_match: 130 ids to delete equal a source id but for whitespace, letter case, "
-            "Unicode normalization or leading zeros (whitespace 40, unicode 50, case 40); they "
-            "are skipped as near_match; max_near_match_share is 0.10% of 2000 source ids (was "
-            "the export re-encoded or read as numbers?)")
+            "near_match: 130 ids to delete equal a source id but for their spelling "
+            "(whitespace 40, unicode 50, case 40); they are skipped as near_match; "
+            "max_near_match_share is 0.10% of 2000 source ids (was the export re-encoded or "
+            "read as numbers?)")
     gate = next(g for g in result.summary["gates"] if g["gate"] == "near_match")
     assert (gate["near_matches"], gate["whitespace"], gate["case"], gate["unicode"],
             gate["leading_zeros"]) == (130, 40, 40, 50, 0)

@@ -129,6 +129,20 @@ def test_protected_ids_are_never_deleted(tmp_path, catalog):
     assert set(catalog.stats.deleted) == {"00000", "00002", "00004", "00007", "00008", "00009"}
 
 
+def test_a_protect_list_cut_short_is_refused_like_a_source(tmp_path, catalog):
+    protect_file = tmp_path / "keep.csv"
+    protect_file.write_bytes(b"item_id\n00003\n0000")  # still being written
+    config = make(tmp_path, catalog, sorted(ITEMS)[10:], grace_runs=1, grace_period="off",
+                  protect=[f"file:{protect_file}"])
+    result = run(config)
+    assert result.exit_code == EXIT_REFUSED
+    assert result.summary["refused"] == (
+        f"{protect_file}: the last row of this protect list has no line break: it may be cut "
+        "short (still being written?); nothing was deleted (require_final_newline = false "
+        "accepts it)")
+    assert catalog.stats.bulk_delete_requests == 0
+
+
 def test_one_off_missing_id_survives_its_grace(tmp_path, catalog):
     ids = sorted(ITEMS)
     config = make(tmp_path, catalog, [i for i in ids if i != "00042"], grace_period="off")

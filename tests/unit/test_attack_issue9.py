@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-from reconciler.source import read_source
-
 from reconciler.config import IdFile
+from reconciler.sources.reader import read_source
 
 
-@pytest.mark.xfail(strict=True, reason="the header is split at its first line break, so a "
-                   "quoted header spanning lines is refused as \"no column 'item_id' "
-                   "(columns: ti)\" although the column is there")
 def test_a_quoted_header_spanning_lines_is_read_as_any_csv_reader_would(tmp_path):
     path = tmp_path / "export.csv"
     path.write_bytes(b'"ti\ntle",item_id\nx,a\ny,b\n')
     assert read_source(IdFile(path)).ids.to_pylist() == ["a", "b"]
 
 
-@pytest.mark.xfail(strict=True, reason="the way past a near_match refusal says 'change "
-                   "near_match in [jobs.JOB.safety]': no such key (a config with it is "
-                   "refused as an unknown key); the key is max_near_match_share")
 def test_the_way_past_a_near_match_refusal_names_a_real_key():
-    from reconciler.console import refusal_lines
+    from reconciler.cli.console import refusal_lines
 
     summary = {"gates": [{"gate": "near_match", "passed": False, "detail": "50 ids ...",
                           "near_matches": 50, "max_near_match_share": 0.001}]}

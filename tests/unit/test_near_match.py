@@ -35,8 +35,29 @@ def near(to_delete, source):
     (["0Ab12"], ["Ab12"], [], {}),
     (["0x1"], ["x1"], [], {}),
     (["-007"], ["-7"], [], {}),
+    # Whitespace and format characters inside the id, too (a no-break space, a soft hyphen).
+    (["ab c"], ["abc"], ["ab c"], {"whitespace": 1}),
+    (["ab 001"], ["ab\u00a0001"], ["ab 001"], {"whitespace": 1}),
+    (["ab-001"], ["ab-\u00ad001"], ["ab-001"], {"whitespace": 1}),
+    (["123"], ["1\u200b2\u20603"], ["123"], {"whitespace": 1}),
+    # NFKC (full-width digits), case folds, dashes and quotes, spreadsheet spellings.
+    (["123"], ["\uff11\uff12\uff13"], ["123"], {"unicode": 1}),
+    (["stra\u00dfe"], ["STRASSE"], ["stra\u00dfe"], {"case": 1}),
+    (["ab-1"], ["ab\u20131"], ["ab-1"], {"punctuation": 1}),
+    (["123"], ["\u201c123\u201d"], ["123"], {"punctuation": 1}),
+    (["123"], ["'123"], ["123"], {"spreadsheet": 1}),
+    (["123"], ['="123"'], ["123"], {"spreadsheet": 1}),
+    (["123"], ["123.0"], ["123"], {"number": 1}),
+    (["123"], ["1.23E+2"], ["123"], {"number": 1}),
+    (["123456789012", "123449999999", "123460000000"], ["1.23457E+11"],
+     ["123456789012"], {"number": 1}),
+    (["999999500000"], ["1.00000E+12"], ["999999500000"], {"number": 1}),
+    (["caf\u00e9"], ["caf\u00c3\u00a9"], ["caf\u00e9"], {"encoding": 1}),
+    (["caf\u00c3\u00a9"], ["caf\u00e9"], ["caf\u00c3\u00a9"], {"encoding": 1}),
+    # A misdecoded spelling already in normal form (lower case): probed all the same.
+    (["caf\u00e9"], ["caf\u00e3\u00a9", "x"], ["caf\u00e9"], {"encoding": 1}),
     # Distinct ids stay distinct.
-    (["abd", "ab c", "ab"], ["abc"], [], {}),
+    (["abd", "ab", "ab-c", "12.5", "1.5"], ["abc", "125", "15"], [], {}),
     # Empty and blank ids never match an empty source row.
     (["  ", ""], ["", " "], [], {}),
     ([], ["abc"], [], {}),
@@ -60,15 +81,17 @@ def test_large_source_is_probed_in_slices(monkeypatch):
 
 
 def _python_normal(value: str) -> str:
-    """The same normal form written plainly, as the property's oracle."""
-    invisible = "\ufeff\u200b\u200c\u200d\u2060"
-    folded = unicodedata.normalize("NFC", value.strip().strip(invisible).strip()).lower()
+    """The same normal form written plainly, as the property's oracle (for ids without
+    quotes, dashes or numbers in a spreadsheet's spelling)."""
+    blank = "".join(c for c in value if not (c.isspace() or c in "\ufeff\u200b\u2060\u00ad"))
+    folded = unicodedata.normalize("NFKC", blank).lower().replace("\u00df", "ss")
     if folded and folded.isascii() and folded.isdigit():
         return folded.lstrip("0") or "0"
     return folded
 
 
-ID_CHARS = st.sampled_from(list("aAbB0019 \t\u00e9\u0065\u0301\u00c9_-\ufeff\u200b"))
+ID_CHARS = st.sampled_from(list("aAbB0019 \t\u00e9\u0065\u0301\u00c9_-\ufeff\u200b\u00a0"
+                                 "\uff11\u00df\u00ad"))
 
 
 @settings(max_examples=300, deadline=None)
@@ -89,5 +112,6 @@ def test_an_id_whose_normal_form_is_in_the_source_is_never_deleted(source, remot
 
 
 def test_normal_forms_match_the_oracle():
-    values = ["  A\u0301b ", "007", "0", "00", "Ab0", "ß", "\u00a0x\u00a0"]
+    values = ["  A\u0301b ", "007", "0", "00", "Ab0", "ß", "\u00a0x\u00a0", "a b\u00a0c",
+              "\uff10\uff17", "STRA\u00dfE"]
     assert normal_forms(pa.array(values))[-1].to_pylist() == [_python_normal(v) for v in values]

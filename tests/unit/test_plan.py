@@ -81,3 +81,31 @@ def test_id_statistics_match_a_plain_count(source, remote):
         assert stats.unique == len(set(non_empty))
         assert stats.duplicates == len(non_empty) - len(set(non_empty))
     assert plan.source.whitespace == sum(1 for i in source if i != i.strip())
+
+
+@given(st.lists(st.text(alphabet=" \t\x0b\x1f\x85\xa0\u2003\u3000aé😀-", max_size=4), max_size=30),
+       st.integers(0, 5))
+def test_whitespace_count_agrees_with_trimming_every_id(column, skip):
+    import pyarrow.compute as pc
+
+    from reconciler.core.plan import _whitespace_count
+
+    ids = pa.array(column, pa.string()).slice(min(skip, len(column)))  # an offset, too
+    trimmed = pc.binary_length(pc.utf8_trim_whitespace(ids))
+    expected = pc.sum(pc.not_equal(trimmed, pc.binary_length(ids))).as_py() or 0
+    assert _whitespace_count(ids) == expected
+    assert _whitespace_count(ids.cast(pa.large_string())) == expected
+
+
+few = st.lists(st.text(alphabet="ab", max_size=2), max_size=60)  # many repeats and empty ids
+
+
+@given(few, few, st.booleans())
+def test_diff_and_counts_with_repeated_ids_on_both_sides(source, remote, large):
+    kind = pa.large_string() if large else pa.string()
+    plan = make_plan(pa.array(source, kind), pa.array(remote, pa.string()), RULES)
+    assert set(plan.to_delete.to_pylist()) | set(plan.skipped_ids.to_pylist()) == \
+        set(remote) - set(source)
+    for column, stats in ((source, plan.source), (remote, plan.remote)):
+        assert stats.unique == len(set(column) - {""})
+        assert stats.empty == column.count("")

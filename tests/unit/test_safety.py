@@ -43,8 +43,8 @@ def test_healthy_source_passes_every_gate():
      "50 of 1050 source rows have an empty id (4.8%); max_error_share is 1.0%"),
     (replace(FACTS, near_matches=7, near_match_kinds={"case": 5, "leading_zeros": 2}),
      "near_match",
-     "7 ids to delete equal a source id but for whitespace, letter case, Unicode "
-     "normalization or leading zeros (case 5, leading_zeros 2); they are skipped as "
+     "7 ids to delete equal a source id but for their spelling (case 5, leading_zeros 2); "
+     "they are skipped as "
      "near_match; max_near_match_share is 0.10% of 1000 source ids (was the export "
      "re-encoded or read as numbers?)"),
     (replace(FACTS, age_seconds=-3 * 3600), "max_clock_skew",
@@ -137,3 +137,19 @@ def test_protection_globs_in_arrow_agree_with_fnmatch(pattern, names):
         pattern += "*"  # make it a glob
     mask = protected_mask(pa.array(names, pa.string()), (pattern,), pa.array([], pa.string()))
     assert mask.to_pylist() == [fnmatch.fnmatchcase(n, pattern) for n in names]
+
+
+@given(st.lists(st.sampled_from("abcdef"), unique=True),
+       st.dictionaries(st.sampled_from("abcdefgh"),
+                       st.tuples(st.integers(0, 4), st.sampled_from([0.0, 50.0, 3600.0, 9e9]))),
+       st.integers(1, 4), st.sampled_from([None, 0.0, 100.0, 3600.0]))
+def test_vectorised_grace_agrees_with_a_loop_over_ids(ids, absences, grace_runs, period):
+    rules = replace(Safety(), grace_runs=grace_runs, grace_period=period)
+    now = 4000.0
+    due, pending, updated = [], [], {}
+    for item_id in ids:
+        runs, first = absences.get(item_id, (0, now))
+        updated[item_id] = (runs + 1, first)
+        ready = runs + 1 >= grace_runs and (period is None or now - first >= period)
+        (due if ready else pending).append(item_id)
+    assert grace_due(ids, absences, rules, now) == (due, pending, updated)

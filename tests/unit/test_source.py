@@ -129,6 +129,12 @@ REFUSED_CSV = [
     ("ragged", b"item_id,title\na,1\nb,2,3\n",
      "cannot read: CSV parse error: Expected 2 columns, got 3: b,2,3"),
     ("semicolons", b"item_id;title\na;1\n", "no column 'item_id' (columns: item_id;title)"),
+    ("header_repeated_mid_file", b"item_id\na\nitem_id\nb\n",
+     "row 3: the id 'item_id' is a column name: the header repeated mid-file (two exports "
+     "concatenated?); column 'item_id' would not hold the ids after it"),
+    ("header_repeated_in_another_order", b"item_id,title\na,x\ntitle,item_id\ny,b\n",
+     "row 3: the id 'title' is a column name: the header repeated mid-file (two exports "
+     "concatenated?); column 'item_id' would not hold the ids after it"),
 ]
 
 
@@ -156,6 +162,7 @@ ACCEPTED_CSV = [
     ("header_only", b"item_id,title\n", [], True),
     ("header_only_no_newline", b"item_id", [], False),
     ("last_row_without_newline", b"item_id,title\n1,x\n2,y", ["1", "2"], False),
+    ("quoted_header_spanning_lines", b'"ti\ntle",item_id\nx,a\ny,b\n', ["a", "b"], True),
 ]
 
 
