@@ -228,7 +228,7 @@ def _print_plan(result: Any, config_path: Path | None, plan_out: Path | None,
     next_args = ("apply", str(plan_out)) if plan_out is not None else ("run", result.job)
     print("", file=sys.stdout)
     print_plan(result, config_path, sys.stdout, next_args=next_args, limit=limit)
-    if plan_out is not None:
+    if plan_out is not None and result.summary.get("saved_plan"):  # only once it is written
         _print_saved(result, config_path, plan_out)
 
 

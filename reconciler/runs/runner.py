@@ -386,6 +386,20 @@ class _Run:
         path = self.request.plan_out
         assert path is not None
         key = plan_key(self.config)
+        try:
+            self._write_saved_plan(path, plan, remote, now, key)
+        except OSError as exc:
+            raise ConfigError(f"plan --out {path}: cannot write the plan "
+                              f"({exc.strerror or type(exc).__name__}); nothing was saved"
+                              ) from None
+        self.summary["saved_plan"] = str(path)
+        self.log.info("plan.saved", path=str(path), to_delete=len(plan.to_delete))
+        if self.caps_refusal is not None:
+            raise SafetyRefusal(f"{self.caps_refusal}; the plan is saved in {path}: "
+                                "'reconciler apply PLAN --approve --reason TEXT' goes past the cap")
+
+    def _write_saved_plan(self, path: Path, plan: Plan, remote: pa.Array, now: float,
+                          key: bytes) -> None:
         saved_plan.write(path, SavedPlan(
             job=self.job.name, run_id=self.run_id, created_at=now,
             source_path=str(self.job.source.path),
@@ -394,11 +408,6 @@ class _Run:
             to_delete=tuple(plan.to_delete.to_pylist()), skipped=plan.skipped_counts(),
             caps_refusal=self.caps_refusal, target=self.target,
         ), key)
-        self.summary["saved_plan"] = str(path)
-        self.log.info("plan.saved", path=str(path), to_delete=len(plan.to_delete))
-        if self.caps_refusal is not None:
-            raise SafetyRefusal(f"{self.caps_refusal}; the plan is saved in {path}: "
-                                "'reconciler apply PLAN --approve --reason TEXT' goes past the cap")
 
     def _confirm(self, plan: Plan, snapshot: backups.RecordWriter | None) -> None:
         ask = self.request.confirm
@@ -649,7 +658,7 @@ class _Run:
         self.summary["source_changed"] = (
             saved_plan.file_sha256(self.job.source.path) != saved.source_sha256)
         ids = pa.array(list(saved.to_delete), pa.string())
-        stats = IdStats(rows=len(source), empty=0, duplicates=0)
+        stats = distinct_stats(source)
         backend = self.factory(self.job, self.clock, self.log)
         try:
             remote = self._ledger(journal) if self.job.target.ledger else \
@@ -676,7 +685,7 @@ class _Run:
                 self.log.warning("apply.approved", **approval)
             self.plan = plan = self._backup(backend, plan, None, SKIP_ALREADY_GONE)
             self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
-                                source_ids=plan.source.rows, remote_ids=remote_size)
+                                source_ids=plan.source.unique, remote_ids=remote_size)
             journal.store_plan(
                 self.run_id, plan.to_delete.to_pylist(),
                 zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True))
@@ -880,3 +889,11 @@ def _loggable(summary: dict[str, Any]) -> dict[str, Any]:
     keys = ("dry_run", "source_ids", "remote_ids", "inventory_complete", "to_delete",
             "skipped", "deleted", "failed", "unknown", "not_sent", "exit_code", "resumed_from")
     return {k: summary.get(k) for k in keys if k in summary}
+
+
+def distinct_stats(ids: pa.Array) -> IdStats:
+    """Rows, empty and repeated ids of a column: the shrink baseline counts distinct ids."""
+    empty = int(pc.sum(pc.equal(pc.binary_length(ids), 0)).as_py() or 0)
+    distinct = int(pc.count_distinct(ids.filter(pc.greater(pc.binary_length(ids), 0))).as_py()
+                   or 0)
+    return IdStats(rows=len(ids), empty=empty, duplicates=len(ids) - empty - distinct)

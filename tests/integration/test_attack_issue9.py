@@ -262,8 +262,6 @@ def test_a_renamed_job_keeps_the_catalogs_daily_total(tmp_path, start_emulator):
 # -- 8. plan --out to a path that cannot be written ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="'Saved plan: PATH' is printed although the file "
-                   "could not be written; the error is 'stopped: ... (PATH.tmp)', exit 1")
 def test_plan_out_to_an_unwritable_path_does_not_say_saved(tmp_path, start_emulator):
     catalog = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     config = emulator_config(tmp_path, catalog, sorted(PLAIN), safety={})
@@ -294,9 +292,6 @@ def test_a_protect_list_cut_short_deletes_nothing_it_names(tmp_path, start_emula
 # -- 10. The shrink baseline after an apply ---------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="apply records source_ids as the source's rows "
-                   "(duplicates included), not its distinct ids: the next run of an export "
-                   "with duplicate rows is refused by max_shrink")
 def test_an_apply_does_not_inflate_the_shrink_baseline(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)
