@@ -472,7 +472,7 @@ class _Run:
             # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
             journal.replace_absences(self.job.name, self.target, grace.absences())
         cap_gates = judge_caps(rules, len(plan.to_delete), self._remote_size(plan, remote),
-                               journal.queued_since(self.job.name, now - 86400, self.target))
+                               journal.queued_since(now - 86400, self.target))
         self._record_gates(cap_gates)
         self.caps_refusal = refusal(cap_gates)
         if self.caps_refusal is not None and self.request.plan_out is None:
@@ -673,7 +673,7 @@ class _Run:
             plan = defer(plan, drifted, SKIP_DRIFTED)
             remote_size = self._remote_size(plan, remote)
             gates = judge_caps(rules, len(plan.to_delete), remote_size,
-                               journal.queued_since(self.job.name, now - 86400, self.target))
+                               journal.queued_since(now - 86400, self.target))
             self._record_gates(gates)
             reason = refusal(gates)
             if reason is not None:

@@ -460,12 +460,13 @@ class Journal:
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def queued_since(self, job: str, since: float, target: str) -> int:
-        """Ids of ``job`` on ``target`` the server queued for deletion at or after
-        ``since`` (epoch)."""
+    def queued_since(self, since: float, target: str) -> int:
+        """Ids the server queued for deletion on ``target`` at or after ``since`` (epoch),
+        by any job: the daily total belongs to the catalog, so a renamed job or a second
+        config on the same catalog does not get a fresh budget."""
         row = self._db.execute(
             "SELECT COUNT(*) FROM items WHERE queued_at >= ? AND plan_run IN"
-            " (SELECT run_id FROM runs WHERE job = ? AND target = ?)", (since, job, target),
+            " (SELECT run_id FROM runs WHERE target = ?)", (since, target),
         ).fetchone()
         return int(row[0])
 

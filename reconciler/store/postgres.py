@@ -450,12 +450,12 @@ class PostgresStore:
             ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def queued_since(self, job: str, since: float, target: str) -> int:
+    def queued_since(self, since: float, target: str) -> int:
         with self._read() as conn:
             row = conn.execute(
                 "SELECT COUNT(*) FROM items WHERE queued_at >= %s AND plan_run IN"
-                " (SELECT run_id FROM runs WHERE job = %s AND target = %s)",
-                (since, job, target),
+                " (SELECT run_id FROM runs WHERE target = %s)",
+                (since, target),
             ).fetchone()
         return int(row[0]) if row else 0
 

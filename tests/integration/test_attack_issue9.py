@@ -238,8 +238,6 @@ def test_a_saved_plan_is_refused_once_applied(tmp_path, start_emulator):
 # -- 7. The daily cap follows the job's name, not the catalog -------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="max_deletes_per_day is counted per job name: a "
-                   "renamed job on the same catalog gets a fresh daily budget")
 def test_a_renamed_job_keeps_the_catalogs_daily_total(tmp_path, start_emulator):
     items = {f"sku-{n:04d}": {"title": "t"} for n in range(2000)}
     catalog = start_emulator(items, bulk_requests_per_window=100)

@@ -112,9 +112,18 @@ def test_shrink_baseline_and_daily_count(store):
     store.start_run("r3", "job", False, "t4", target="T")
     store.finish_run("r3", "finished", 0, "t5", {"source_ids": 0})
     assert store.last_source_ids("job", "T") == 1200
-    assert store.queued_since("job", 40.0, "T") == 2
-    assert store.queued_since("job", 60.0, "T") == 0
+    assert store.queued_since(40.0, "T") == 2
+    assert store.queued_since(60.0, "T") == 0
     assert store.last_source_ids("other", "T") is None
+    # The daily total belongs to the catalog: another job's deletes on T count, U's do not.
+    store.start_run("r4", "renamed", False, "t6", target="T")
+    store.store_plan("r4", ["c"], [])
+    store.record_outcomes("r4", "r4", None, [("c", "queued", "")], 70.0)
+    store.start_run("r5", "job", False, "t7", target="U")
+    store.store_plan("r5", ["d"], [])
+    store.record_outcomes("r5", "r5", None, [("d", "queued", "")], 70.0)
+    assert store.queued_since(40.0, "T") == 3
+    assert store.queued_since(60.0, "T") == 1
 
 
 def test_each_target_keeps_its_own_state(store):

@@ -135,8 +135,8 @@ def test_shrink_baseline_and_daily_count(journal):
     journal.start_run("r2", "job", True, "t2", target="T")
     journal.finish_run("r2", "dry", 0, "t3", {"source_ids": 5})
     assert journal.last_source_ids("job", "T") == 1200
-    assert journal.queued_since("job", 40.0, "T") == 2
-    assert journal.queued_since("job", 60.0, "T") == 0
+    assert journal.queued_since(40.0, "T") == 2
+    assert journal.queued_since(60.0, "T") == 0
     assert journal.last_source_ids("other", "T") is None
 
 
@@ -160,7 +160,7 @@ def test_state_from_before_fingerprints_never_counts_for_a_target(tmp_path):
     journal = Journal.in_state_dir(tmp_path)
     assert journal.interrupted_run("job", "T") is None
     assert journal.absences("job", "T") == {} and journal.ledger("job", "T") == []
-    assert journal.queued_since("job", 0.0, "T") == 0
+    assert journal.queued_since(0.0, "T") == 0
     assert journal.queued_before("job", "new", "T") == []
     assert journal.last_target("job", "new") == (True, None)
     journal.close()
