@@ -45,6 +45,7 @@ from reconciler.core.errors import (
     describe_os_error,
 )
 from reconciler.core.fingerprint import short, target_fingerprint
+from reconciler.core.gracetime import tick as grace_tick
 from reconciler.core.plan import IdStats, Plan, defer, make_plan
 from reconciler.core.redact import RedactingBackend, target_forms
 from reconciler.core.safety import (
@@ -453,13 +454,19 @@ class _Run:
         source_reason = refusal(source_gates)
         if source_reason is not None:
             raise SafetyRefusal(source_reason)  # a refused source records no absence
+        clock = grace_tick(journal.grace_mark(self.job.name, self.target), now,
+                           self.clock.boot())
         grace = grace_split(plan.to_delete, journal.absences(self.job.name, self.target), rules,
-                            now)
+                            clock.mark.reading)
         due, pending = int(grace.due.sum()), int((~grace.due).sum())
         plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
         self.summary["pending_grace"] = pending
         self.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
-                                 "due": due, "pending": pending}
+                                 "due": due, "pending": pending, "clock": clock.as_dict()}
+        if clock.disagrees:
+            self.log.warning("grace.clocks_disagree", **clock.as_dict(),
+                             detail="the wall clock moved otherwise than the boot clock since "
+                                    "the last run; grace counts the smaller")
         period = "off" if rules.grace_period is None else _hours(rules.grace_period)
         self._record_gates([Gate(
             "grace", True, f"{due} ids due, {pending} pending grace "
@@ -471,6 +478,7 @@ class _Run:
             # Recorded before the caps judge: a healthy source's absences count even on a
             # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
             journal.replace_absences(self.job.name, self.target, grace.absences())
+            journal.set_grace_mark(self.job.name, self.target, clock.mark)
         cap_gates = judge_caps(rules, len(plan.to_delete), self._remote_size(plan, remote),
                                journal.queued_since(now - 86400, self.target))
         self._record_gates(cap_gates)

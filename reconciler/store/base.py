@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reconciler.core.gracetime import GraceMark
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -35,6 +37,18 @@ class ItemRow:
     state: str
     detail: str
     sends: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job that deletes from a catalog, as the state last saw it run: another config
+    sharing the state_dir cannot see its jobs, but it sees their claims."""
+
+    job: str
+    source: str  # the export's path: with the job's name, who the owner is
+    config: str  # the config file it was last run from
+    scope: tuple[str, ...]
+    last_run: float  # epoch seconds
 
 
 class Store(Protocol):
@@ -100,7 +114,23 @@ class Store(Protocol):
     def replace_absences(self, job: str, target: str,
                          absences: dict[str, tuple[int, float]]) -> None: ...
 
+    def grace_mark(self, job: str, target: str) -> GraceMark | None: ...
+
+    def set_grace_mark(self, job: str, target: str, mark: GraceMark) -> None: ...
+
     def ledger(self, job: str, target: str) -> list[str]: ...
 
     def update_ledger(self, job: str, target: str, seen: Iterable[str],
                       gone: Iterable[str]) -> None: ...
+
+    # -- who deletes from a catalog, and which saved plans were spent -------------------
+    def claim(self, target: str, claim: Claim) -> None:
+        """Record (or refresh) that ``claim.job`` runs deletes against ``target``."""
+
+    def claims(self, target: str) -> list[Claim]: ...
+
+    def spend_plan(self, plan_run: str, run_id: str, at: float) -> str | None:
+        """Record that ``run_id`` applies the saved plan made by ``plan_run``, atomically;
+        when a run already did, record nothing and return that run's id."""
+
+    def plan_spent_by(self, plan_run: str) -> str | None: ...

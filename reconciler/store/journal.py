@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ConfigError
+from reconciler.core.gracetime import GraceMark
 from reconciler.core.states import ItemState, RunStatus
-from reconciler.store.base import ItemRow, RunRow
+from reconciler.store.base import Claim, ItemRow, RunRow
 
 # The state names live in core/states.py; these aliases keep the journal's vocabulary.
 PLANNED = ItemState.PLANNED
@@ -145,6 +146,33 @@ _MIGRATIONS: tuple[str, ...] = (
     INSERT INTO ledger_v4 SELECT job, '', item_id FROM ledger;
     DROP TABLE ledger;
     ALTER TABLE ledger_v4 RENAME TO ledger;
+    """,
+    # 5: the grace clock (gracetime.py), the claims of jobs on a catalog (ownership across
+    # configs sharing this state), and saved plans already applied (single use).
+    """
+    CREATE TABLE grace_clock (
+        job TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reading REAL NOT NULL,
+        wall REAL NOT NULL,
+        boot_id TEXT NOT NULL,
+        uptime REAL NOT NULL,
+        PRIMARY KEY (job, target)
+    );
+    CREATE TABLE claims (
+        target TEXT NOT NULL,
+        job TEXT NOT NULL,
+        source TEXT NOT NULL,
+        config TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        last_run REAL NOT NULL,
+        PRIMARY KEY (target, job, source)
+    );
+    CREATE TABLE spent_plans (
+        plan_run TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        spent_at REAL NOT NULL
+    );
     """,
 )
 
@@ -459,6 +487,45 @@ class Journal:
             " ORDER BY rowid DESC LIMIT 1", (job, target, FINISHED),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+    def grace_mark(self, job: str, target: str) -> GraceMark | None:
+        row = self._db.execute(
+            "SELECT reading, wall, boot_id, uptime FROM grace_clock WHERE job = ?"
+            " AND target = ?", (job, target)).fetchone()
+        return GraceMark(float(row[0]), float(row[1]), str(row[2]), float(row[3])) \
+            if row else None
+
+    def set_grace_mark(self, job: str, target: str, mark: GraceMark) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO grace_clock VALUES (?, ?, ?, ?, ?, ?)",
+                       (job, target, mark.reading, mark.wall, mark.boot_id, mark.uptime))
+
+    def claim(self, target: str, claim: Claim) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                       (target, claim.job, claim.source, claim.config,
+                        json.dumps(list(claim.scope)), claim.last_run))
+
+    def claims(self, target: str) -> list[Claim]:
+        rows = self._db.execute(
+            "SELECT job, source, config, scope, last_run FROM claims WHERE target = ?"
+            " ORDER BY job, source", (target,)).fetchall()
+        return [Claim(job, source, config, tuple(json.loads(scope)), float(last))
+                for job, source, config, scope, last in rows]
+
+    def spend_plan(self, plan_run: str, run_id: str, at: float) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT run_id FROM spent_plans WHERE plan_run = ?",
+                             (plan_run,)).fetchone()
+            if row:
+                return str(row[0])
+            db.execute("INSERT INTO spent_plans VALUES (?, ?, ?)", (plan_run, run_id, at))
+        return None
+
+    def plan_spent_by(self, plan_run: str) -> str | None:
+        row = self._db.execute("SELECT run_id FROM spent_plans WHERE plan_run = ?",
+                               (plan_run,)).fetchone()
+        return str(row[0]) if row else None
 
     def queued_since(self, since: float, target: str) -> int:
         """Ids the server queued for deletion on ``target`` at or after ``since`` (epoch),

@@ -30,7 +30,8 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.errors import ConfigError, EnvironmentProblem
-from reconciler.store.base import ItemRow, RunRow
+from reconciler.core.gracetime import GraceMark
+from reconciler.store.base import Claim, ItemRow, RunRow
 from reconciler.store.journal import (
     CRASHED,
     FINISHED,
@@ -125,6 +126,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE plan_key (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         key TEXT NOT NULL
+    );
+    """,
+    # 5: the grace clock, the claims of jobs on a catalog, and spent saved plans (as in
+    # journal.py's migration 5).
+    """
+    CREATE TABLE grace_clock (
+        job TEXT NOT NULL,
+        target TEXT NOT NULL,
+        reading DOUBLE PRECISION NOT NULL,
+        wall DOUBLE PRECISION NOT NULL,
+        boot_id TEXT NOT NULL,
+        uptime DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (job, target)
+    );
+    CREATE TABLE claims (
+        target TEXT NOT NULL,
+        job TEXT NOT NULL,
+        source TEXT NOT NULL,
+        config TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        last_run DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (target, job, source)
+    );
+    CREATE TABLE spent_plans (
+        plan_run TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        spent_at DOUBLE PRECISION NOT NULL
     );
     """,
 )
@@ -449,6 +477,56 @@ class PostgresStore:
                 " ORDER BY seq DESC LIMIT 1", (job, target, FINISHED),
             ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+    def grace_mark(self, job: str, target: str) -> GraceMark | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT reading, wall, boot_id, uptime FROM grace_clock WHERE job = %s"
+                " AND target = %s", (job, target)).fetchone()
+        return GraceMark(float(row[0]), float(row[1]), str(row[2]), float(row[3])) \
+            if row else None
+
+    def set_grace_mark(self, job: str, target: str, mark: GraceMark) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO grace_clock VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (job, target) DO UPDATE SET reading = EXCLUDED.reading,"
+                " wall = EXCLUDED.wall, boot_id = EXCLUDED.boot_id, uptime = EXCLUDED.uptime",
+                (job, target, mark.reading, mark.wall, mark.boot_id, mark.uptime))
+
+    def claim(self, target: str, claim: Claim) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO claims VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (target, job, source) DO UPDATE SET config = EXCLUDED.config,"
+                " scope = EXCLUDED.scope, last_run = EXCLUDED.last_run",
+                (target, claim.job, claim.source, claim.config,
+                 json.dumps(list(claim.scope)), claim.last_run))
+
+    def claims(self, target: str) -> list[Claim]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT job, source, config, scope, last_run FROM claims WHERE target = %s"
+                " ORDER BY job, source", (target,)).fetchall()
+        return [Claim(job, source, config, tuple(json.loads(scope)), float(last))
+                for job, source, config, scope, last in rows]
+
+    def spend_plan(self, plan_run: str, run_id: str, at: float) -> str | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO spent_plans VALUES (%s, %s, %s) ON CONFLICT (plan_run) DO NOTHING"
+                " RETURNING run_id", (plan_run, run_id, at)).fetchone()
+            if row is not None:
+                return None
+            earlier = conn.execute("SELECT run_id FROM spent_plans WHERE plan_run = %s",
+                                   (plan_run,)).fetchone()
+        return str(earlier[0]) if earlier else None
+
+    def plan_spent_by(self, plan_run: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT run_id FROM spent_plans WHERE plan_run = %s",
+                               (plan_run,)).fetchone()
+        return str(row[0]) if row else None
 
     def queued_since(self, since: float, target: str) -> int:
         with self._read() as conn:

@@ -185,23 +185,36 @@ def test_two_configs_sharing_state_dir_do_not_delete_each_others_ids(
 # -- 5. Grace by time, with a clock that was wrong and then corrected ----------------------
 
 
-@pytest.mark.xfail(strict=True, reason="grace_period is measured on the wall clock: after a "
-                   "clock 3 h slow is corrected, two runs 9 real minutes apart delete")
 def test_a_corrected_clock_does_not_shorten_grace(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)
     config = emulator_config(tmp_path, catalog, sorted(PLAIN), safety={})
     source = config.jobs["products"].source.path
     real = datetime.now(UTC)
-    slow = FakeClock(wall=real - timedelta(hours=3))  # the host clock runs 3 h slow...
-    os.utime(source, ((real - timedelta(hours=3)).timestamp(),) * 2)  # ...and so the export
+    # The host's wall clock runs 3 h slow (and so the export's mtime); its boot clock,
+    # which NTP never steps, reads 5,000 s since boot.
+    slow = FakeClock(start=5000, wall=real - timedelta(hours=3), boot_id="host")
+    os.utime(source, ((real - timedelta(hours=3)).timestamp(),) * 2)
     first = run_job(config, config.jobs["products"], RunRequest(dry_run=False), clock=slow)
     assert first.exit_code == EXIT_OK and first.summary["pending_grace"] == 100
     # NTP fixes the clock; the same bad export is written again 9 minutes later.
-    fixed = FakeClock(wall=real + timedelta(minutes=9))
+    fixed = FakeClock(start=5000 + 540, wall=real + timedelta(minutes=9), boot_id="host")
     os.utime(source, ((real + timedelta(minutes=8)).timestamp(),) * 2)
     second = run_job(config, config.jobs["products"], RunRequest(dry_run=False), clock=fixed)
     assert_none_deleted(catalog, DASHED, [first, second])
+    assert second.summary["pending_grace"] == 100
+    assert second.summary["grace"]["clock"] == {
+        "since_last_run_wall_seconds": 3 * 3600 + 540.0,
+        "since_last_run_counted_seconds": 540.0, "clocks_disagree": True}
+
+
+def test_grace_still_passes_on_one_host_when_its_clocks_agree(tmp_path, start_emulator):
+    catalog = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = emulator_config(tmp_path, catalog, sorted(PLAIN), safety={})
+    clock = FakeClock(wall=datetime.now(UTC), boot_id="host")
+    results = runs_an_hour_apart(config, clock, times=2)
+    assert results[-1].summary["deleted"] == 100 and not set(DASHED) & catalog.ids()
+    assert results[-1].summary["grace"]["clock"]["since_last_run_counted_seconds"] == 3601.0
 
 
 # -- 6. A saved plan applied twice -----------------------------------------------------------

@@ -273,8 +273,10 @@ def test_two_runs_minutes_apart_over_one_bad_export_delete_nothing(tmp_path, cat
     assert second.exit_code == EXIT_OK and second.summary["deleted"] == 0
     (grace,) = [g for g in second.summary["gates"] if g["gate"] == "grace"]
     assert grace["detail"] == "0 ids due, 1 pending grace (grace_runs 2 and grace_period 1 h)"
-    assert second.summary["grace"] == {"runs": 2, "period_seconds": 3600.0, "due": 0,
-                                       "pending": 1}
+    assert second.summary["grace"] == {
+        "runs": 2, "period_seconds": 3600.0, "due": 0, "pending": 1,
+        "clock": {"since_last_run_wall_seconds": 300.0,
+                  "since_last_run_counted_seconds": 300.0, "clocks_disagree": False}}
     assert catalog.stats.bulk_delete_requests == 0
     clock.advance(3300)  # an hour after it was first missed
     third = run(config, clock=clock)

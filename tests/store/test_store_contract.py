@@ -171,3 +171,33 @@ def test_the_plan_signing_key_is_made_once_and_kept(store_config):
 
     first = plan_key(store_config)
     assert len(first) >= 64 and plan_key(store_config) == first
+
+
+def test_the_grace_clock_is_kept_per_job_and_target(store):
+    from reconciler.core.gracetime import GraceMark
+    assert store.grace_mark("job", "T") is None
+    store.set_grace_mark("job", "T", GraceMark(100.0, 200.0, "boot-1", 30.5))
+    store.set_grace_mark("job", "T", GraceMark(150.0, 260.0, "boot-1", 80.5))
+    store.set_grace_mark("job", "U", GraceMark(1.0, 2.0, "", 0.0))
+    assert store.grace_mark("job", "T") == GraceMark(150.0, 260.0, "boot-1", 80.5)
+    assert store.grace_mark("job", "U") == GraceMark(1.0, 2.0, "", 0.0)
+    assert store.grace_mark("other", "T") is None
+
+
+def test_claims_are_per_catalog_and_refreshed(store):
+    from reconciler.store.base import Claim
+    store.claim("T", Claim("a", "/a.csv", "/a.toml", (), 10.0))
+    store.claim("T", Claim("b", "/b.csv", "/b.toml", ("ab-*",), 11.0))
+    store.claim("T", Claim("a", "/a.csv", "/moved/a.toml", ("sku-*",), 12.0))
+    store.claim("U", Claim("c", "/c.csv", "/c.toml", (), 13.0))
+    assert store.claims("T") == [Claim("a", "/a.csv", "/moved/a.toml", ("sku-*",), 12.0),
+                                 Claim("b", "/b.csv", "/b.toml", ("ab-*",), 11.0)]
+    assert store.claims("V") == []
+
+
+def test_a_saved_plan_is_spent_once(store):
+    assert store.plan_spent_by("p1") is None
+    assert store.spend_plan("p1", "apply-1", 5.0) is None
+    assert store.spend_plan("p1", "apply-2", 6.0) == "apply-1"
+    assert store.plan_spent_by("p1") == "apply-1"
+    assert store.spend_plan("p2", "apply-2", 6.0) is None

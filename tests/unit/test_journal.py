@@ -17,7 +17,7 @@ def journal(tmp_path):
 
 
 def test_schema_is_versioned_and_wal(journal, tmp_path):
-    assert journal.schema_version == 4
+    assert journal.schema_version == 5
     mode = sqlite3.connect(tmp_path / "journal.sqlite3").execute("PRAGMA journal_mode").fetchone()
     assert mode == ("wal",)
     Journal.in_state_dir(tmp_path).close()  # migrating twice is a no-op
@@ -120,7 +120,7 @@ def test_migrating_a_version_1_journal_keeps_its_runs(tmp_path):
     db.commit()
     db.close()
     upgraded = Journal.in_state_dir(tmp_path)
-    assert upgraded.schema_version == 4
+    assert upgraded.schema_version == 5
     assert [r.run_id for r in upgraded.runs("job")] == ["old"]
     upgraded.replace_absences("job", "T", {"a": (1, 5.0)})
     assert upgraded.absences("job", "T") == {"a": (1, 5.0)}
