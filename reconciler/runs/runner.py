@@ -662,6 +662,7 @@ class _Run:
             raise SafetyRefusal(
                 f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "
                 f"{rules.max_plan_age / 3600:.1f} h: make a new one")
+        _refuse_spent(saved.run_id, journal.plan_spent_by(saved.run_id))
         source = read_ids(self.job.source)
         self.summary["source_changed"] = (
             saved_plan.file_sha256(self.job.source.path) != saved.source_sha256)
@@ -698,6 +699,9 @@ class _Run:
                 self.run_id, plan.to_delete.to_pylist(),
                 zip(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist(), strict=True))
             self._log_skipped(plan.skipped_ids.to_pylist(), plan.skipped_reasons.to_pylist())
+            # Spent at the last moment, atomically: a refused apply leaves the plan usable
+            # (with --approve), and of two applies racing, one deletes.
+            _refuse_spent(saved.run_id, journal.spend_plan(saved.run_id, self.run_id, now))
             code, message = self._execute(journal, backend, self.run_id,
                                           plan.to_delete.to_pylist())
         finally:
@@ -878,6 +882,15 @@ def verified_line(verified: dict[str, Any]) -> str:
         return "verified: no earlier deletes waiting to be verified"
     return (f"verified: {gone} gone, {still} still listed (resent by the next run), "
             f"{pending} too recent to judge")
+
+
+def _refuse_spent(plan_run: str, applied_by: str | None) -> None:
+    """A saved plan deletes once: applied again (after a restore, say), its ids would go
+    with no listing of their grace; a new plan judges them afresh."""
+    if applied_by is not None:
+        raise SafetyRefusal(
+            f"the plan made by run {plan_run} was already applied by run {applied_by} "
+            "(a saved plan is applied once): nothing was deleted; make a new plan")
 
 
 def check_ownership(config: Config, job: Job) -> None:

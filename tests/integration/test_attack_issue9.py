@@ -19,7 +19,7 @@ import pytest
 
 from reconciler.config import load_config
 from reconciler.core.clock import FakeClock
-from reconciler.core.errors import EXIT_OK
+from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from reconciler.runs.operations import restore
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
@@ -220,8 +220,6 @@ def test_grace_still_passes_on_one_host_when_its_clocks_agree(tmp_path, start_em
 # -- 6. A saved plan applied twice -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="a saved plan is not single-use: applied again after "
-                   "a restore, it deletes the restored items again, with no grace")
 def test_a_saved_plan_is_refused_once_applied(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)
@@ -244,7 +242,10 @@ def test_a_saved_plan_is_refused_once_applied(tmp_path, start_emulator):
     assert restored.exit_code == EXIT_OK and set(DASHED) <= catalog.ids()
     again = run_job(config, job, RunRequest(dry_run=False, apply=saved_plan.load(plan_file,
                                                                                  key)))
-    assert again.exit_code != EXIT_OK
+    assert again.exit_code == EXIT_REFUSED
+    assert again.summary["refused"] == (
+        f"the plan made by run {planned.run_id} was already applied by run {first.run_id} "
+        "(a saved plan is applied once): nothing was deleted; make a new plan")
     assert_none_deleted(catalog, DASHED, [again])
 
 

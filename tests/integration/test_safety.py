@@ -196,6 +196,13 @@ def test_apply_is_the_way_past_a_cap_and_old_plans_are_refused(tmp_path, catalog
     event = next(json.loads(line) for line in approved.stderr.splitlines()
                  if '"apply.approved"' in line)
     assert event["reason"] == "spring clean-up, ticket 42" and event["user"]
+    twice = run_reconciler("--config", config.path, "apply", plan_file, "--approve",
+                           "--reason", "once more")
+    assert twice.returncode == EXIT_REFUSED and len(catalog.stats.deleted) == 500
+    assert [line for line in twice.stderr.splitlines() if not line.startswith("{")] == [
+        f"products: the plan made by run {saved_run(plan_file)} was "
+        f"already applied by run {approved_run(approved)} (a saved plan is applied once): "
+        "nothing was deleted; make a new plan"]
 
     saved = json.loads(plan_file.read_text())
     saved["created_at"] -= 2 * 86400  # a plan made two days ago (signed as it would be)
@@ -284,3 +291,12 @@ def test_purge_then_restore_returns_the_catalog_exactly_with_slash_ids(tmp_path,
     assert emulator.catalog.items == before
     history = run_reconciler("--config", config.path, "history")
     assert "running" not in history.stdout
+
+
+def saved_run(plan_file):
+    return json.loads(plan_file.read_text())["run_id"]
+
+
+def approved_run(result):
+    return next(json.loads(line)["run_id"] for line in result.stderr.splitlines()
+                if '"run.started"' in line)
