@@ -11,6 +11,7 @@ import argparse
 import os
 import sqlite3
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
@@ -369,6 +370,7 @@ def _check(config: Config, names: Sequence[str]) -> int:
     from reconciler.core.fingerprint import target_fingerprint
     from reconciler.core.scope import conflict_line, ownership_conflicts
     from reconciler.logging import get_logger
+    from reconciler.runs.claims import claim_problems
     from reconciler.runs.runner import default_backend
 
     selected = config.select(list(names))
@@ -382,6 +384,8 @@ def _check(config: Config, names: Sequence[str]) -> int:
         environment.append(str(exc))
     for job in selected:
         problems = [conflict_line(a, b, why) for a, b, why in conflicts if job.name in (a, b)]
+        if not environment:
+            problems += claim_problems(config, job, time.time())
         if problems:
             codes.append(EXIT_CONFIG)
         problems += environment

@@ -73,6 +73,7 @@ from reconciler.core.states import JOURNAL_STATE, Action, SkipReason
 from reconciler.logging import get_logger
 from reconciler.report.files import prune_reports, write_report
 from reconciler.report.html import MAX_HISTORY, HtmlExtras, key_properties
+from reconciler.runs.claims import stake_claim
 from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
 from reconciler.runs.progress import Progress
 from reconciler.runs.signals import StopFlag
@@ -217,6 +218,8 @@ class _Run:
             with job_lease(self.config, self.job.name) as lease:
                 journal = open_store(self.config, lease)
                 journal.mark_crashed(self.job.name, holding_lock=True)
+                stake_claim(self.config, self.job, journal, self.target,
+                            self.clock.utcnow().timestamp(), record=not self.dry_run)
                 self._note_target_change(journal)
                 exit_code, message = self._journaled(journal)
         except (SourceError, SafetyRefusal, EnvironmentProblem) as exc:

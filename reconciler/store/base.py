@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reconciler.core.gracetime import GraceMark
+from reconciler.core.ownership import Claim
+
+__all__ = ["Claim", "ItemRow", "RunRow", "Store"]
 
 
 @dataclass(frozen=True)
@@ -37,18 +40,6 @@ class ItemRow:
     state: str
     detail: str
     sends: int
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A job that deletes from a catalog, as the state last saw it run: another config
-    sharing the state_dir cannot see its jobs, but it sees their claims."""
-
-    job: str
-    source: str  # the export's path: with the job's name, who the owner is
-    config: str  # the config file it was last run from
-    scope: tuple[str, ...]
-    last_run: float  # epoch seconds
 
 
 class Store(Protocol):

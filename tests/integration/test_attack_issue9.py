@@ -19,7 +19,7 @@ import pytest
 
 from reconciler.config import load_config
 from reconciler.core.clock import FakeClock
-from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
+from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from reconciler.runs.operations import restore
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
@@ -154,24 +154,29 @@ def test_a_header_repeated_mid_file_in_another_column_order_deletes_nothing(
 # -- 4. Ownership across two configs sharing a state_dir -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="ownership is checked within one config only: a "
-                   "second config on the same catalog and state_dir deletes the other "
-                   "job's ids")
-def test_two_configs_sharing_state_dir_do_not_delete_each_others_ids(
-        tmp_path, start_emulator):
-    items = {**PLAIN, **DASHED}
-    catalog = start_emulator(items, bulk_requests_per_window=100)
+def two_configs_sharing_state(tmp_path, catalog, scopes=(None, None)):
     state = tmp_path / "state"
     configs = {}
-    for name, ids in (("team-a", PLAIN), ("team-b", DASHED)):
+    for (name, ids), scope in zip((("team-a", PLAIN), ("team-b", DASHED)), scopes,
+                                  strict=True):
         folder = tmp_path / name
         source = folder / "source.csv"
         write_lines(source, ["item_id", *sorted(ids)])
         path = folder / "reconciler.toml"
-        path.write_text(f'state_dir = "{state}"\n[logging]\nformat = "json"\n'
-                        + job_toml(name, catalog.base_url, source, emulator=catalog,
-                                   safety={}), encoding="utf-8")
+        text = job_toml(name, catalog.base_url, source, emulator=catalog, safety={})
+        if scope is not None:
+            text = text.replace(f"[jobs.{name}.source]",
+                                f"[jobs.{name}]\nscope = {scope!r}\n[jobs.{name}.source]")
+        path.write_text(f'state_dir = "{state}"\n[logging]\nformat = "json"\n' + text,
+                        encoding="utf-8")
         configs[name] = load_config(path)
+    return configs
+
+
+def test_two_configs_sharing_state_dir_do_not_delete_each_others_ids(
+        tmp_path, start_emulator):
+    catalog = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    configs = two_configs_sharing_state(tmp_path, catalog)
     clock = now_clock()
     results = []
     for _ in range(3):
@@ -180,6 +185,37 @@ def test_two_configs_sharing_state_dir_do_not_delete_each_others_ids(
                                    clock=clock))
         clock.advance(3601)
     assert_none_deleted(catalog, DASHED, results)
+    # team-a ran first, alone; from then on both are refused, each naming the other.
+    assert [r.exit_code for r in results] == [EXIT_OK] + [EXIT_CONFIG] * 5
+    a, b = configs["team-a"], configs["team-b"]
+    assert results[1].summary["error"].startswith(
+        f"{b.path}: job 'team-b' and job 'team-a' of {a.path} (export "
+        f"{a.jobs['team-a'].source.path}, last run ")
+    assert results[1].summary["error"].endswith(
+        "delete from the same catalog and share this state: declare a disjoint 'scope' in "
+        "each (an id may belong to one job only); nothing was deleted. A job that no longer "
+        "runs stops counting 7 days after its last run (" + results[1].summary["error"][-21:])
+    assert results[2].summary["error"].startswith(
+        f"{a.path}: job 'team-a' and job 'team-b' of {b.path}")
+    checked = run_reconciler("--config", a.path, "check", "team-a")
+    assert checked.returncode == EXIT_CONFIG
+    assert checked.stderr.startswith(
+        f"team-a: FAILED: job 'team-a' and job 'team-b' of {b.path} (export ")
+
+
+def test_two_configs_with_disjoint_scopes_share_a_catalog(tmp_path, start_emulator):
+    catalog = start_emulator({**PLAIN, **DASHED, "zz-1": {}}, bulk_requests_per_window=100)
+    configs = two_configs_sharing_state(tmp_path, catalog, scopes=(["sku-*", "zz-*"],
+                                                                   ["ab-*"]))
+    write_lines(configs["team-b"].jobs["team-b"].source.path,
+                ["item_id", *sorted(DASHED)[1:]])  # team-b's ab-000 is gone
+    clock = now_clock()
+    for _ in range(2):
+        for name, config in configs.items():
+            result = run_job(config, config.jobs[name], RunRequest(dry_run=False), clock=clock)
+            assert result.exit_code == EXIT_OK, result.summary
+        clock.advance(3601)
+    assert set(PLAIN) | set(DASHED) - {"ab-000"} == catalog.ids()  # zz-1: team-a's, gone
 
 
 # -- 5. Grace by time, with a clock that was wrong and then corrected ----------------------
