@@ -4,11 +4,18 @@ import io
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from reconciler import logging as rlog
 from reconciler.core.clock import FakeClock
 from reconciler.emulator import Emulator, EmulatorSettings
 from reconciler.emulator.server import ServedEmulator
+
+# No test may pass or fail on wall-clock timing: Hypothesis's per-example deadline (200 ms)
+# fails file-backed properties on a loaded CI machine, so it is off everywhere.
+settings.register_profile("reconciler", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("reconciler")
 
 
 @pytest.fixture

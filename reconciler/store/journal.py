@@ -25,20 +25,16 @@ they never match (fail safe: the job starts fresh once).
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 from reconciler.core.errors import ConfigError
-from reconciler.core.gracetime import GraceMark
 from reconciler.core.states import ItemState, RunStatus
-from reconciler.store.base import Claim, ItemRow, RunRow
+from reconciler.store.sql import RESENDABLE, SqlStore, Writer
 
 # The state names live in core/states.py; these aliases keep the journal's vocabulary.
 PLANNED = ItemState.PLANNED
@@ -49,7 +45,7 @@ UNKNOWN = ItemState.UNKNOWN
 SKIPPED = ItemState.SKIPPED
 VERIFIED_GONE = ItemState.VERIFIED_GONE
 STILL_PRESENT = ItemState.STILL_PRESENT
-RESENDABLE = (PLANNED, SENT, UNKNOWN)
+__all__ = ["JOURNAL_NAME", "RESENDABLE", "Journal"]
 
 RUNNING = RunStatus.RUNNING
 FINISHED = RunStatus.FINISHED
@@ -177,8 +173,11 @@ _MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class Journal:
+class Journal(SqlStore):
     """One SQLite file per state_dir; safe to open from several processes (WAL, busy timeout)."""
+
+    # Served by the partial index items_to_verify: only rows still to verify are read.
+    TO_VERIFY_HINT = " INDEXED BY items_to_verify"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,92 +226,15 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
-    # -- runs ----------------------------------------------------------------------------
+    # -- the primitives of SqlStore ------------------------------------------------------
 
-    def start_run(
-        self, run_id: str, job: str, dry_run: bool, started_at: str,
-        resumed_from: str | None = None, *, target: str | None,
-    ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO runs (run_id, job, dry_run, status, started_at, resumed_from, pid,"
-                " host, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, job, int(dry_run), RUNNING, started_at, resumed_from, os.getpid(),
-                 socket.gethostname(), target),
-            )
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, tuple(args)).fetchall()
 
-    def last_target(self, job: str, before: str) -> tuple[bool, str | None]:
-        """(whether ``job`` ran before ``before``, the target fingerprint of its newest
-        such run: None for runs recorded before fingerprints existed)."""
-        row = self._db.execute(
-            "SELECT target FROM runs WHERE job = ? AND run_id != ? ORDER BY rowid DESC"
-            " LIMIT 1", (job, before),
-        ).fetchone()
-        return (False, None) if row is None else (True, row[0])
+    def _writing(self) -> AbstractContextManager[Writer]:
+        return self._transaction()
 
-    def finish_run(
-        self, run_id: str, status: str, exit_code: int, finished_at: str, summary: dict[str, Any]
-    ) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, summary = ?"
-                " WHERE run_id = ?",
-                (status, exit_code, finished_at, json.dumps(summary, ensure_ascii=False), run_id),
-            )
-
-    def set_status(self, run_id: str, status: str) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
-
-    def run(self, run_id: str) -> RunRow | None:
-        row = self._db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?",
-                               (run_id,)).fetchone()
-        return _run_row(row) if row else None
-
-    def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
-        """Newest first, in the order the runs started (rowid: timestamps tie within a second)."""
-        where, args = ("WHERE job = ?", (job,)) if job else ("", ())
-        rows = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY rowid DESC"
-            f" LIMIT {int(limit)}", args,
-        ).fetchall()
-        return [_run_row(r) for r in rows]
-
-    def mark_crashed(self, job: str | None = None, *, holding_lock: bool = False) -> list[str]:
-        """Mark ``running`` rows whose process is gone as ``crashed``; their ids.
-
-        With the job's lock held (``holding_lock``) no other process can be running the
-        job, so every ``running`` row of it is dead. Otherwise only rows of this host whose
-        pid no longer exists are (a pid may be reused, so such a row may stay ``running``
-        until its job runs again).
-        """
-        where, args = ("AND job = ?", (job,)) if job else ("", ())
-        rows = self._db.execute(
-            f"SELECT run_id, pid, host FROM runs WHERE status = ? {where}", (RUNNING, *args),
-        ).fetchall()
-        host = socket.gethostname()
-        dead = [run_id for run_id, pid, run_host in rows
-                if holding_lock or (run_host == host and not _alive(pid))]
-        if dead:
-            with self._transaction() as db:
-                db.executemany("UPDATE runs SET status = ? WHERE run_id = ? AND status = ?",
-                               [(CRASHED, run_id, RUNNING) for run_id in dead])
-        return dead
-
-    def interrupted_run(self, job: str, target: str) -> RunRow | None:
-        """The newest real run of ``job`` on ``target`` whose stored plan still has
-        resendable items (a plan made for another catalog is never resumed)."""
-        marks = ",".join("?" * len(RESENDABLE))
-        row = self._db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = ? AND target = ? AND dry_run = 0"
-            f" AND status IN (?, ?, ?) AND EXISTS (SELECT 1 FROM items i WHERE"
-            f" i.plan_run = r.run_id AND i.state IN ({marks}))"
-            " ORDER BY rowid DESC LIMIT 1",
-            (job, target, RUNNING, STOPPED, CRASHED, *RESENDABLE),
-        ).fetchone()
-        return _run_row(row) if row else None
-
-    # -- items ---------------------------------------------------------------------------
+    # -- items: bulk writes, with range updates over the ordered primary key -----------
 
     def store_plan(
         self, run_id: str, to_delete: Iterable[str], skipped: Iterable[tuple[str, str]]
@@ -401,54 +323,6 @@ class Journal:
                     " WHERE run_id = ? AND seq = ?", (now, run_id, seq),
                 )
 
-    def resendable(self, plan_run: str) -> list[ItemRow]:
-        marks = ",".join("?" * len(RESENDABLE))
-        rows = self._db.execute(
-            f"SELECT item_id, state, detail, sends FROM items WHERE plan_run = ?"
-            f" AND state IN ({marks}) ORDER BY item_id", (plan_run, *RESENDABLE),
-        ).fetchall()
-        return [ItemRow(*r) for r in rows]
-
-    def items(self, plan_run: str, state: str | None = None) -> list[ItemRow]:
-        where, args = ("AND state = ?", (plan_run, state)) if state else ("", (plan_run,))
-        rows = self._db.execute(
-            f"SELECT item_id, state, detail, sends FROM items WHERE plan_run = ? {where}"
-            " ORDER BY item_id", args,
-        ).fetchall()
-        return [ItemRow(*r) for r in rows]
-
-    def state_counts(self, plan_run: str) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT state, COUNT(*) FROM items WHERE plan_run = ? GROUP BY state", (plan_run,)
-        ).fetchall()
-        return {state: count for state, count in rows}
-
-    def next_batch_seq(self, plan_run: str) -> int:
-        """Batch numbers stay unique within a plan across the runs that work it."""
-        row = self._db.execute("SELECT MAX(batch) FROM items WHERE plan_run = ?",
-                               (plan_run,)).fetchone()
-        return int(row[0] or 0) + 1
-
-    def queued_before(self, job: str, run_id: str,
-                      target: str) -> list[tuple[str, str, float, int]]:
-        """(plan_run, item_id, queued_at, sends) of ids queued by earlier runs, not yet verified."""
-        # Served by the partial index items_to_verify: only rows still to verify are read.
-        rows = self._db.execute(
-            "SELECT i.plan_run, i.item_id, i.queued_at, i.sends FROM items i"
-            " INDEXED BY items_to_verify"
-            " WHERE i.state IN ('queued', 'still_present') AND i.plan_run != ?"
-            " AND i.plan_run IN (SELECT run_id FROM runs WHERE job = ? AND target = ?)",
-            (run_id, job, target),
-        ).fetchall()
-        return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
-
-    def absences(self, job: str, target: str) -> dict[str, tuple[int, float]]:
-        rows = self._db.execute(
-            "SELECT item_id, runs, first_missing FROM absences WHERE job = ? AND target = ?",
-            (job, target),
-        ).fetchall()
-        return {item_id: (int(runs), float(first)) for item_id, runs, first in rows}
-
     def replace_absences(self, job: str, target: str,
                          absences: dict[str, tuple[int, float]]) -> None:
         """This run's view replaces the last: ids not missing now start from zero again."""
@@ -460,12 +334,6 @@ class Journal:
                 ((job, target, item_id, runs, first)
                  for item_id, (runs, first) in absences.items()),
             )
-
-    def ledger(self, job: str, target: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT item_id FROM ledger WHERE job = ? AND target = ? ORDER BY item_id",
-            (job, target)).fetchall()
-        return [r[0] for r in rows]
 
     def update_ledger(self, job: str, target: str, seen: Iterable[str],
                       gone: Iterable[str]) -> None:
@@ -487,83 +355,3 @@ class Journal:
             " ORDER BY rowid DESC LIMIT 1", (job, target, FINISHED),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
-
-    def grace_mark(self, job: str, target: str) -> GraceMark | None:
-        row = self._db.execute(
-            "SELECT reading, wall, boot_id, uptime FROM grace_clock WHERE job = ?"
-            " AND target = ?", (job, target)).fetchone()
-        return GraceMark(float(row[0]), float(row[1]), str(row[2]), float(row[3])) \
-            if row else None
-
-    def set_grace_mark(self, job: str, target: str, mark: GraceMark) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO grace_clock VALUES (?, ?, ?, ?, ?, ?)",
-                       (job, target, mark.reading, mark.wall, mark.boot_id, mark.uptime))
-
-    def claim(self, target: str, claim: Claim) -> None:
-        with self._transaction() as db:
-            db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                       (target, claim.job, claim.source, claim.config,
-                        json.dumps(list(claim.scope)), claim.last_run))
-
-    def claims(self, target: str) -> list[Claim]:
-        rows = self._db.execute(
-            "SELECT job, source, config, scope, last_run FROM claims WHERE target = ?"
-            " ORDER BY job, source", (target,)).fetchall()
-        return [Claim(job, source, config, tuple(json.loads(scope)), float(last))
-                for job, source, config, scope, last in rows]
-
-    def spend_plan(self, plan_run: str, run_id: str, at: float) -> str | None:
-        with self._transaction() as db:
-            row = db.execute("SELECT run_id FROM spent_plans WHERE plan_run = ?",
-                             (plan_run,)).fetchone()
-            if row:
-                return str(row[0])
-            db.execute("INSERT INTO spent_plans VALUES (?, ?, ?)", (plan_run, run_id, at))
-        return None
-
-    def plan_spent_by(self, plan_run: str) -> str | None:
-        row = self._db.execute("SELECT run_id FROM spent_plans WHERE plan_run = ?",
-                               (plan_run,)).fetchone()
-        return str(row[0]) if row else None
-
-    def queued_since(self, since: float, target: str) -> int:
-        """Ids the server queued for deletion on ``target`` at or after ``since`` (epoch),
-        by any job: the daily total belongs to the catalog, so a renamed job or a second
-        config on the same catalog does not get a fresh budget."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM items WHERE queued_at >= ? AND plan_run IN"
-            " (SELECT run_id FROM runs WHERE target = ?)", (since, target),
-        ).fetchone()
-        return int(row[0])
-
-    def mark_verified(self, updates: Iterable[tuple[str, str, str, str]]) -> None:
-        """(plan_run, item_id, state, detail) for read-back results."""
-        with self._transaction() as db:
-            db.executemany(
-                "UPDATE items SET state = ?, detail = ? WHERE plan_run = ? AND item_id = ?",
-                ((state, detail, plan_run, item_id) for plan_run, item_id, state, detail
-                 in updates),
-            )
-
-
-_RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
-                " exit_code, summary, host, pid")
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _run_row(row: tuple[Any, ...]) -> RunRow:
-    run_id, job, dry_run, status, started, finished, resumed, code, summary, host, pid = row
-    return RunRow(run_id, job, bool(dry_run), status, started, finished, resumed, code,
-                  json.loads(summary or "{}"), f"{host}:{pid}" if host else "")

@@ -17,7 +17,6 @@ sent, so it sends nothing more.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -30,21 +29,9 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.errors import ConfigError, EnvironmentProblem
-from reconciler.core.gracetime import GraceMark
-from reconciler.store.base import Claim, ItemRow, RunRow
-from reconciler.store.journal import (
-    CRASHED,
-    FINISHED,
-    QUEUED,
-    RESENDABLE,
-    RUNNING,
-    SENT,
-    SKIPPED,
-    STOPPED,
-    _alive,
-)
+from reconciler.store.journal import FINISHED, PLANNED, QUEUED, SENT, SKIPPED
+from reconciler.store.sql import SqlStore, Writer
 
-PLANNED = "planned"
 MIGRATION_LOCK = 0x7265636F  # pg_advisory_xact_lock key serializing migrations ("reco")
 
 MIGRATIONS: tuple[str, ...] = (
@@ -157,8 +144,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
-                " exit_code, summary, host, pid")
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
 _PASSWORD_KV = re.compile(r"(password\s*=\s*)(\S+)", re.IGNORECASE)
 
@@ -180,8 +165,10 @@ class LeaseLost(EnvironmentProblem):
 Fence = Callable[[psycopg.Connection[Any]], bool]
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """The journal's public methods over a small psycopg connection pool."""
+
+    RUN_ORDER = "seq"
 
     def __init__(self, dsn: str, *, fence: Fence | None = None, pool_size: int = 4) -> None:
         self.dsn = dsn
@@ -253,88 +240,18 @@ class PostgresStore:
         assert row is not None
         return str(row[0]).encode("ascii")
 
-    # -- runs ----------------------------------------------------------------------------
+    # -- the primitives of SqlStore ------------------------------------------------------
 
-    def start_run(
-        self, run_id: str, job: str, dry_run: bool, started_at: str,
-        resumed_from: str | None = None, *, target: str | None,
-    ) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO runs (run_id, job, dry_run, status, started_at, resumed_from, pid,"
-                " host, target) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (run_id, job, dry_run, RUNNING, started_at, resumed_from, os.getpid(),
-                 socket.gethostname(), target),
-            )
-
-    def last_target(self, job: str, before: str) -> tuple[bool, str | None]:
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT target FROM runs WHERE job = %s AND run_id != %s ORDER BY seq DESC"
-                " LIMIT 1", (job, before),
-            ).fetchone()
-        return (False, None) if row is None else (True, row[0])
+            return conn.execute(_pg(sql), tuple(args)).fetchall()
 
-    def finish_run(
-        self, run_id: str, status: str, exit_code: int, finished_at: str, summary: dict[str, Any]
-    ) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE runs SET status = %s, exit_code = %s, finished_at = %s, summary = %s"
-                " WHERE run_id = %s",
-                (status, exit_code, finished_at, json.dumps(summary, ensure_ascii=False), run_id),
-            )
+    @contextmanager
+    def _writing(self) -> Iterator[Writer]:
+        with self._transaction() as conn, conn.cursor() as cur:
+            yield _PgWriter(cur)
 
-    def set_status(self, run_id: str, status: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("UPDATE runs SET status = %s WHERE run_id = %s", (status, run_id))
-
-    def run(self, run_id: str) -> RunRow | None:
-        with self._read() as conn:
-            row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = %s",
-                               (run_id,)).fetchone()
-        return _run_row(row) if row else None
-
-    def runs(self, job: str | None = None, limit: int = 50) -> list[RunRow]:
-        """Newest first, in the order the runs started."""
-        where, args = ("WHERE job = %s", (job,)) if job else ("", ())
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY seq DESC LIMIT {int(limit)}",
-                args,
-            ).fetchall()
-        return [_run_row(r) for r in rows]
-
-    def mark_crashed(self, job: str | None = None, *, holding_lock: bool = False) -> list[str]:
-        """As ``Journal.mark_crashed``: with the job's lease held every ``running`` row of it
-        is dead; otherwise only rows of this host whose pid is gone (rows of other replicas
-        are left to the replica that next takes their job's lease)."""
-        where, args = ("AND job = %s", (job,)) if job else ("", ())
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT run_id, pid, host FROM runs WHERE status = %s {where} ORDER BY seq",
-                (RUNNING, *args),
-            ).fetchall()
-        host = socket.gethostname()
-        dead = [run_id for run_id, pid, run_host in rows
-                if holding_lock or (run_host == host and not _alive(pid))]
-        if dead:
-            with self._transaction() as conn, conn.cursor() as cur:
-                cur.executemany("UPDATE runs SET status = %s WHERE run_id = %s AND status = %s",
-                                [(CRASHED, run_id, RUNNING) for run_id in dead])
-        return dead
-
-    def interrupted_run(self, job: str, target: str) -> RunRow | None:
-        with self._read() as conn:
-            row = conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs r WHERE job = %s AND target = %s"
-                " AND NOT dry_run AND status = ANY(%s) AND EXISTS (SELECT 1 FROM items i"
-                " WHERE i.plan_run = r.run_id AND i.state = ANY(%s)) ORDER BY seq DESC LIMIT 1",
-                (job, target, [RUNNING, STOPPED, CRASHED], list(RESENDABLE)),
-            ).fetchone()
-        return _run_row(row) if row else None
-
-    # -- items ---------------------------------------------------------------------------
+    # -- items: bulk writes with COPY and arrays, fenced -------------------------------
 
     def store_plan(
         self, run_id: str, to_delete: Iterable[str], skipped: Iterable[tuple[str, str]]
@@ -388,56 +305,6 @@ class PostgresStore:
                     " WHERE run_id = %s AND seq = %s", (now, run_id, seq),
                 )
 
-    def resendable(self, plan_run: str) -> list[ItemRow]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT item_id, state, detail, sends FROM items WHERE plan_run = %s"
-                " AND state = ANY(%s) ORDER BY item_id", (plan_run, list(RESENDABLE)),
-            ).fetchall()
-        return [ItemRow(*r) for r in rows]
-
-    def items(self, plan_run: str, state: str | None = None) -> list[ItemRow]:
-        where, args = ("AND state = %s", (plan_run, state)) if state else ("", (plan_run,))
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT item_id, state, detail, sends FROM items WHERE plan_run = %s {where}"
-                " ORDER BY item_id", args,
-            ).fetchall()
-        return [ItemRow(*r) for r in rows]
-
-    def state_counts(self, plan_run: str) -> dict[str, int]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT state, COUNT(*) FROM items WHERE plan_run = %s GROUP BY state",
-                (plan_run,),
-            ).fetchall()
-        return {state: int(count) for state, count in rows}
-
-    def next_batch_seq(self, plan_run: str) -> int:
-        with self._read() as conn:
-            row = conn.execute("SELECT MAX(batch) FROM items WHERE plan_run = %s",
-                               (plan_run,)).fetchone()
-        return int(row[0] or 0) + 1 if row else 1
-
-    def queued_before(self, job: str, run_id: str,
-                      target: str) -> list[tuple[str, str, float, int]]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT i.plan_run, i.item_id, i.queued_at, i.sends FROM items i"
-                " WHERE i.state IN ('queued', 'still_present') AND i.plan_run != %s"
-                " AND i.plan_run IN (SELECT run_id FROM runs WHERE job = %s AND target = %s)",
-                (run_id, job, target),
-            ).fetchall()
-        return [(a, b, float(c or 0), int(d)) for a, b, c, d in rows]
-
-    def absences(self, job: str, target: str) -> dict[str, tuple[int, float]]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT item_id, runs, first_missing FROM absences WHERE job = %s"
-                " AND target = %s", (job, target),
-            ).fetchall()
-        return {item_id: (int(runs), float(first)) for item_id, runs, first in rows}
-
     def replace_absences(self, job: str, target: str,
                          absences: dict[str, tuple[int, float]]) -> None:
         with self._transaction() as conn, conn.cursor() as cur:
@@ -446,13 +313,6 @@ class PostgresStore:
                           " FROM STDIN") as copy:
                 for item_id, (runs, first) in absences.items():
                     copy.write_row((job, target, item_id, runs, first))
-
-    def ledger(self, job: str, target: str) -> list[str]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT item_id FROM ledger WHERE job = %s AND target = %s ORDER BY item_id",
-                (job, target)).fetchall()
-        return [r[0] for r in rows]
 
     def update_ledger(self, job: str, target: str, seen: Iterable[str],
                       gone: Iterable[str]) -> None:
@@ -478,78 +338,19 @@ class PostgresStore:
             ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def grace_mark(self, job: str, target: str) -> GraceMark | None:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT reading, wall, boot_id, uptime FROM grace_clock WHERE job = %s"
-                " AND target = %s", (job, target)).fetchone()
-        return GraceMark(float(row[0]), float(row[1]), str(row[2]), float(row[3])) \
-            if row else None
 
-    def set_grace_mark(self, job: str, target: str, mark: GraceMark) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO grace_clock VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (job, target) DO UPDATE SET reading = EXCLUDED.reading,"
-                " wall = EXCLUDED.wall, boot_id = EXCLUDED.boot_id, uptime = EXCLUDED.uptime",
-                (job, target, mark.reading, mark.wall, mark.boot_id, mark.uptime))
+class _PgWriter:
+    """A cursor that takes the shared statements' ``?`` placeholders."""
 
-    def claim(self, target: str, claim: Claim) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO claims VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (target, job, source) DO UPDATE SET config = EXCLUDED.config,"
-                " scope = EXCLUDED.scope, last_run = EXCLUDED.last_run",
-                (target, claim.job, claim.source, claim.config,
-                 json.dumps(list(claim.scope)), claim.last_run))
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
 
-    def claims(self, target: str) -> list[Claim]:
-        with self._read() as conn:
-            rows = conn.execute(
-                "SELECT job, source, config, scope, last_run FROM claims WHERE target = %s"
-                " ORDER BY job, source", (target,)).fetchall()
-        return [Claim(job, source, config, tuple(json.loads(scope)), float(last))
-                for job, source, config, scope, last in rows]
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(_pg(sql), tuple(args))
 
-    def spend_plan(self, plan_run: str, run_id: str, at: float) -> str | None:
-        with self._transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO spent_plans VALUES (%s, %s, %s) ON CONFLICT (plan_run) DO NOTHING"
-                " RETURNING run_id", (plan_run, run_id, at)).fetchone()
-            if row is not None:
-                return None
-            earlier = conn.execute("SELECT run_id FROM spent_plans WHERE plan_run = %s",
-                                   (plan_run,)).fetchone()
-        return str(earlier[0]) if earlier else None
-
-    def plan_spent_by(self, plan_run: str) -> str | None:
-        with self._read() as conn:
-            row = conn.execute("SELECT run_id FROM spent_plans WHERE plan_run = %s",
-                               (plan_run,)).fetchone()
-        return str(row[0]) if row else None
-
-    def queued_since(self, since: float, target: str) -> int:
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT COUNT(*) FROM items WHERE queued_at >= %s AND plan_run IN"
-                " (SELECT run_id FROM runs WHERE target = %s)",
-                (since, target),
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def mark_verified(self, updates: Iterable[tuple[str, str, str, str]]) -> None:
-        rows = [(state, detail, plan_run, item_id)
-                for plan_run, item_id, state, detail in updates]
-        if not rows:
-            return
-        with self._transaction() as conn, conn.cursor() as cur:
-            cur.executemany(
-                "UPDATE items SET state = %s, detail = %s WHERE plan_run = %s AND item_id = %s",
-                rows,
-            )
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+        return self._cursor.executemany(_pg(sql), list(rows))
 
 
-def _run_row(row: tuple[Any, ...]) -> RunRow:
-    run_id, job, dry_run, status, started, finished, resumed, code, summary, host, pid = row
-    return RunRow(run_id, job, bool(dry_run), status, started, finished, resumed, code,
-                  json.loads(summary or "{}"), f"{host}:{pid}" if host else "")
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
