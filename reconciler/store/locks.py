@@ -10,6 +10,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from reconciler.core.errors import SafetyRefusal
 
@@ -18,13 +19,32 @@ class JobBusy(SafetyRefusal):
     """Another process is working this job; this one did nothing."""
 
 
-class JobLock:
+class HeldWhileInside:
+    """``with lease:`` acquires on entry (or raises ``JobBusy``) and releases on exit."""
+
+    def acquire(self) -> Self:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.acquire()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class JobLock(HeldWhileInside):
     def __init__(self, state_dir: Path, job: str) -> None:
         self.path = state_dir / "locks" / f"{job}.lock"
         self.job = job
         self._fd: int | None = None
 
-    def acquire(self) -> JobLock:
+    def acquire(self) -> Self:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -46,12 +66,3 @@ class JobLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> JobLock:
-        return self.acquire()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()

@@ -14,14 +14,13 @@ nothing more (fencing without a token: the lock's holder is the token).
 from __future__ import annotations
 
 import hashlib
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from reconciler.core.errors import ConfigError
-from reconciler.store.locks import JobBusy
+from reconciler.store.locks import HeldWhileInside, JobBusy
 from reconciler.store.postgres import redact_dsn, replica_name
 
 KEEPALIVE = ("keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
@@ -37,7 +36,7 @@ def lease_key(job: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-class PgLease:
+class PgLease(HeldWhileInside):
     def __init__(self, dsn: str, job: str) -> None:
         self.dsn = dsn
         self.job = job
@@ -47,7 +46,7 @@ class PgLease:
         self._conn: psycopg.Connection[Any] | None = None
         self.backend_pid: int | None = None
 
-    def acquire(self) -> PgLease:
+    def acquire(self) -> Self:
         try:
             conn = psycopg.connect(
                 make_conninfo(self.dsn, application_name=f"reconciler {replica_name()}"[:63])
@@ -102,12 +101,3 @@ class PgLease:
             pass  # the session is gone: so is its lock
         finally:
             conn.close()
-
-    def __enter__(self) -> PgLease:
-        return self.acquire()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
