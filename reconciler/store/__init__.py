@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -93,6 +94,9 @@ class BackupStore(Protocol):
     def read(self, job: str, run_id: str) -> Iterator[dict[str, Any]] | None: ...
     def where(self, job: str, run_id: str) -> str: ...
     def prune(self, job: str, retention_seconds: float, now: float) -> list[str]: ...
+    def adopt(self, job: str, run_id: str, spooled: Path) -> tuple[int, str]:
+        """Take the backup streamed to ``spooled`` (``backups.RecordWriter``, fsynced) as
+        this run's; (records, where they are now)."""
 
 
 def backup_store(config: Config) -> BackupStore:

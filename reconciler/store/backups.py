@@ -124,3 +124,10 @@ class FileBackups:
 
     def prune(self, job: str, retention_seconds: float, now: float) -> list[str]:
         return [str(p) for p in prune(self.state_dir, job, retention_seconds, now)]
+
+    def adopt(self, job: str, run_id: str, spooled: Path) -> tuple[int, str]:
+        """The spooled file becomes the backup, where ``read`` looks for it."""
+        path = backup_path(self.state_dir, job, run_id)
+        if spooled != path:
+            spooled.replace(path)
+        return sum(1 for _ in read_records(path)), str(path)

@@ -11,11 +11,13 @@ import io
 import json
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from reconciler.core.errors import SafetyRefusal
+from reconciler.store.backups import read_records
 from reconciler.store.pg_budget import shared_pool
 from reconciler.store.postgres import redact_dsn
 
@@ -48,6 +50,13 @@ class PgBackups:
             raise SafetyRefusal(f"cannot write the backup {self.where(job, run_id)}: "
                                 f"{redact_dsn(str(exc)).strip()}; nothing deleted") from None
         return count, self.where(job, run_id)
+
+    def adopt(self, job: str, run_id: str, spooled: Path) -> tuple[int, str]:
+        """Store the spooled file in the database, where every replica reads it, and
+        remove the local copy only once it is committed."""
+        written = self.write(job, run_id, read_records(spooled))
+        spooled.unlink()
+        return written
 
     def read(self, job: str, run_id: str) -> Iterator[dict[str, Any]] | None:
         with self._pool.connection() as conn:

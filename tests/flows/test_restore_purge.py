@@ -160,3 +160,18 @@ def test_unsupported_purge_is_refused_before_any_row(tmp_path: Path, backend: st
         operations.purge(config, "products", "demo-catalog",
                          factory=_factory(MemoryBackend(ITEMS)))
     assert not (config.state_dir / "journal.sqlite3").exists() or _rows(config) == []
+
+
+def test_purge_then_restore_on_a_postgresql_state_finds_the_backup(
+        tmp_path: Path, postgres_dsn: str) -> None:
+    config = replace(_config(tmp_path), state=postgres_dsn)
+    catalog = Catalog(ITEMS, shape=BatchShape(max_ids=7, max_bytes=100_000))
+    purged = operations.purge(config, "products", "demo-catalog", factory=_factory(catalog))
+    assert purged.exit_code == EXIT_OK, purged.message
+    backup = _summary(purged)["backup"]
+    assert backup["records"] == 42 and backup["path"].endswith(
+        f"#backups/products/{purged.run_id}")  # in the database: any replica restores it
+    assert not list((config.state_dir / "backups").rglob("*.jsonl.gz"))
+    restored = operations.restore(config, purged.run_id, factory=_factory(catalog))
+    assert restored.exit_code == EXIT_OK, restored.message
+    assert catalog.items == ITEMS

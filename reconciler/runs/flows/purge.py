@@ -23,7 +23,7 @@ from reconciler.runs.flows.common import (
 )
 from reconciler.runs.lifecycle import Context, FlowResult
 from reconciler.runs.progress import Progress
-from reconciler.store import backups
+from reconciler.store import backup_store, backups
 
 Ask = Callable[[int], bool]
 
@@ -47,12 +47,15 @@ def purge_flow(ask: Ask | None, ctx: Context) -> FlowResult:
             writer.close()
             listing.close()
         ids = sorted(set(inventory.ids))
-        backup = {"path": str(path), "records": writer.count}
         if not inventory.complete:
             raise SafetyRefusal(
                 f"purge refused: the listing found {len(ids)} of {inventory.expected} items, "
                 "so the whole catalog cannot be backed up first; nothing was deleted")
-        ctx.log.warning("purge.backup_written", path=str(path), records=writer.count)
+        # Where every other backup goes (the database, with a PostgreSQL state), so that
+        # restore finds it on any replica.
+        records, where = backup_store(ctx.config).adopt(ctx.job.name, ctx.run_id, path)
+        backup = {"path": where, "records": records}
+        ctx.log.warning("purge.backup_written", path=where, records=records)
         to_delete, unaddressable = addressable(backend, ids)
         if ctx.stop():
             raise SafetyRefusal("purge stopped on request before any delete; nothing was "
@@ -70,7 +73,7 @@ def purge_flow(ask: Ask | None, ctx: Context) -> FlowResult:
                    backup=backup)
     deleted = summary["deleted"]
     catalog = ctx.job.target.catalog_id
-    message = f"purged {deleted} of {len(ids)} items from catalog {catalog}; backup {path}"
+    message = f"purged {deleted} of {len(ids)} items from catalog {catalog}; backup {where}"
     if unaddressable:
         message += (f"; {len(unaddressable)} unaddressable ids left in place "
                     "(skipped.csv lists them)")
