@@ -21,7 +21,7 @@ from itertools import combinations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.core.safety import glob_to_regex
+from reconciler.core.globs import glob_to_regex
 from reconciler.core.states import SkipReason
 
 SKIP_OUT_OF_SCOPE = SkipReason.OUT_OF_SCOPE

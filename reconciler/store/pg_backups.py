@@ -19,7 +19,7 @@ import psycopg
 from reconciler.core.errors import SafetyRefusal
 from reconciler.store.backups import read_records
 from reconciler.store.pg_budget import shared_pool
-from reconciler.store.postgres import redact_dsn
+from reconciler.store.pg_conninfo import redact_dsn
 
 
 class PgBackups:

@@ -21,7 +21,7 @@ from psycopg.conninfo import make_conninfo
 
 from reconciler.core.errors import ConfigError
 from reconciler.store.locks import HeldWhileInside, JobBusy
-from reconciler.store.postgres import redact_dsn, replica_name
+from reconciler.store.pg_conninfo import redact_dsn, replica_name
 
 KEEPALIVE = ("keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=3"
              " connect_timeout=10")

@@ -17,10 +17,7 @@ sent, so it sends nothing more.
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,8 +26,11 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from reconciler.core.errors import ConfigError, EnvironmentProblem
-from reconciler.store.journal import FINISHED, PLANNED, QUEUED, SENT, SKIPPED
+from reconciler.core.states import ItemState, RunStatus
+from reconciler.store.pg_conninfo import redact_dsn, replica_name
 from reconciler.store.sql import SqlStore, Writer
+
+__all__ = ["LeaseLost", "PostgresStore", "redact_dsn", "replica_name"]
 
 MIGRATION_LOCK = 0x7265636F  # pg_advisory_xact_lock key serializing migrations ("reco")
 
@@ -144,20 +144,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(@)")
-_PASSWORD_KV = re.compile(r"(password\s*=\s*)(\S+)", re.IGNORECASE)
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for logs and messages."""
-    return _PASSWORD_KV.sub(r"\1***", _PASSWORD.sub(r"\1***\2", dsn))
-
-
-def replica_name() -> str:
-    """Which replica: ``hostname:pid`` (history and /metrics show it)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class LeaseLost(EnvironmentProblem):
     """This replica's lease on the job is gone (its session dropped): it must send nothing."""
 
@@ -260,9 +246,9 @@ class PostgresStore(SqlStore):
         with (self._transaction() as conn, conn.cursor() as cur,
               cur.copy("COPY items (plan_run, item_id, state, detail) FROM STDIN") as copy):
             for item_id in to_delete:
-                copy.write_row((run_id, item_id, PLANNED, ""))
+                copy.write_row((run_id, item_id, ItemState.PLANNED, ""))
             for item_id, reason in skipped:
-                copy.write_row((run_id, item_id, SKIPPED, reason))
+                copy.write_row((run_id, item_id, ItemState.SKIPPED, reason))
 
     def mark_sent(self, run_id: str, plan_run: str, seq: int, ids: Sequence[str],
                   now: float) -> None:
@@ -272,26 +258,26 @@ class PostgresStore(SqlStore):
             conn.execute(
                 "INSERT INTO batches (run_id, seq, plan_run, size, state, sent_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (run_id, seq, plan_run, len(ids), SENT, now),
+                (run_id, seq, plan_run, len(ids), ItemState.SENT, now),
             )
             conn.execute(
                 "UPDATE items SET state = %s, batch = %s, sends = sends + 1"
                 " WHERE plan_run = %s AND item_id = ANY(%s)",
-                (SENT, seq, plan_run, list(ids)),
+                (ItemState.SENT, seq, plan_run, list(ids)),
             )
 
     def record_outcomes(
         self, run_id: str, plan_run: str, seq: int | None,
         outcomes: Sequence[tuple[str, str, str]], now: float,
     ) -> None:
-        queued = [item_id for item_id, state, _ in outcomes if state == QUEUED]
-        others = [o for o in outcomes if o[1] != QUEUED]
+        queued = [item_id for item_id, state, _ in outcomes if state == ItemState.QUEUED]
+        others = [o for o in outcomes if o[1] != ItemState.QUEUED]
         with self._transaction() as conn, conn.cursor() as cur:
             if queued:
                 cur.execute(
                     "UPDATE items SET state = %s, detail = '', queued_at = %s"
                     " WHERE plan_run = %s AND item_id = ANY(%s)",
-                    (QUEUED, now, plan_run, queued),
+                    (ItemState.QUEUED, now, plan_run, queued),
                 )
             if others:
                 cur.executemany(
@@ -334,7 +320,7 @@ class PostgresStore(SqlStore):
                 " AND target = %s AND NOT dry_run AND status = %s"
                 " AND jsonb_typeof(summary::jsonb -> 'source_ids') = 'number'"
                 " AND (summary::jsonb ->> 'source_ids')::numeric > 0"
-                " ORDER BY seq DESC LIMIT 1", (job, target, FINISHED),
+                " ORDER BY seq DESC LIMIT 1", (job, target, RunStatus.FINISHED),
             ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
