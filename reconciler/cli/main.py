@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from reconciler import __version__
 from reconciler.backends import registry
@@ -118,6 +119,96 @@ ITEM_STATES = ("planned", "sent", "queued", "failed", "unknown", "skipped", "ver
                "still_present")
 
 
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _arg(*names: str, **options: Any) -> Arg:
+    return names, options
+
+
+_REPORT_DIR = _arg("--report-dir", type=Path, help="write reports to DIR/<job>/")
+_JOBS = _arg("jobs", nargs="*", metavar="JOB")
+
+# Each command's arguments, in the order --help shows them (its texts are in _COMMANDS).
+_ARGUMENTS: dict[str, list[Arg]] = {
+    "plan": [
+        _JOBS, _REPORT_DIR,
+        _arg("--out", type=Path, metavar="PLAN.json", help="save the plan for 'apply' (one job)"),
+        _arg("--detailed-exitcode", action="store_true",
+             help="exit 5 when something would be deleted, 0 when nothing"),
+        _arg("--limit", type=int, default=10, metavar="N",
+             help="ids shown per reason (default 10; 0 for the summary only)"),
+    ],
+    "apply": [
+        _arg("plan_file", type=Path, metavar="PLAN.json"),
+        _arg("--approve", action="store_true", help="go past a delete cap"),
+        _arg("--reason", default="", help="why (required with --approve; logged)"),
+        _arg("--report-dir", type=Path, help="write the report to DIR/<job>/"),
+    ],
+    "restore": [
+        _arg("run_id", metavar="RUN_ID"),
+        _arg("--ids", type=Path, metavar="FILE", help="only these ids (CSV/Parquet)"),
+    ],
+    "purge": [
+        _arg("job", metavar="JOB"),
+        _arg("--confirm", required=True, metavar="CATALOG_ID",
+             help="the job's catalog id, typed again"),
+        _arg("--yes", action="store_true", help="do not ask on a terminal"),
+    ],
+    "run": [
+        _JOBS,
+        _arg("--dry-run", action="store_true", help="plan and report only"),
+        _arg("--verify", action="store_true",
+             help="only read back earlier deletes (verified_gone / still_present)"),
+        _REPORT_DIR,
+        _arg("--yes", action="store_true", help="do not show the plan and ask on a terminal"),
+        _arg("--log-items", action="store_true", help="log a line per item on a terminal too"),
+    ],
+    "history": [
+        _arg("job", nargs="?", metavar="JOB"),
+        _arg("--limit", type=int, default=20),
+    ],
+    "outcomes": [
+        _arg("run_id", metavar="RUN_ID"),
+        _arg("--outcome", choices=ITEM_STATES, help="only items in this state (e.g. failed)"),
+        _arg("--format", choices=("csv", "json"), default="csv"),
+    ],
+    "daemon": [
+        _arg("--once", action="store_true",
+             help="run every job once now, then exit (for cron/CI)"),
+    ],
+    "check": [
+        _JOBS,
+        _arg("--probe", action="store_true",
+             help="probe the API's unconfirmed assumptions read-only "
+                  "(exit 1 when any is contradicted)"),
+        _arg("--format", choices=("text", "json"), default="text",
+             help="with --probe: a table, or JSON"),
+    ],
+    "emulator": [
+        _arg("--host", default="127.0.0.1"),
+        _arg("--port", type=int, default=8765),
+        _arg("--items", type=Path, help="ids (.csv/.parquet) or records (.jsonl)"),
+        _arg("--generate", type=int, default=0, metavar="N",
+             help="generate N items (when no --items)"),
+        _arg("--rate", default="5/10", metavar="N/SECONDS",
+             help="bulk requests admitted per window (default 5/10)"),
+        _arg("--no-retry-after", action="store_true",
+             help="answer 429 without a Retry-After header"),
+        _arg("--query-semantics", choices=("prefix", "prefix-ci", "substring"),
+             default="prefix",
+             help="bloomreach: what query+field=item_id matches (default: case-sensitive "
+                  "prefix)"),
+        _arg("--api", choices=registry.names(), default=registry.DEFAULT_BACKEND,
+             help="which API to emulate"),
+    ],
+    "demo": [
+        _arg("--dir", type=Path, default=Path("reconciler-demo")),
+        _arg("--items", type=int, default=20_000),
+    ],
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="reconciler", description=DESCRIPTION, epilog=EPILOG,
@@ -127,93 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help=config_help)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
                                      title="commands")
-
-    def command(name: str) -> argparse.ArgumentParser:
+    for name, arguments in _ARGUMENTS.items():
         short, long = _COMMANDS[name]
         sub = commands.add_parser(name, help=short, description=f"{short}.\n\n{long}",
                                   formatter_class=raw)
         # Accepted after the command too; SUPPRESS keeps a value given before it.
         sub.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
-        return sub
-
-    plan = command("plan")
-    plan.add_argument("jobs", nargs="*", metavar="JOB")
-    plan.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
-    plan.add_argument("--out", type=Path, metavar="PLAN.json",
-                      help="save the plan for 'apply' (one job)")
-    plan.add_argument("--detailed-exitcode", action="store_true",
-                      help="exit 5 when something would be deleted, 0 when nothing")
-    plan.add_argument("--limit", type=int, default=10, metavar="N",
-                      help="ids shown per reason (default 10; 0 for the summary only)")
-
-    apply = command("apply")
-    apply.add_argument("plan_file", type=Path, metavar="PLAN.json")
-    apply.add_argument("--approve", action="store_true", help="go past a delete cap")
-    apply.add_argument("--reason", default="", help="why (required with --approve; logged)")
-    apply.add_argument("--report-dir", type=Path, help="write the report to DIR/<job>/")
-
-    restore = command("restore")
-    restore.add_argument("run_id", metavar="RUN_ID")
-    restore.add_argument("--ids", type=Path, metavar="FILE", help="only these ids (CSV/Parquet)")
-
-    purge = command("purge")
-    purge.add_argument("job", metavar="JOB")
-    purge.add_argument("--confirm", required=True, metavar="CATALOG_ID",
-                       help="the job's catalog id, typed again")
-    purge.add_argument("--yes", action="store_true", help="do not ask on a terminal")
-
-    run = command("run")
-    run.add_argument("jobs", nargs="*", metavar="JOB")
-    run.add_argument("--dry-run", action="store_true", help="plan and report only")
-    run.add_argument("--verify", action="store_true",
-                     help="only read back earlier deletes (verified_gone / still_present)")
-    run.add_argument("--report-dir", type=Path, help="write reports to DIR/<job>/")
-    run.add_argument("--yes", action="store_true",
-                     help="do not show the plan and ask on a terminal")
-    run.add_argument("--log-items", action="store_true",
-                     help="log a line per item on a terminal too")
-
-    history = command("history")
-    history.add_argument("job", nargs="?", metavar="JOB")
-    history.add_argument("--limit", type=int, default=20)
-
-    outcomes = command("outcomes")
-    outcomes.add_argument("run_id", metavar="RUN_ID")
-    outcomes.add_argument("--outcome", choices=ITEM_STATES,
-                          help="only items in this state (e.g. failed)")
-    outcomes.add_argument("--format", choices=("csv", "json"), default="csv")
-
-    daemon = command("daemon")
-    daemon.add_argument("--once", action="store_true",
-                        help="run every job once now, then exit (for cron/CI)")
-
-    check = command("check")
-    check.add_argument("jobs", nargs="*", metavar="JOB")
-    check.add_argument("--probe", action="store_true",
-                       help="probe the API's unconfirmed assumptions read-only "
-                            "(exit 1 when any is contradicted)")
-    check.add_argument("--format", choices=("text", "json"), default="text",
-                       help="with --probe: a table, or JSON")
-
-    emulator = command("emulator")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8765)
-    emulator.add_argument("--items", type=Path, help="ids (.csv/.parquet) or records (.jsonl)")
-    emulator.add_argument("--generate", type=int, default=0, metavar="N",
-                          help="generate N items (when no --items)")
-    emulator.add_argument("--rate", default="5/10", metavar="N/SECONDS",
-                          help="bulk requests admitted per window (default 5/10)")
-    emulator.add_argument("--no-retry-after", action="store_true",
-                          help="answer 429 without a Retry-After header")
-    emulator.add_argument("--query-semantics", choices=("prefix", "prefix-ci", "substring"),
-                          default="prefix", help="bloomreach: what query+field=item_id "
-                          "matches (default: case-sensitive prefix)")
-    emulator.add_argument("--api", choices=registry.names(), default=registry.DEFAULT_BACKEND,
-                          help="which API to emulate")
-
-    demo = command("demo")
-    demo.add_argument("--dir", type=Path, default=Path("reconciler-demo"))
-    demo.add_argument("--items", type=int, default=20_000)
+        for names, options in arguments:
+            sub.add_argument(*names, **options)
     return parser
 
 
