@@ -527,23 +527,58 @@ class _Run:
             if snapshot is not None:
                 snapshot.path.unlink(missing_ok=True)
             return plan
+        read_back: list[str] = []
         if snapshot is not None:
-            records = list(backups.records_for(snapshot.path, wanted))
-            snapshot.path.unlink()
+            records, read_back = self._listed_records(backend, snapshot, wanted,
+                                                      missing_reason)
         elif not backend.reads_back:
             # The API cannot read an item back: the backup keeps the ids, which is what a
             # re-upload needs to know; there are no properties to keep.
             records = [{"item_id": i, "properties": None} for i in sorted(wanted)]
         else:
-            records = [{"item_id": r.item_id, "properties": dict(r.properties)}
-                       for r in backend.read_back(sorted(wanted))]
+            read_back = sorted(wanted)
+            records = self._read_back(backend, read_back)
         written, path = backup_store(self.config).write(self.job.name, self.run_id, records)
-        self.summary["backup"] = {"path": path, "records": written}
+        self.summary["backup"] = {"path": path, "records": written, "read_back": len(read_back)}
         self.log.info("backup.written", path=path, records=written)
         missing = wanted - {r["item_id"] for r in records}
         return defer(plan, pc.is_in(plan.to_delete, value_set=pa.array(sorted(missing),
                                                                      pa.string())),
                      missing_reason or SKIP_NO_BACKUP)
+
+    def _apply_snapshot(self) -> backups.RecordWriter | None:
+        """Where apply's listing streams its records: the backup's source (no GET per id)."""
+        if self.job.target.inventory is not None or self.job.target.ledger:
+            return None
+        path = backups.backup_dir(self.config.state_dir, self.job.name) / \
+            f"{self.run_id}.inventory{backups.SUFFIX}"
+        return backups.RecordWriter(path)
+
+    def _listed_records(self, backend: Backend, snapshot: backups.RecordWriter,
+                        wanted: set[str], missing_reason: str
+                        ) -> tuple[list[dict[str, Any]], list[str]]:
+        """The backup's records from the listing this run made anyway, and the ids that
+        still had to be read back one GET each (through the read budget): the listed ids
+        when the listing carries no properties (Adobe Target's search), and, on apply
+        (``missing_reason``), ids an incomplete listing did not show (not proven gone)."""
+        records = list(backups.records_for(snapshot.path, wanted))
+        snapshot.path.unlink()
+        if not backend.reads_back:
+            return records, []
+        listed = {str(r["item_id"]) for r in records}
+        read_back: list[str] = []
+        if missing_reason and not backend.lists_properties:
+            read_back, records = sorted(listed), []
+        if missing_reason and not self.summary.get("inventory_complete"):
+            read_back += sorted(wanted - listed)
+        if read_back:
+            records += self._read_back(backend, read_back)
+        return records, read_back
+
+    def _read_back(self, backend: Backend, ids: list[str]) -> list[dict[str, Any]]:
+        self._share_read_budget(backend)
+        return [{"item_id": r.item_id, "properties": dict(r.properties)}
+                for r in backend.read_back(ids)]
 
     def _inventory(self, backend: Backend,
                    snapshot: backups.RecordWriter | None = None) -> pa.Array:
@@ -660,9 +695,14 @@ class _Run:
         ids = pa.array(list(saved.to_delete), pa.string())
         stats = distinct_stats(source)
         backend = self.factory(self.job, self.clock, self.log)
+        snapshot = self._apply_snapshot()
         try:
-            remote = self._ledger(journal) if self.job.target.ledger else \
-                self._inventory(backend)
+            try:
+                remote = self._ledger(journal) if self.job.target.ledger else \
+                    self._inventory(backend, snapshot)
+            finally:
+                if snapshot is not None:
+                    snapshot.close()
             plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
                         skipped_reasons=pa.array([], pa.string()), source=stats,
                         remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
@@ -683,7 +723,7 @@ class _Run:
                             "past": reason}
                 self.summary["approved"] = approval
                 self.log.warning("apply.approved", **approval)
-            self.plan = plan = self._backup(backend, plan, None, SKIP_ALREADY_GONE)
+            self.plan = plan = self._backup(backend, plan, snapshot, SKIP_ALREADY_GONE)
             self.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts(),
                                 source_ids=plan.source.unique, remote_ids=remote_size)
             journal.store_plan(
@@ -694,6 +734,8 @@ class _Run:
                                           plan.to_delete.to_pylist())
         finally:
             backend.close()
+            if snapshot is not None:
+                snapshot.path.unlink(missing_ok=True)  # refused before the backup took it
         return code, f"applied {saved.run_id}: {message}"
 
     # -- finishing an interrupted plan ---------------------------------------------------
