@@ -134,24 +134,7 @@ def _execute(ctx: RunContext, rec: RunRecord) -> RunResult:
     rec.summary["run_seconds"] = round(ctx.clock.monotonic() - started, 3)
     rec.summary["exit_code"] = exit_code
     if journal is not None:
-        try:
-            journal.finish_run(ctx.run_id, DRY if ctx.dry_run and rec.status == FINISHED
-                               else rec.status, exit_code, rec.summary["finished_at"],
-                               rec.summary)
-            rec.html.history = [r.summary for r in
-                                reversed(journal.runs(ctx.job.name, MAX_HISTORY))
-                                if r.summary]
-        except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
-            problem = describe_os_error(exc)
-            ctx.log.error("journal.finish_failed", error=problem)
-            if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
-                # What was sent is journaled item by item, but the run's own record is
-                # not: that is not a clean finish, whatever the items did.
-                exit_code = rec.summary["exit_code"] = EXIT_UNEXPECTED
-                message = f"stopped: the journal could not record the run's end: {problem}"
-                rec.summary["error"] = message
-        finally:
-            journal.close()
+        exit_code, message = _finish_row(ctx, rec, journal, exit_code, message)
     folder, note = _write_report(ctx, rec)
     message += note
     ctx.log.info("run.finished", **_loggable(rec.summary))
@@ -159,6 +142,31 @@ def _execute(ctx: RunContext, rec: RunRecord) -> RunResult:
         ctx.job.name, ctx.run_id, exit_code, folder, rec.summary, message,
         rec.outcomes or [], traceback=tb, plan=rec.plan, properties=rec.html.properties,
     )
+
+
+def _finish_row(ctx: RunContext, rec: RunRecord, journal: Store, exit_code: int,
+                message: str) -> tuple[int, str]:
+    """Finish the run's journal row and close the journal; a row that cannot be finished
+    turns a clean exit into exit 1 (the exit code and line, as they now are)."""
+    try:
+        journal.finish_run(ctx.run_id, DRY if ctx.dry_run and rec.status == FINISHED
+                           else rec.status, exit_code, rec.summary["finished_at"],
+                           rec.summary)
+        rec.html.history = [r.summary for r in
+                            reversed(journal.runs(ctx.job.name, MAX_HISTORY))
+                            if r.summary]
+    except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
+        problem = describe_os_error(exc)
+        ctx.log.error("journal.finish_failed", error=problem)
+        if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
+            # What was sent is journaled item by item, but the run's own record is
+            # not: that is not a clean finish, whatever the items did.
+            exit_code = rec.summary["exit_code"] = EXIT_UNEXPECTED
+            message = f"stopped: the journal could not record the run's end: {problem}"
+            rec.summary["error"] = message
+    finally:
+        journal.close()
+    return exit_code, message
 
 
 def _note_target_change(ctx: RunContext, rec: RunRecord, journal: Store) -> None:

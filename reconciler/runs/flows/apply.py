@@ -40,19 +40,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     journal.start_run(ctx.run_id, ctx.job.name, False, rec.summary["started_at"],
                       target=ctx.target)
     preflight.writable_dir(ctx.folder, "report folder")  # before anything is deleted
-    if saved.target != ctx.target:
-        raise SafetyRefusal(
-            f"the plan was made for target {short(saved.target)}, but job "
-            f"{ctx.job.name!r} now targets {short(ctx.target)}: nothing was deleted; "
-            "make a new plan")
-    if saved.created_at - now > FUTURE_PLAN_SKEW:
-        raise SafetyRefusal(
-            f"the plan was made {(saved.created_at - now) / 3600:.1f} h in the future "
-            "(a clock was wrong): nothing was deleted; make a new one")
-    if now - saved.created_at > rules.max_plan_age:
-        raise SafetyRefusal(
-            f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "
-            f"{rules.max_plan_age / 3600:.1f} h: make a new one")
+    refuse_stale(ctx, saved, now)
     source = read_ids(ctx.job.source)
     rec.summary["source_changed"] = (
         saved_plan.file_sha256(ctx.job.source.path) != saved.source_sha256)
@@ -67,14 +55,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         finally:
             if snapshot is not None:
                 snapshot.close()
-        plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
-                    skipped_reasons=pa.array([], pa.string()), source=stats,
-                    remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
-                                   empty=0, duplicates=0))
-        plan = defer(plan, pc.invert(in_scope_mask(ids, ctx.job.scope)), SKIP_OUT_OF_SCOPE)
-        drifted = pc.or_(pc.is_in(plan.to_delete, value_set=source.cast(pa.string())),
-                         protected_in(ctx, plan.to_delete))
-        plan = defer(plan, drifted, SKIP_DRIFTED)
+        plan = drift_checked(ctx, ids, stats, source, remote)
         remote_size = catalog_size(ctx, plan, remote)
         gates = judge_caps(rules, len(plan.to_delete), remote_size,
                            journal.queued_since(ctx.job.name, now - 86400, ctx.target))
@@ -101,6 +82,38 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         if snapshot is not None:
             snapshot.path.unlink(missing_ok=True)  # refused before the backup took it
     return code, f"applied {saved.run_id}: {message}"
+
+
+def refuse_stale(ctx: RunContext, saved: SavedPlan, now: float) -> None:
+    """A plan for another target, from the future or past ``max_plan_age`` is refused."""
+    rules = ctx.job.safety
+    if saved.target != ctx.target:
+        raise SafetyRefusal(
+            f"the plan was made for target {short(saved.target)}, but job "
+            f"{ctx.job.name!r} now targets {short(ctx.target)}: nothing was deleted; "
+            "make a new plan")
+    if saved.created_at - now > FUTURE_PLAN_SKEW:
+        raise SafetyRefusal(
+            f"the plan was made {(saved.created_at - now) / 3600:.1f} h in the future "
+            "(a clock was wrong): nothing was deleted; make a new one")
+    if now - saved.created_at > rules.max_plan_age:
+        raise SafetyRefusal(
+            f"the plan is {(now - saved.created_at) / 3600:.1f} h old; max_plan_age is "
+            f"{rules.max_plan_age / 3600:.1f} h: make a new one")
+
+
+def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Array,
+                  remote: pa.Array) -> Plan:
+    """The saved ids as a plan, minus those now out of scope, back in the source or
+    protected (``drifted``)."""
+    plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
+                skipped_reasons=pa.array([], pa.string()), source=stats,
+                remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
+                               empty=0, duplicates=0))
+    plan = defer(plan, pc.invert(in_scope_mask(ids, ctx.job.scope)), SKIP_OUT_OF_SCOPE)
+    drifted = pc.or_(pc.is_in(plan.to_delete, value_set=source.cast(pa.string())),
+                     protected_in(ctx, plan.to_delete))
+    return defer(plan, drifted, SKIP_DRIFTED)
 
 
 def distinct_stats(ids: pa.Array) -> IdStats:

@@ -24,6 +24,8 @@ from reconciler.store.saved_plan import SavedPlan
 
 
 def reconcile(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend) -> tuple[int, str]:
+    """A fresh plan: the source against the catalog, judged; a dry run stops there (with
+    ``verify_only``, after reading back earlier deletes), a real run backs up and deletes."""
     now = ctx.clock.utcnow().timestamp()
     backup_store(ctx.config).prune(ctx.job.name, ctx.job.safety.backup_retention, now)
     if ctx.request.report_root is None:
