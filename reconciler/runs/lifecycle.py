@@ -44,6 +44,7 @@ from reconciler.runs.context import (
     report_dir_for,
 )
 from reconciler.runs.signals import StopFlag, graceful_stop
+from reconciler.runs.summary import RunSummary
 from reconciler.store import Store, job_lease, open_store, preflight
 
 EXIT_INTERRUPTED = 130  # Ctrl-C reached the flow (no signal handler installed)
@@ -109,6 +110,7 @@ def run_action(
             finally:
                 store.close()
     assert result is not None
+    summary = RunSummary.assemble(summary).as_json()  # the contract's keys, checked
     message = result.message
     try:
         write_report(folder, summary, result.plan, result.outcomes,

@@ -57,6 +57,7 @@ from reconciler.runs.flows.apply import apply_saved
 from reconciler.runs.flows.reconcile import reconcile
 from reconciler.runs.flows.resume import resume
 from reconciler.runs.signals import StopFlag
+from reconciler.runs.summary import RunSummary
 from reconciler.store import ENVIRONMENT_ERRORS, Store, job_lease, open_store, preflight
 from reconciler.store.journal import DRY, FAILED_RUN, FINISHED, REFUSED
 
@@ -135,11 +136,12 @@ def _execute(ctx: RunContext, rec: RunRecord) -> RunResult:
     rec.summary["exit_code"] = exit_code
     if journal is not None:
         exit_code, message = _finish_row(ctx, rec, journal, exit_code, message)
-    folder, note = _write_report(ctx, rec)
+    summary = RunSummary.assemble(rec.summary).as_json()  # the contract's keys, checked
+    folder, note = _write_report(ctx, rec, summary)
     message += note
-    ctx.log.info("run.finished", **_loggable(rec.summary))
+    ctx.log.info("run.finished", **_loggable(summary))
     return RunResult(
-        ctx.job.name, ctx.run_id, exit_code, folder, rec.summary, message,
+        ctx.job.name, ctx.run_id, exit_code, folder, summary, message,
         rec.outcomes or [], traceback=tb, plan=rec.plan, properties=rec.html.properties,
     )
 
@@ -184,7 +186,8 @@ def _note_target_change(ctx: RunContext, rec: RunRecord, journal: Store) -> None
                     left_alone=left.run_id if left else None)
 
 
-def _write_report(ctx: RunContext, rec: RunRecord) -> tuple[Path, str]:
+def _write_report(ctx: RunContext, rec: RunRecord,
+                  summary: dict[str, Any]) -> tuple[Path, str]:
     """Write the report; when its folder fails, into state_dir instead; else say so.
     (The folder it went to, and what to add to the run's line.)"""
     folders = [ctx.folder]
@@ -194,7 +197,7 @@ def _write_report(ctx: RunContext, rec: RunRecord) -> tuple[Path, str]:
     problems = []
     for folder in folders:
         try:
-            write_report(folder, rec.summary, rec.plan, rec.outcomes, extras=rec.html)
+            write_report(folder, summary, rec.plan, rec.outcomes, extras=rec.html)
         except OSError as exc:
             problems.append(f"{folder}: {describe_os_error(exc)}")
             ctx.log.error("report.failed", folder=str(folder), error=problems[-1])
