@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-browser docs-screenshot lint bench-diff bench-throughput bench-listing \
-	bench-failover clean
+	bench-failover bench-readback clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench-throughput: $(STAMP)
 
 bench-listing: $(STAMP)
 	$(BIN)/python benchmarks/listing.py
+
+# apply's backup: requests per 1,000 ids, one GET per id (before) vs the listing (after).
+bench-readback: $(STAMP)
+	$(BIN)/python benchmarks/readback.py
 
 # Two daemons on one PostgreSQL (pgserver, or RECONCILER_TEST_POSTGRES): one is killed.
 bench-failover: $(STAMP)

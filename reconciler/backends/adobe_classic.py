@@ -148,7 +148,7 @@ SPEC = BackendSpec(
     parse_settings=parse_settings,
     default_base_url="https://recommendations.omniture.com",
     capabilities=Capabilities(lists=False, reads_back=False, restores=False, purges=False,
-                              per_item_answers=False),
+                              per_item_answers=False, lists_properties=False),
     factory=AdobeClassicBackend,
     default_limits={"requests_per_window": 10, "window_seconds": 10.0, "max_batch_ids": 1000,
                     "max_batch_bytes": 8192},

@@ -186,6 +186,7 @@ def parse_settings(t: Table, base: Path) -> AdobeTargetSettings:
 
 class AdobeTargetBackend(HttpBackend):
     name = "adobe-target"
+    lists_properties = False  # catalogsearch is asked for ids only (displayFields: ["id"])
 
     def __init__(self, target: Target, limits: Limits, clock: Clock, *,
                  transport: httpx.BaseTransport | None = None,
@@ -382,7 +383,7 @@ SPEC = BackendSpec(
     parse_settings=parse_settings,
     default_base_url="https://mc.adobe.io",
     capabilities=Capabilities(lists=True, reads_back=True, restores=False, purges=False,
-                              per_item_answers=False),
+                              per_item_answers=False, lists_properties=False),
     factory=AdobeTargetBackend,
     default_limits={"requests_per_window": 50, "window_seconds": 60.0, "max_batch_ids": 1000,
                     "max_batch_bytes": 8192, "list_page_size": 500, "list_window": 501},

@@ -90,6 +90,7 @@ class Backend(Protocol):
 
     name: str
     reads_back: bool  # whether read_back can fetch records (backups need them)
+    lists_properties: bool  # whether inventory() records hold the properties read_back gives
 
     @property
     def budget_key(self) -> str:

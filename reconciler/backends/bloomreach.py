@@ -135,6 +135,7 @@ def parse_settings(t: Table, base: Path) -> BloomreachSettings:
 
 class BloomreachBackend(HttpBackend):
     name = "bloomreach"
+    lists_properties = True  # list items answers each item's properties
 
     def __init__(
         self,
@@ -366,7 +367,7 @@ SPEC = BackendSpec(
     parse_settings=parse_settings,
     default_base_url="https://api.exponea.com",
     capabilities=Capabilities(lists=True, reads_back=True, restores=True, purges=True,
-                              per_item_answers=True),
+                              per_item_answers=True, lists_properties=True),
     factory=BloomreachBackend,
     default_limits={},  # Limits() holds Bloomreach's documented limits
     maxima={"max_batch_ids": 10_000, "max_batch_bytes": 10_000_000, "list_window": 1001},

@@ -54,6 +54,7 @@ class HttpBackend:
     """The shared part of an HTTP adapter; subclasses set ``_http``, ``_shape``, ``_rules``."""
 
     reads_back = True
+    lists_properties = False
     _http: httpx.Client
     _shape: BatchShape
     _rules: AddressRules

@@ -34,6 +34,7 @@ from reconciler.core.table import Table
 class MemoryBackend:
     name = "memory"
     reads_back = True
+    lists_properties = True
 
     def __init__(
         self,
@@ -155,6 +156,6 @@ SPEC = BackendSpec(
     parse_settings=parse_settings,
     default_base_url="memory://",
     capabilities=Capabilities(lists=True, reads_back=True, restores=True, purges=True,
-                              per_item_answers=True),
+                              per_item_answers=True, lists_properties=True),
     factory=make_backend,
 )

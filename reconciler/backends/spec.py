@@ -27,6 +27,9 @@ class Capabilities:
     restores: bool  # restore() recreates items (an upsert)
     purges: bool  # delete_all() empties the catalog (purge also needs ``lists``: a backup)
     per_item_answers: bool  # a bulk delete answers per id (else per batch)
+    # inventory() records carry each item's properties as read_back() gives them, so the
+    # listing a run makes anyway stands for a read-back (backups need no GET per id)
+    lists_properties: bool = False
 
     def missing(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self) if not getattr(self, f.name))

@@ -88,6 +88,7 @@ class EmulatorSettings:
 @dataclass
 class EmulatorStats:
     list_requests: int = 0
+    get_requests: int = 0  # GET .../items/{id}: one item read back
     bulk_delete_requests: int = 0
     bulk_delete_entries: int = 0
     bulk_update_requests: int = 0
@@ -100,6 +101,7 @@ class EmulatorStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "list_requests": self.list_requests,
+            "get_requests": self.get_requests,
             "bulk_delete_requests": self.bulk_delete_requests,
             "bulk_delete_entries": self.bulk_delete_entries,
             "bulk_update_requests": self.bulk_update_requests,
@@ -402,6 +404,7 @@ class Emulator(ServedEmulator):
         return any(isinstance(v, str) and needle in v for v in props)
 
     def _get(self, item_id: str) -> tuple[int, Any, dict[str, str]]:
+        self.stats.get_requests += 1
         if item_id not in self.catalog.items:
             return 404, {"success": False, "error": "Item not found"}, {}
         props = self.catalog.items[item_id]

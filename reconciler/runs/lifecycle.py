@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.core.clock import Clock, SystemClock
@@ -28,54 +27,27 @@ from reconciler.core.errors import (
     SourceError,
 )
 from reconciler.core.fingerprint import target_fingerprint
-from reconciler.core.plan import Plan
 from reconciler.core.settings import Config, Job
 from reconciler.core.states import Action, RunStatus
 from reconciler.logging import get_logger
 from reconciler.report.files import write_report
+from reconciler.runs.backend import default_backend
 from reconciler.runs.capabilities import refuse_unsupported
-from reconciler.runs.executor import Outcome
-from reconciler.runs.runner import (
+from reconciler.runs.context import (
     BackendFactory,
+    Context,
+    FlowResult,
     RunResult,
     base_summary,
-    default_backend,
     iso_now,
     new_run_id,
     report_dir_for,
 )
 from reconciler.runs.signals import StopFlag, graceful_stop
+from reconciler.runs.summary import RunSummary
 from reconciler.store import Store, job_lease, open_store, preflight
 
 EXIT_INTERRUPTED = 130  # Ctrl-C reached the flow (no signal handler installed)
-
-
-@dataclass(frozen=True)
-class Context:
-    """What a flow is given: values, nothing to set."""
-
-    config: Config
-    job: Job
-    run_id: str
-    clock: Clock
-    log: Any
-    store: Store
-    stop: StopFlag
-    factory: BackendFactory
-
-
-@dataclass(frozen=True)
-class FlowResult:
-    """What a flow returns: its exit code, one line, what it adds to summary.json, and its
-    per-item outcomes and plan for the report."""
-
-    exit_code: int
-    message: str
-    summary: dict[str, Any] = field(default_factory=dict)
-    status: RunStatus = RunStatus.FINISHED
-    outcomes: list[Outcome] | None = None
-    plan: Plan | None = None
-    report_action: str = "deleted"  # the CSV the queued ids go to (restored.csv for restore)
 
 
 Flow = Callable[[Context], FlowResult]
@@ -138,6 +110,7 @@ def run_action(
             finally:
                 store.close()
     assert result is not None
+    summary = RunSummary.assemble(summary).as_json()  # the contract's keys, checked
     message = result.message
     try:
         write_report(folder, summary, result.plan, result.outcomes,

@@ -16,11 +16,12 @@ from reconciler.core.clock import Clock, SystemClock
 from reconciler.core.errors import ConfigError
 from reconciler.core.settings import Config, IdFile
 from reconciler.core.states import Action
-from reconciler.runs.capabilities import refuse_unsupported
+from reconciler.runs.backend import default_backend
+from reconciler.runs.capabilities import check_ownership, refuse_unsupported
+from reconciler.runs.context import BackendFactory, RunResult
 from reconciler.runs.flows.purge import Ask, purge_flow
 from reconciler.runs.flows.restore import RestoreInput, restore_flow
 from reconciler.runs.lifecycle import run_action
-from reconciler.runs.runner import BackendFactory, RunResult, check_ownership, default_backend
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import read_ids
 from reconciler.store import backup_store, open_store

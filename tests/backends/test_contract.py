@@ -223,4 +223,19 @@ def test_restore_capability_matches_restore(harness):
 def test_the_adapter_agrees_with_its_declaration(harness):
     """The flows read ``reads_back`` off the adapter; it must say what the spec declares."""
     assert harness.backend.reads_back == harness.spec.capabilities.reads_back
+    assert harness.backend.lists_properties == harness.spec.capabilities.lists_properties
+
+
+def test_a_listing_that_declares_properties_holds_what_read_back_gives(harness):
+    """apply backs up from its listing instead of one GET per id when the backend declares
+    ``lists_properties``: the listed records must then be the items as read back."""
+    if not harness.spec.capabilities.lists_properties:
+        return
+    listed: dict[str, object] = {}
+    harness.backend.inventory(lambda page, _total: listed.update(
+        (r["item_id"], r["properties"]) for r in page))
+    wanted = ["item-00005", "item-01999", "00123", "NA"]
+    assert {r.item_id: dict(r.properties) for r in harness.backend.read_back(wanted)} == {
+        i: listed[i] for i in wanted}
+    assert listed["item-00005"] == {"title": "Item 5"}
     assert harness.backend.name == harness.spec.name

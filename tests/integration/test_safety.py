@@ -6,6 +6,7 @@ import json
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -212,6 +213,36 @@ def test_apply_is_the_way_past_a_cap_and_old_plans_are_refused(tmp_path, catalog
                            "--reason", "again")
     assert stale.returncode == EXIT_REFUSED
     assert "old; max_plan_age is 24.0 h: make a new one" in stale.stderr
+
+
+def test_apply_backs_up_from_its_listing_with_no_read_back_per_id(tmp_path, catalog):
+    """The listing apply makes anyway (the caps need the catalog as it is now) carries each
+    item's current properties: the backup takes them from there, with no GET per id, and
+    an id gone since the plan is skipped as ``already_gone``."""
+    ids = sorted(ITEMS)
+    config = make(tmp_path, catalog, ids[100:], grace_runs=1, grace_period="off")
+    plan_file = tmp_path / "plan.json"
+    planned = run(config, dry_run=True, plan_out=plan_file)
+    assert planned.exit_code == EXIT_OK and planned.summary["to_delete"] == 100
+    with catalog.lock:  # between plan and apply: one item edited, one deleted by someone
+        catalog.catalog.upsert("00007", {"title": "renamed since the plan"}, replace=False)
+        catalog.catalog.remove("00008")
+    saved = saved_plan.load(plan_file, saved_plan.signing_key(config.state_dir))
+    lists_before = catalog.stats.list_requests
+    applied = run(config, apply=saved)
+    assert applied.exit_code == EXIT_OK, applied.message
+    assert catalog.stats.get_requests == 0
+    assert catalog.stats.list_requests - lists_before == applied.summary["inventory"]["requests"]
+    assert applied.summary["skipped"] == {"already_gone": 1}
+    assert applied.summary["backup"] == {"path": applied.summary["backup"]["path"],
+                                         "records": 99, "read_back": 0}
+    from reconciler.store.backups import read_records
+    backup = {r["item_id"]: r["properties"]
+              for r in read_records(Path(applied.summary["backup"]["path"]))}
+    assert backup["00007"] == {"title": "renamed since the plan", "price": 7}
+    assert backup["00009"] == ITEMS["00009"] and "00008" not in backup
+    assert sorted(catalog.stats.deleted) == [i for i in ids[:100] if i != "00008"]
+    assert not list((config.state_dir / "backups" / "products").glob("*.inventory.*"))
 
 
 def test_restore_brings_back_every_deleted_item_with_its_properties(tmp_path, catalog):

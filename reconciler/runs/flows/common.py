@@ -13,8 +13,8 @@ from reconciler.core.batching import BatchShape
 from reconciler.core.plan import IdStats, Plan
 from reconciler.core.states import Outcome as O
 from reconciler.core.states import SkipReason
+from reconciler.runs.context import Context
 from reconciler.runs.executor import ExecutionResult, Executor, Outcome
-from reconciler.runs.lifecycle import Context
 from reconciler.runs.progress import Progress
 from reconciler.store import catalog_budget
 

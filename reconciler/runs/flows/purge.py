@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK, SafetyRefusal
 from reconciler.core.states import RunStatus, SkipReason
+from reconciler.runs.context import Context, FlowResult
 from reconciler.runs.flows.common import (
     addressable,
     counts_summary,
@@ -21,7 +22,6 @@ from reconciler.runs.flows.common import (
     not_done,
     report_plan,
 )
-from reconciler.runs.lifecycle import Context, FlowResult
 from reconciler.runs.progress import Progress
 from reconciler.store import backup_store, backups
 

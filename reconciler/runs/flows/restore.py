@@ -15,6 +15,7 @@ from reconciler.backends.base import Record
 from reconciler.core.batching import BatchShape
 from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from reconciler.core.states import RunStatus, SkipReason
+from reconciler.runs.context import Context, FlowResult
 from reconciler.runs.flows.common import (
     addressable,
     counts_summary,
@@ -22,7 +23,6 @@ from reconciler.runs.flows.common import (
     not_done,
     report_plan,
 )
-from reconciler.runs.lifecycle import Context, FlowResult
 
 
 @dataclass(frozen=True)

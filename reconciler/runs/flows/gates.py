@@ -1,0 +1,131 @@
+"""What a fresh plan must pass before it may delete: scope, protect lists, near
+matches, the source's health, grace, then the caps (the order is explained in safety.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconciler.core.errors import SafetyRefusal, SourceError
+from reconciler.core.gracetime import tick as grace_tick
+from reconciler.core.plan import Plan, defer
+from reconciler.core.safety import (
+    SKIP_NEAR_MATCH,
+    SKIP_PENDING_GRACE,
+    SKIP_PROTECTED,
+    Gate,
+    SourceFacts,
+    grace_split,
+    judge_caps,
+    judge_source,
+    missing_from,
+    near_matches,
+    protected_mask,
+    refusal,
+)
+from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
+from reconciler.core.settings import IdFile
+from reconciler.runs.context import RunContext, RunRecord
+from reconciler.sources.reader import SourceRead, read_source
+from reconciler.store import Store
+
+
+def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: pa.Array,
+          remote: pa.Array, now: float, read: SourceRead | None) -> tuple[Plan, str | None]:
+    """Skip what is not ours to delete, gate the source, defer what is within grace,
+    then cap what is due now (the order is explained in safety.py)."""
+    rules = ctx.job.safety
+    plan = defer(plan, pc.invert(in_scope_mask(plan.to_delete, ctx.job.scope)),
+                 SKIP_OUT_OF_SCOPE)
+    plan = defer(plan, protected_in(ctx, plan.to_delete), SKIP_PROTECTED)
+    near = near_matches(plan.to_delete, source)
+    plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
+    facts = SourceFacts(
+        path=str(ctx.job.source.path),
+        age_seconds=now - (read.identity.mtime if read else
+                           ctx.job.source.path.stat().st_mtime),
+        rows=plan.source.rows, unique=plan.source.unique, empty=plan.source.empty,
+        last_unique=journal.last_source_ids(ctx.job.name, ctx.target),
+        missing_canaries=missing_from(source, rules.canary_ids),
+        near_matches=len(near.ids), near_match_kinds=near.kinds,
+        final_newline=read.final_newline if read else None,
+    )
+    source_gates = judge_source(rules, facts)
+    record_gates(ctx, rec, source_gates)
+    source_reason = refusal(source_gates)
+    if source_reason is not None:
+        raise SafetyRefusal(source_reason)  # a refused source records no absence
+    clock = grace_tick(journal.grace_mark(ctx.job.name, ctx.target), now, ctx.clock.boot())
+    grace = grace_split(plan.to_delete, journal.absences(ctx.job.name, ctx.target), rules,
+                        clock.mark.reading)
+    due, pending = int(grace.due.sum()), int((~grace.due).sum())
+    plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
+    rec.summary["pending_grace"] = pending
+    rec.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
+                            "due": due, "pending": pending, "clock": clock.as_dict()}
+    if clock.disagrees:
+        ctx.log.warning("grace.clocks_disagree", **clock.as_dict(),
+                        detail="the wall clock moved otherwise than the boot clock since "
+                               "the last run; grace counts the smaller")
+    period = "off" if rules.grace_period is None else _hours(rules.grace_period)
+    record_gates(ctx, rec, [Gate(
+        "grace", True, f"{due} ids due, {pending} pending grace "
+        f"(grace_runs {rules.grace_runs} and grace_period {period})",
+        {"due": due, "pending": pending, "grace_runs": rules.grace_runs,
+         "grace_period_seconds": rules.grace_period},
+    )])
+    if not ctx.dry_run:
+        # Recorded before the caps judge: a healthy source's absences count even on a
+        # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
+        journal.replace_absences(ctx.job.name, ctx.target, grace.absences())
+        journal.set_grace_mark(ctx.job.name, ctx.target, clock.mark)
+    cap_gates = judge_caps(rules, len(plan.to_delete), catalog_size(ctx, plan, remote),
+                           journal.queued_since(now - 86400, ctx.target))
+    record_gates(ctx, rec, cap_gates)
+    caps_refusal = refusal(cap_gates)
+    if caps_refusal is not None and ctx.request.plan_out is None:
+        raise SafetyRefusal(caps_refusal)
+    rec.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
+    return plan, caps_refusal
+
+
+def catalog_size(ctx: RunContext, plan: Plan, remote: pa.Array) -> int:
+    """The catalog the caps are a share of: the job's own scope of it, when it has one."""
+    if not ctx.job.scope:
+        return plan.remote.unique
+    owned = remote.filter(in_scope_mask(remote, ctx.job.scope))
+    return int(pc.count_distinct(owned).as_py() or 0)
+
+
+def record_gates(ctx: RunContext, rec: RunRecord, gates: list[Gate]) -> None:
+    rec.summary.setdefault("gates", []).extend(g.as_dict() for g in gates)
+    for gate in gates:
+        (ctx.log.info if gate.passed else ctx.log.error)(
+            "gate", name=gate.name, passed=gate.passed, detail=gate.detail, **gate.numbers)
+
+
+def protected_in(ctx: RunContext, ids: pa.Array) -> pa.Array:
+    rules = ctx.job.safety
+    listed = [protect_list(ctx, path) for path in rules.protect_files]
+    values = pa.concat_arrays([a.cast(pa.string()) for a in listed]) if listed else \
+        pa.array([], pa.string())
+    return protected_mask(ids, rules.protect, values)
+
+
+def protect_list(ctx: RunContext, path: Path) -> pa.Array:
+    """A ``protect = ["file:..."]`` list, read as strictly as the source: one cut
+    short (no line break after its last row) would protect fewer ids."""
+    read = read_source(IdFile(path))
+    if read.final_newline is False and ctx.job.safety.require_final_newline:
+        raise SourceError(
+            f"{path}: the last row of this protect list has no line break: it may be "
+            "cut short (still being written?); nothing was deleted "
+            "(require_final_newline = false accepts it)")
+    return read.ids
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:g} h"

@@ -1,0 +1,65 @@
+"""Finishing an interrupted plan: resend what was not queued, skip what came back."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reconciler.backends.base import Backend
+from reconciler.core.plan import IdStats, Plan
+from reconciler.core.safety import SKIP_PROTECTED
+from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
+from reconciler.core.states import SkipReason
+from reconciler.runs.context import RunContext, RunRecord
+from reconciler.runs.executor import SKIPPED
+from reconciler.runs.flows.gates import protected_in
+from reconciler.runs.flows.send import log_skipped, send_deletes
+from reconciler.sources.reader import read_ids
+from reconciler.store import RunRow, Store
+from reconciler.store.journal import RESUMED
+
+SKIP_BACK_IN_SOURCE = SkipReason.BACK_IN_SOURCE
+
+
+def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
+           old: RunRow) -> tuple[int, str]:
+    at = journal.state_counts(old.run_id)
+    rec.summary["resumed_from"] = old.run_id
+    rec.summary["resumed_at"] = at
+    ctx.log.warning("run.resuming", resumed_from=old.run_id, states=at)
+    source = read_ids(ctx.job.source)  # the plan is re-checked against today's source
+    pending = journal.resendable(old.run_id)
+    pending_ids = pa.array([p.item_id for p in pending], type=source.type)
+    back = pc.is_in(pending_ids, value_set=source)
+    outside = pc.and_(pc.invert(in_scope_mask(pending_ids, ctx.job.scope)),
+                      pc.invert(back))
+    protected = pc.and_(protected_in(ctx, pending_ids), pc.invert(pc.or_(back, outside)))
+    back_ids = pending_ids.filter(back).to_pylist()
+    outside_ids = pending_ids.filter(outside).to_pylist()
+    protected_ids = pending_ids.filter(protected).to_pylist()
+    kept = pc.or_(pc.or_(back, outside), protected)
+    to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
+    journal.record_outcomes(
+        ctx.run_id, old.run_id, None,
+        [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
+        + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
+        + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids],
+        ctx.clock.utcnow().timestamp(),
+    )
+    rec.plan = Plan(
+        to_delete=pa.array(to_send, pa.string()),
+        skipped_ids=pa.array(back_ids + outside_ids + protected_ids, pa.string()),
+        skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
+                                 + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
+                                 + [SKIP_PROTECTED] * len(protected_ids), pa.string()),
+        source=IdStats(rows=len(source), empty=0, duplicates=0),
+        remote=IdStats(rows=0, empty=0, duplicates=0),
+    )
+    rec.summary.update(to_delete=len(to_send), skipped=rec.plan.skipped_counts(),
+                        inventory={"source": "journal", "plan_run": old.run_id})
+    log_skipped(ctx, rec.plan.skipped_ids.to_pylist(),
+                      rec.plan.skipped_reasons.to_pylist())
+    code, message = send_deletes(ctx, rec, journal, backend, old.run_id, to_send)
+    if not journal.resendable(old.run_id):
+        journal.set_status(old.run_id, RESUMED)
+    return code, f"resumed {old.run_id}: {message}"
