@@ -104,7 +104,21 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def human_report(summary: dict[str, Any]) -> str:
     """A short Markdown page an operator can read before trusting the tool."""
-    s = summary
+    lines = _header_lines(summary)
+    if summary.get("action") in ("restore", "purge"):
+        return "\n".join(lines + _operation_lines(summary))
+    lines += _count_lines(summary) + _decision_lines(summary) + _inventory_lines(summary)
+    lines += [
+        "",
+        f"Files: `{DELETES}` (deleted, or would be), `{SKIPPED_CSV}`, `{OUTCOMES}` "
+        f"(every item's outcome), `{SUMMARY}`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _header_lines(s: dict[str, Any]) -> list[str]:
+    """What ran, against what, how it ended, and why it stopped when it did."""
     mode = "dry run, nothing deleted" if s["dry_run"] else "real run"
     title = {"restore": "Restore", "purge": "Purge"}.get(s.get("action", ""), "Reconcile")
     lines = [
@@ -124,11 +138,12 @@ def human_report(summary: dict[str, Any]) -> str:
         lines += ["", f"**Refused: {s['refused']}.** Nothing was deleted."]
     if s.get("error"):
         lines += ["", f"**Stopped: {s['error']}**"]
-    if s.get("action") in ("restore", "purge"):
-        return "\n".join(lines + _operation_lines(s))
+    return lines
+
+
+def _count_lines(s: dict[str, Any]) -> list[str]:
     source = s.get("source", {})
-    inventory = s.get("inventory", {})
-    lines += [
+    return [
         "",
         "| | count |",
         "|---|---:|",
@@ -146,6 +161,11 @@ def human_report(summary: dict[str, Any]) -> str:
         f"| failed / unknown / not sent | {s['failed']} / {s.get('unknown', 0)} / "
         f"{s.get('not_sent', 0)} |",
     ]
+
+
+def _decision_lines(s: dict[str, Any]) -> list[str]:
+    """Read-backs, gates, grace, approval, backup and skips: why each id went or stayed."""
+    lines: list[str] = []
     verified = s.get("verified")
     if isinstance(verified, dict):
         lines += ["", "| verified (earlier deletes read back) | count |", "|---|---:|"]
@@ -157,6 +177,11 @@ def human_report(summary: dict[str, Any]) -> str:
     if s.get("pending_grace"):
         lines += ["", f"Ids pending grace (missing, not yet deleted): {s['pending_grace']}"
                   f" (listed in `{SKIPPED_CSV}` as `pending_grace`)."]
+    clock = (s.get("grace") or {}).get("clock") or {}
+    if clock.get("clocks_disagree"):
+        lines += ["", f"**Clocks disagree**: the wall clock moved "
+                      f"{clock['since_last_run_wall_seconds']} s since the last run, the boot "
+                      f"clock less; grace counted {clock['since_last_run_counted_seconds']} s."]
     if s.get("approved"):
         a = s["approved"]
         lines += ["", f"Approved past a cap by `{a['user']}`: {a['reason']}"]
@@ -166,24 +191,22 @@ def human_report(summary: dict[str, Any]) -> str:
     if s["skipped"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in s["skipped"].items())
         lines += ["", f"Skipped by reason: {reasons}"]
-    if inventory:
-        if s["inventory_complete"]:
-            lines += ["", f"Inventory ({inventory.get('source')}) is complete."]
-        else:
-            lines += [
-                "",
-                f"**Inventory incomplete**: found {inventory.get('found')} of "
-                f"{inventory.get('expected')} ids the server reports. Ids not found cannot be "
-                "deleted this run; nothing outside the source was deleted because of it. "
-                f"{inventory.get('detail', '')}",
-            ]
-    lines += [
+    return lines
+
+
+def _inventory_lines(s: dict[str, Any]) -> list[str]:
+    inventory = s.get("inventory", {})
+    if not inventory:
+        return []
+    if s["inventory_complete"]:
+        return ["", f"Inventory ({inventory.get('source')}) is complete."]
+    return [
         "",
-        f"Files: `{DELETES}` (deleted, or would be), `{SKIPPED_CSV}`, `{OUTCOMES}` "
-        f"(every item's outcome), `{SUMMARY}`.",
-        "",
+        f"**Inventory incomplete**: found {inventory.get('found')} of "
+        f"{inventory.get('expected')} ids the server reports. Ids not found cannot be "
+        "deleted this run; nothing outside the source was deleted because of it. "
+        f"{inventory.get('detail', '')}",
     ]
-    return "\n".join(lines)
 
 
 def _operation_lines(s: dict[str, Any]) -> list[str]:

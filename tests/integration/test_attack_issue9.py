@@ -242,6 +242,8 @@ def test_a_corrected_clock_does_not_shorten_grace(tmp_path, start_emulator):
     assert second.summary["grace"]["clock"] == {
         "since_last_run_wall_seconds": 3 * 3600 + 540.0,
         "since_last_run_counted_seconds": 540.0, "clocks_disagree": True}
+    assert ("**Clocks disagree**: the wall clock moved 11340.0 s since the last run, the boot "
+            "clock less; grace counted 540.0 s.") in (second.report_dir / "report.md").read_text()
 
 
 def test_grace_still_passes_on_one_host_when_its_clocks_agree(tmp_path, start_emulator):
