@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reconciler.backends.adobe_target import AdobeTargetBackend
@@ -11,6 +13,7 @@ from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, FatalApiError
 from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
 from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store.backups import read_records
 from tests.helpers import PERMISSIVE_SAFETY, toml_value, write_config, write_csv
 
 pytestmark = pytest.mark.integration
@@ -123,3 +126,27 @@ def test_searches_and_reads_share_the_deletes_budget_file(tmp_path, adobe):
     assert result.exit_code == EXIT_OK, result.summary
     assert shared.exists() and shared.stat().st_size > 0
 
+
+
+def test_a_runs_backup_holds_the_properties_its_listing_does_not_carry(tmp_path, adobe):
+    """Adobe Target's search lists ids only: the backup reads the deleted ones back, so a
+    restore would bring back their properties, not empty entities."""
+    entities = [f"ent-{n:03d}" for n in range(40)]
+    emulator = adobe({1: entities})
+    source = write_csv(tmp_path / "source.csv", entities[5:])
+    s = emulator.settings
+    target = {"backend": "adobe-target", "base_url": emulator.base_url, "tenant": s.tenant,
+              "environment": 1, "api_key": s.api_key, "token": s.token}
+    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
+            + "[jobs.recs.limits]\nrequests_per_window = 50\nwindow_seconds = 1\n"
+            + "[jobs.recs.safety]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
+    config = load_config(write_config(tmp_path, text))
+    result = run_job(config, config.jobs["recs"], RunRequest(dry_run=False))
+    assert result.exit_code == EXIT_OK and result.summary["deleted"] == 5, result.summary
+    assert result.summary["backup"]["read_back"] == 5
+    records = sorted(read_records(Path(result.summary["backup"]["path"])),
+                     key=lambda r: r["item_id"])
+    assert [(r["item_id"], r["properties"]["name"]) for r in records] == [
+        (f"ent-{n:03d}", f"Entity ent-{n:03d}") for n in range(5)]

@@ -144,15 +144,16 @@ def listed_records(ctx: RunContext, rec: RunRecord, backend: Backend,
                    ) -> tuple[list[dict[str, Any]], list[str]]:
     """The backup's records from the listing this run made anyway, and the ids that
     still had to be read back one GET each (through the read budget): the listed ids
-    when the listing carries no properties (Adobe Target's search), and, on apply
-    (``missing_reason``), ids an incomplete listing did not show (not proven gone)."""
+    when the listing carries no properties (Adobe Target's search: a backup of bare ids
+    would restore empty items), and, on apply (``missing_reason``), ids an incomplete
+    listing did not show (not proven gone)."""
     records = list(backups.records_for(snapshot.path, wanted))
     snapshot.path.unlink()
     if not backend.reads_back:
         return records, []
     listed = {str(r["item_id"]) for r in records}
     read_back: list[str] = []
-    if missing_reason and not backend.lists_properties:
+    if not backend.lists_properties:
         read_back, records = sorted(listed), []
     if missing_reason and not rec.summary.get("inventory_complete"):
         read_back += sorted(wanted - listed)
