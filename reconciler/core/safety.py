@@ -301,7 +301,15 @@ _ASCII_QUOTES = "\"'`"
 _DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
 _SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
 _DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
-_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?(?P<e>[0-9]+)$"  # 1.23457e+11
+# 1.23457e+11; 1.23457e+06 as C's printf("%g") writes it (the exponent's zeros dropped)
+_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?0*(?P<e>[0-9]+)$"
+# 123,00: a decimal comma; 1,000 is read as a thousand (an English digit group), not as 1.
+_COMMA_DECIMAL = r"^[0-9]+,(?:0{0,2}|0{4,})$"
+# A number with digit groups, as a spreadsheet's number format writes it to CSV:
+# 1,234,567 (English), 1.234.567 or 1.234,00 (German), 1'234'567 (Swiss); or with a
+# decimal comma alone: 123,00.
+_GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$|^[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?$" \
+    r"|^[0-9]{1,3}(?:'[0-9]{3})+(?:\.[0-9]*)?$|" + _COMMA_DECIMAL
 _MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
@@ -339,6 +347,9 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
         lowered = pc.utf8_lower(composed)
         lowered = pc.replace_substring(pc.replace_substring(lowered, "\u00df", "ss"),
                                        "\u03c2", "\u03c3")
+        # A Turkish-locale lower case turns ``I`` into a dotless i (U+0131), ``ITEM`` into
+        # ``\u0131tem``.
+        lowered = pc.replace_substring(lowered, "\u0131", "i")
     sheet = pc.replace_substring_regex(lowered, _SPREADSHEET, r"\1") if has("='") else lowered
     if ascii_only:
         punct = pc.ascii_trim(sheet, _ASCII_QUOTES) if has(_ASCII_QUOTES) else sheet
@@ -346,7 +357,10 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
         punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
     number = punct
     # Each regex runs only when a cheap test finds an id it may change (the usual: none).
-    if has(".") and pc.any(pc.ascii_is_decimal(
+    grouped = has(",.'") and pc.any(pc.match_substring_regex(number, _GROUPED)).as_py()
+    if grouped:
+        number = _ungrouped(number)
+    if (has(".") or grouped) and pc.any(pc.ascii_is_decimal(
             pc.replace_substring(number, ".", "", max_replacements=1))).as_py():
         number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
     if has("eE") and has("+.") and pc.any(pc.starts_with(
@@ -359,6 +373,19 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
     return [blank, composed, lowered, sheet, punct, number,
             pc.if_else(decimal, unpadded, number)]
+
+
+def _ungrouped(ids: pa.Array) -> pa.Array:
+    """Numbers with digit groups (``_GROUPED``) as plain decimals (``1,234,567.00`` ->
+    ``1234567.00``, ``1.234,00`` -> ``1234.00``, ``123,00`` -> ``123.00``), which the
+    decimal step then reads back as integers; other ids unchanged."""
+    grouped = pc.fill_null(pc.match_substring_regex(ids, _GROUPED), False)
+    english = pc.replace_substring(pc.replace_substring(ids, ",", ""), "'", "")
+    german = pc.replace_substring(pc.replace_substring(ids, ".", ""), ",", ".")
+    comma_decimal = pc.or_(pc.match_substring_regex(ids, r"^[0-9]{1,3}(?:\.[0-9]{3})+"),
+                           pc.match_substring_regex(ids, _COMMA_DECIMAL))
+    plain = pc.if_else(comma_decimal, german, english)
+    return pc.if_else(grouped, plain, ids)
 
 
 def _scientific(ids: pa.Array) -> pa.Array:
@@ -529,7 +556,7 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
-_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.eE+"  # the bytes that call for an ASCII step
+_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+"  # the bytes that call for an ASCII step
 
 
 def _bytes_present(ids: pa.Array) -> np.ndarray:

@@ -101,7 +101,10 @@ def read_source(spec: IdFile) -> SourceRead:
     except SourceError:
         raise
     except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowTypeError, OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+        explained = _explain(exc)
+        if kind == "csv" and explained == _NOT_UTF8:
+            explained = _where_not_utf8(path, spec.id_column)
+        raise SourceError(f"{path}: cannot read: {explained}") from None
     after = FileIdentity.of(path) if path.exists() else None
     if after != before:
         raise SourceError(_changed(path))
@@ -173,6 +176,8 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
               else path.open("rb", buffering=0))
     with opened as stream:
         first = bytes(stream.read(_BLOCK))
+        if kind := _not_csv(first, compression):
+            raise SourceError(f"{path}: cannot read: not CSV text but {kind}")
         try:
             header = _header(first)
         except SourceError as exc:
@@ -254,7 +259,29 @@ def _header(first: bytes) -> list[str]:
         "".join(header).encode("utf-8")
     except UnicodeEncodeError:
         raise SourceError("not valid UTF-8 text") from None
+    if any("\x00" in name for name in header):  # UTF-16 without a BOM: valid, but NULs
+        raise SourceError("not valid UTF-8 text: it holds NUL bytes (UTF-16?)")
     return header
+
+
+# A file saved under a .csv name that is something else (the header would read as garbage).
+_MAGIC = ((b"\x1f\x8b", "a gzip file (a .csv.gz name would read it)"),
+          (b"PK\x03\x04", "a zip archive (a zipped export or an .xlsx workbook)"),
+          (b"PAR1", "a Parquet file (a .parquet name would read it)"),
+          (b"\xfd7zXZ\x00", "an xz file"),
+          (b"\xff\xfe", "UTF-16 text (export it as UTF-8)"),
+          (b"\xfe\xff", "UTF-16 text (export it as UTF-8)"),
+          (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"))
+
+
+def _not_csv(first: bytes, compression: str | None) -> str | None:
+    """What a file is when its first bytes are another format's magic number, or None."""
+    kind = next((kind for magic, kind in _MAGIC if first.startswith(magic)), None)
+    if kind and first.startswith(b"PAR1") and b"\x00" not in first[:256]:
+        return None  # a header that happens to start with "PAR1"
+    if kind and compression and first.startswith(b"\x1f\x8b"):
+        return "a gzip file: it was compressed twice"
+    return kind
 
 
 def _end_row(header: list[str], id_column: str) -> bytes:
@@ -312,7 +339,11 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
     """Refuse a row whose id is a column name: the header again, as when two exports are
     concatenated (``cat a.csv b.csv``), perhaps with the columns in another order. Read
     as data, its second part's ids would sit in another column and look missing."""
-    hit = pc.is_in(ids, value_set=pa.array(sorted(set(header)), pa.string()))
+    # A second export's header keeps its BOM mid-file (both saved by Excel, say), where the
+    # reader leaves it in the id: "\ufefftitle", or '\ufeff"title"' when it was quoted.
+    names = {spelling for name in header
+             for spelling in (name, "\ufeff" + name, '\ufeff"' + name + '"')}
+    hit = pc.is_in(ids, value_set=pa.array(sorted(names), pa.string()))
     if not pc.any(hit).as_py():
         return
     index = pc.index(hit, True).as_py()
@@ -341,10 +372,44 @@ def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
     yield from sorted(found, key=lambda b: (b == 0, b))
 
 
+_NOT_UTF8 = "not valid UTF-8 text"
+
+
+def _where_not_utf8(path: Path, id_column: str) -> str:
+    """Which row's id is not UTF-8 (Arrow does not say), found on an error path only: the
+    id column read again as bytes, and halves of it checked until one row is left."""
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            raw = pacsv.read_csv(stream, parse_options=pacsv.ParseOptions(
+                newlines_in_values=True), convert_options=pacsv.ConvertOptions(
+                include_columns=[id_column], column_types={id_column: pa.binary()})
+            ).column(id_column).combine_chunks()
+    except (pa.ArrowInvalid, OSError):
+        return _NOT_UTF8
+    low, high = 0, len(raw)
+    if _is_utf8(raw):
+        return _NOT_UTF8
+    while high - low > 1:  # invariant: raw[low:high] holds a value that is not UTF-8
+        middle = (low + high) // 2
+        low, high = (low, middle) if not _is_utf8(raw.slice(low, middle - low)) else (
+            middle, high)
+    return (f"row {low + 2}: the id is {_NOT_UTF8} (is the export Latin-1 or "
+            "Windows-1252, or cut short?)")
+
+
+def _is_utf8(values: pa.Array) -> bool:
+    try:
+        values.cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _explain(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "invalid UTF8" in text or "invalid utf8" in text.lower():
-        return "not valid UTF-8 text"
+        return _NOT_UTF8
     if text == "Empty CSV file" or text.startswith("CSV parse error: Empty CSV file"):
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:

@@ -52,6 +52,18 @@ def near(to_delete, source):
     (["123456789012", "123449999999", "123460000000"], ["1.23457E+11"],
      ["123456789012"], {"number": 1}),
     (["999999500000"], ["1.00000E+12"], ["999999500000"], {"number": 1}),
+    # A spreadsheet's number formats: digit groups, a decimal comma; printf's "%g".
+    (["1234567"], ["1,234,567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1.234.567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1'234'567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1,234,567.00"], ["1234567"], {"number": 1}),
+    (["1234"], ["1.234,00"], ["1234"], {"number": 1}),
+    (["123"], ["123,00"], ["123"], {"number": 1}),
+    (["1000", "1"], ["1,000"], ["1000"], {"number": 1}),  # a thousand, not one
+    (["1234567"], ["1.23457e+06"], ["1234567"], {"number": 1}),
+    (["12,34", "1,2,3", "a,b"], ["1234", "123", "ab"], [], {}),  # not digit groups
+    # A Turkish-locale lower case: ``I`` became a dotless i (U+0131).
+    (["ITEM-1"], ["\u0131tem-1"], ["ITEM-1"], {"case": 1}),
     (["caf\u00e9"], ["caf\u00c3\u00a9"], ["caf\u00e9"], {"encoding": 1}),
     (["caf\u00c3\u00a9"], ["caf\u00e9"], ["caf\u00c3\u00a9"], {"encoding": 1}),
     # A misdecoded spelling already in normal form (lower case): probed all the same.

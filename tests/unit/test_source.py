@@ -65,7 +65,8 @@ def test_missing_column_names_the_columns(tmp_path):
 def test_not_utf8(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("item_id\ncaf\u00e9\n".encode("latin-1"))
-    assert source_error(path) == f"{path}: cannot read: not valid UTF-8 text"
+    assert source_error(path) == (f"{path}: cannot read: row 2: the id is not valid UTF-8 "
+                                  "text (is the export Latin-1 or Windows-1252, or cut short?)")
 
 
 def test_empty_file(tmp_path):
@@ -123,9 +124,11 @@ REFUSED_CSV = [
     ("duplicated_id_column", b"item_id,title,item_id\n1,2,3\n",
      "the header names column 'item_id' 2 times (columns 1, 3); which one holds the ids is "
      "ambiguous"),
-    ("latin1", "item_id\ncaf\u00e9\n".encode("latin-1"), "cannot read: not valid UTF-8 text"),
+    ("latin1", "item_id\ncaf\u00e9\n".encode("latin-1"),
+     "cannot read: row 2: the id is not valid UTF-8 text (is the export Latin-1 or "
+     "Windows-1252, or cut short?)"),
     ("utf16", "item_id\nabc\n".encode("utf-16"),
-     "cannot read: not valid UTF-8 text (in the header row)"),
+     "cannot read: not CSV text but UTF-16 text (export it as UTF-8)"),
     ("ragged", b"item_id,title\na,1\nb,2,3\n",
      "cannot read: CSV parse error: Expected 2 columns, got 3: b,2,3"),
     ("semicolons", b"item_id;title\na;1\n", "no column 'item_id' (columns: item_id;title)"),
@@ -135,6 +138,25 @@ REFUSED_CSV = [
     ("header_repeated_in_another_order", b"item_id,title\na,x\ntitle,item_id\ny,b\n",
      "row 3: the id 'title' is a column name: the header repeated mid-file (two exports "
      "concatenated?); column 'item_id' would not hold the ids after it"),
+    # Two exports saved with a BOM and concatenated: the second header keeps its BOM.
+    ("header_repeated_with_a_bom", b"item_id,title\na,x\n\xef\xbb\xbftitle,item_id\ny,b\n",
+     "row 3: the id '\\ufefftitle' is a column name: the header repeated mid-file (two "
+     "exports concatenated?); column 'item_id' would not hold the ids after it"),
+    ("header_repeated_quoted_with_a_bom",
+     b'item_id,title\na,x\n\xef\xbb\xbf"title","item_id"\ny,b\n',
+     "row 3: the id '\\ufeff\"title\"' is a column name: the header repeated mid-file (two "
+     "exports concatenated?); column 'item_id' would not hold the ids after it"),
+    ("latin1_row_named", "item_id\na\nb\ncaf\u00e9\nd\n".encode("latin-1"),
+     "cannot read: row 4: the id is not valid UTF-8 text (is the export Latin-1 or "
+     "Windows-1252, or cut short?)"),
+    ("utf16_without_bom", "item_id\nabc\n".encode("utf-16-le"),
+     "cannot read: not valid UTF-8 text: it holds NUL bytes (UTF-16?) (in the header row)"),
+    ("gzip_named_csv", gzip.compress(b"item_id\na\n", mtime=0),
+     "cannot read: not CSV text but a gzip file (a .csv.gz name would read it)"),
+    ("zip_named_csv", b"PK\x03\x04\x14\x00\x00\x00\x00\x00products.csvitem_id\na\n",
+     "cannot read: not CSV text but a zip archive (a zipped export or an .xlsx workbook)"),
+    ("parquet_named_csv", b"PAR1\x15\x04\x15\x00item_id\x00\n",
+     "cannot read: not CSV text but a Parquet file (a .parquet name would read it)"),
 ]
 
 
@@ -163,6 +185,7 @@ ACCEPTED_CSV = [
     ("header_only_no_newline", b"item_id", [], False),
     ("last_row_without_newline", b"item_id,title\n1,x\n2,y", ["1", "2"], False),
     ("quoted_header_spanning_lines", b'"ti\ntle",item_id\nx,a\ny,b\n', ["a", "b"], True),
+    ("header_starting_with_par1", b"PAR1,item_id\nx,a\n", ["a"], True),
 ]
 
 
