@@ -320,8 +320,9 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     digits, ligatures), lower case with the common case folds (``ß`` -> ``ss``), a
     spreadsheet's text markers removed (``="123"``, ``'123``), dashes as hyphens and
     surrounding quotes stripped, numbers as a spreadsheet spells them read back (``123.0``
-    -> ``123``; ``1.23457E+11`` -> a key that the ids it may have rounded share, see
-    ``_scientific_keys``), and for ids of ASCII digits only, no leading zeros.
+    and ``123,00`` -> ``123``, ``1,234,567`` -> ``1234567``; ``1.23457E+11`` -> a key
+    that the ids it may have rounded share, see ``_scientific_keys``), and for ids of
+    ASCII digits only, no leading zeros.
 
     ``ascii_only`` (every id is ASCII) takes the ASCII kernels; ``present`` (which bytes
     occur in the ids' data) skips the steps that would change nothing.
