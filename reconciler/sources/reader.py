@@ -184,7 +184,7 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
             raise SourceError(f"{path}: cannot read: {exc} (in the header row)") from None
         if first and id_column not in header:
             raise SourceError(
-                f"{path}: no column {id_column!r} (columns: {', '.join(header) or 'none'})")
+                f"{path}: no column {id_column!r} (columns: {_names(header)})")
         positions = [n + 1 for n, name in enumerate(header) if name == id_column]
         if len(positions) > 1:
             raise SourceError(
@@ -274,6 +274,15 @@ _MAGIC = ((b"\x1f\x8b", "a gzip file (a .csv.gz name would read it)"),
           (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"))
 
 
+def _names(names: list[str], most: int = 10) -> str:
+    """Column names for a one-line message: a few, each short, the invisible shown (a
+    BOM, a tab, a trailing space); a JSON or HTML file's first line does not fill it."""
+    shown = [n if n.isprintable() and n == n.strip() else repr(n) for n in names[:most]]
+    shown = [n if len(n) <= 40 else n[:40] + "..." for n in shown]
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return ", ".join(shown) + more if shown else "none"
+
+
 def _not_csv(first: bytes, compression: str | None) -> str | None:
     """What a file is when its first bytes are another format's magic number, or None."""
     kind = next((kind for magic, kind in _MAGIC if first.startswith(magic)), None)
@@ -296,7 +305,7 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
     schema = pq.read_schema(path)
     if spec.id_column not in schema.names:
         raise SourceError(
-            f"{path}: no column {spec.id_column!r} (columns: {', '.join(schema.names)})"
+            f"{path}: no column {spec.id_column!r} (columns: {_names(schema.names)})"
         )
     positions = [n + 1 for n, name in enumerate(schema.names) if name == spec.id_column]
     if len(positions) > 1:
