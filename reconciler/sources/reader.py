@@ -130,6 +130,7 @@ class _Framed(io.RawIOBase):
     def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
         self._stream, self._pending, self._end_row = stream, first, end_row
         self.read_bytes, self.last_byte = len(first), first[-1:]
+        self.breaks = [first.count(b"\n"), first.count(b"\r")]  # line feeds, returns
         self._done = not first
         if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
             self._pending += self._tail()
@@ -158,6 +159,8 @@ class _Framed(io.RawIOBase):
         if data:
             self.read_bytes += len(data)
             self.last_byte = bytes(data[-1:])
+            self.breaks[0] += data.count(b"\n")
+            self.breaks[1] += data.count(b"\r")
             return bytes(data)
         self._done = True
         return self._tail()
@@ -214,7 +217,48 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
         raise SourceError(_unclosed(path, size + 1 if size else None))
     if compression is None and framed.read_bytes != path.stat().st_size:
         raise SourceError(_changed(path))
+    lines = framed.breaks[0] or framed.breaks[1]  # lines end in LF or CRLF, or in CR only
+    if len(header) > 1 and lines > size:  # more line breaks than the rows and the header
+        _refuse_swallowed_rows(path, compression, header, id_column)
     return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header
+
+
+def _refuse_swallowed_rows(path: Path, compression: str | None, header: list[str],
+                           id_column: str) -> None:
+    """Refuse a value of another column that holds lines looking like whole rows.
+
+    A stray quote in a title, closed by a stray quote rows later (or a backslash-escaped
+    quote, ``\\"``, that CSV reads as an open one), makes one multi-line title of the rows
+    between, and their ids look missing. Asked only when the file has more line breaks
+    than rows (blank lines, or values holding line breaks), so the usual export pays
+    nothing; a line inside a value "looks like a row" when it splits into as many cells
+    as the header has and its id cell is not blank and holds no space.
+    """
+    at = header.index(id_column)
+    with pa.input_stream(str(path), compression=compression) as stream:
+        table = pacsv.read_csv(
+            stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), null_values=[],
+                strings_can_be_null=False))
+    for n, name in enumerate(table.column_names):
+        if n == at:
+            continue
+        values = table.column(n)
+        broken = pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))
+        for row in pc.indices_nonzero(broken).to_pylist():
+            rows = [line for line in str(values[row].as_py()).splitlines()[1:]
+                    if _looks_like_a_row(line, len(header), at)]
+            if rows:
+                raise SourceError(
+                    f"{path}: row {row + 2}: column {name!r} holds {len(rows)} line(s) that "
+                    f"look like rows (the first: {rows[0][:40]!r}); a stray quote swallowed "
+                    "them? Their ids would look missing")
+
+
+def _looks_like_a_row(line: str, cells: int, at: int) -> bool:
+    parts = line.split(",")
+    return len(parts) == cells and bool(parts[at]) and not any(c.isspace() for c in parts[at])
 
 
 def _reads_without_end_row(path: Path, compression: str | None,

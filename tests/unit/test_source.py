@@ -155,6 +155,16 @@ REFUSED_CSV = [
      "cannot read: not CSV text but a gzip file (a .csv.gz name would read it)"),
     ("zip_named_csv", b"PK\x03\x04\x14\x00\x00\x00\x00\x00products.csvitem_id\na\n",
      "cannot read: not CSV text but a zip archive (a zipped export or an .xlsx workbook)"),
+    # A stray quote in a title closed by one rows later; a backslash-escaped quote (\\").
+    ("stray_quote_in_title_closed_later", b'item_id,title\na,"12 inch\nb,x\nc,24"\nd,y\n',
+     "row 2: column 'title' holds 2 line(s) that look like rows (the first: 'b,x'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("backslash_escaped_quote", b'item_id,title\na,"12\\""\nb,x\nc,"24\\" TV"\nd,y\n',
+     "row 2: column 'title' holds 2 line(s) that look like rows (the first: 'b,x'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("stray_quote_before_the_id_column", b'title,item_id\n"x,1\ny,2\nz",3\nw,4\n',
+     "row 2: column 'title' holds 1 line(s) that look like rows (the first: 'y,2'); a stray "
+     "quote swallowed them? Their ids would look missing"),
     ("parquet_named_csv", b"PAR1\x15\x04\x15\x00item_id\x00\n",
      "cannot read: not CSV text but a Parquet file (a .parquet name would read it)"),
 ]
@@ -186,6 +196,9 @@ ACCEPTED_CSV = [
     ("last_row_without_newline", b"item_id,title\n1,x\n2,y", ["1", "2"], False),
     ("quoted_header_spanning_lines", b'"ti\ntle",item_id\nx,a\ny,b\n', ["a", "b"], True),
     ("header_starting_with_par1", b"PAR1,item_id\nx,a\n", ["a"], True),
+    ("multiline_description_with_commas",
+     b'item_id,title,desc\n1,x,"Soft cotton,\nmachine washable, 30C"\n2,y,"a\r\nb"\n',
+     ["1", "2"], True),
 ]
 
 
