@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,9 +93,10 @@ def read_source(spec: IdFile) -> SourceRead:
     before = FileIdentity.of(path)
     final_newline: bool | None = None
     header: list[str] = []
+    suspect = False  # the other columns may hide rows (see _refuse_hidden_rows)
     try:
         if kind == "csv":
-            column, final_newline, header = _read_csv(path, spec.id_column)
+            column, final_newline, header, suspect = _read_csv(path, spec.id_column)
             first_row = 2
         else:
             column, first_row = _read_parquet(path, spec), 1
@@ -112,6 +114,8 @@ def read_source(spec: IdFile) -> SourceRead:
     _refuse_control_characters(path, ids, first_row)
     if header:
         _refuse_repeated_header(path, ids, header, spec.id_column)
+    if suspect:
+        _refuse_hidden_rows(path, header, spec.id_column)
     return SourceRead(ids=ids, identity=before, final_newline=final_newline)
 
 
@@ -127,10 +131,13 @@ class _Framed(io.RawIOBase):
     """The file's bytes, then (unless it is empty) a line break if the last row lacks one,
     then one end-marker row. Records the last byte and how many bytes were read."""
 
-    def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
+    def __init__(self, stream: Any, first: bytes, end_row: bytes, needle: bytes) -> None:
         self._stream, self._pending, self._end_row = stream, first, end_row
         self.read_bytes, self.last_byte = len(first), first[-1:]
         self.breaks = [first.count(b"\n"), first.count(b"\r")]  # line feeds, returns
+        # How often the id column's name occurs (more than in the header: repeated?).
+        self._needle, self.needles = needle, first.count(needle)
+        self._carry = first[-len(needle) + 1:] if len(needle) > 1 else b""
         self._done = not first
         if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
             self._pending += self._tail()
@@ -161,6 +168,10 @@ class _Framed(io.RawIOBase):
             self.last_byte = bytes(data[-1:])
             self.breaks[0] += data.count(b"\n")
             self.breaks[1] += data.count(b"\r")
+            if self._carry:  # the name may straddle two blocks
+                self.needles += (self._carry + data[:len(self._needle) - 1]).count(self._needle)
+                self._carry = bytes(data[-len(self._needle) + 1:])
+            self.needles += data.count(self._needle)
             return bytes(data)
         self._done = True
         return self._tail()
@@ -171,7 +182,7 @@ class _Framed(io.RawIOBase):
         return len(data)
 
 
-def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str]]:
+def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str], bool]:
     compression = "gzip" if path.name.lower().endswith(".gz") else None
     # Plain files are read with Python's unbuffered reads (one copy, straight into bytes);
     # gzip goes through Arrow's decompressing stream.
@@ -194,7 +205,7 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
                 f"{path}: the header names column {id_column!r} {len(positions)} times "
                 f"(columns {', '.join(map(str, positions))}); which one holds the ids is "
                 "ambiguous")
-        framed = _Framed(stream, first, _end_row(header, id_column))
+        framed = _Framed(stream, first, _end_row(header, id_column), id_column.encode())
         convert = pacsv.ConvertOptions(
             include_columns=[id_column],
             column_types={id_column: pa.string()},
@@ -218,33 +229,47 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
     if compression is None and framed.read_bytes != path.stat().st_size:
         raise SourceError(_changed(path))
     lines = framed.breaks[0] or framed.breaks[1]  # lines end in LF or CRLF, or in CR only
-    if len(header) > 1 and lines > size:  # more line breaks than the rows and the header
-        _refuse_swallowed_rows(path, compression, header, id_column)
-    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header
+    # More line breaks than the rows and the header, or the id column's name past the
+    # header: only then are the other columns read, for rows hidden in them.
+    named = re.split(rb"[\r\n]", first, maxsplit=1)[0].count(id_column.encode())
+    suspect = len(header) > 1 and (lines > size or framed.needles > named)
+    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header, suspect
 
 
-def _refuse_swallowed_rows(path: Path, compression: str | None, header: list[str],
-                           id_column: str) -> None:
-    """Refuse a value of another column that holds lines looking like whole rows.
+def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
+    """Refuse rows that another column hides from the id column.
 
     A stray quote in a title, closed by a stray quote rows later (or a backslash-escaped
     quote, ``\\"``, that CSV reads as an open one), makes one multi-line title of the rows
-    between, and their ids look missing. Asked only when the file has more line breaks
-    than rows (blank lines, or values holding line breaks), so the usual export pays
-    nothing; a line inside a value "looks like a row" when it splits into as many cells
-    as the header has and its id cell is not blank and holds no space.
+    between: a line inside a value "looks like a row" when it splits into as many cells as
+    the header has and its id cell is not blank and holds no space. And a second export's
+    header mid-file (``cat a.csv b.csv``) that names its columns otherwise puts the id
+    column's name in another column, and the ids after it there. Either way their ids
+    would look missing. Asked only when the file has more line breaks than rows, or holds
+    the id column's name past the header, so the usual export pays nothing.
     """
     at = header.index(id_column)
-    with pa.input_stream(str(path), compression=compression) as stream:
-        table = pacsv.read_csv(
-            stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(header, pa.string()), null_values=[],
-                strings_can_be_null=False))
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pacsv.read_csv(
+                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
+                    strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
     for n, name in enumerate(table.column_names):
         if n == at:
             continue
         values = table.column(n)
+        named = pc.equal(pc.utf8_trim(pc.utf8_ltrim(values, "\ufeff"), "\" "), id_column)
+        if pc.any(named).as_py():
+            row = pc.index(named, True).as_py()
+            raise SourceError(
+                f"{path}: row {row + 2}: column {name!r} holds {values[row].as_py()!r}, the id "
+                "column's name: the header repeated mid-file (two exports concatenated?); "
+                f"column {id_column!r} would not hold the ids after it")
         broken = pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))
         for row in pc.indices_nonzero(broken).to_pylist():
             rows = [line for line in str(values[row].as_py()).splitlines()[1:]
