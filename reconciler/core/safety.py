@@ -310,6 +310,7 @@ _COMMA_DECIMAL = r"^[0-9]+,(?:0{0,2}|0{4,})$"
 # decimal comma alone: 123,00.
 _GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$|^[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?$" \
     r"|^[0-9]{1,3}(?:'[0-9]{3})+(?:\.[0-9]*)?$|" + _COMMA_DECIMAL
+_ARABIC_DIGITS = r"[\x{660}-\x{669}\x{6f0}-\x{6f9}]"  # UTF-8 lead bytes 0xD9, 0xDB
 _MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
@@ -345,6 +346,9 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     else:
         blank = pc.replace_substring_regex(ids, _BLANKS, "")
         composed = pc.utf8_normalize(blank, "NFKC")
+        if has("\xd9\xdb") and pc.any(pc.match_substring_regex(
+                composed, _ARABIC_DIGITS)).as_py():
+            composed = _western_digits(composed)
         lowered = pc.utf8_lower(composed)
         lowered = pc.replace_substring(pc.replace_substring(lowered, "\u00df", "ss"),
                                        "\u03c2", "\u03c3")
@@ -374,6 +378,15 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
     return [blank, composed, lowered, sheet, punct, number,
             pc.if_else(decimal, unpadded, number)]
+
+
+def _western_digits(ids: pa.Array) -> pa.Array:
+    """Arabic-Indic and Persian digits (which NFKC keeps) as ASCII digits: the numbers an
+    Arabic- or Persian-locale tool writes (``١٢٣`` -> ``123``)."""
+    for value in range(10):
+        for zero in (0x0660, 0x06F0):
+            ids = pc.replace_substring(ids, chr(zero + value), str(value))
+    return ids
 
 
 def _ungrouped(ids: pa.Array) -> pa.Array:
@@ -557,7 +570,7 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
-_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+"  # the bytes that call for an ASCII step
+_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+\xd9\xdb"  # the bytes that call for an ASCII step
 
 
 def _bytes_present(ids: pa.Array) -> np.ndarray:

@@ -358,15 +358,15 @@ def test_cyrillic_look_alike_letters_delete_nothing(tmp_path, start_emulator):
     assert_none_deleted(emulator, DASHED, results)
 
 
-@pytest.mark.xfail(strict=True, reason="digits of other scripts are not near matches: NFKC "
-                   "keeps Arabic-Indic digits (U+0660-0669), so numeric ids exported by an "
-                   "Arabic-locale tool look missing and are deleted after grace")
 def test_arabic_indic_digits_delete_nothing(tmp_path, start_emulator):
+    """Fixed: NFKC keeps Arabic-Indic digits (U+0660-0669), so numeric ids exported by an
+    Arabic-locale tool looked missing and were deleted after grace."""
     emulator = start_emulator({**PLAIN, **NUMERIC}, bulk_requests_per_window=100)
     arabic = {ord(c): 0x0660 + int(c) for c in "0123456789"}
     config = spelled_export(tmp_path, emulator, NUMERIC, lambda i: i.translate(arabic))
     results = runs_an_hour_apart(config, now_clock())
     assert_none_deleted(emulator, NUMERIC, results)
+    assert all(r.summary["refused"].startswith("near_match: 100 ids") for r in results)
 
 
 # -- 4. Quotes in other columns that swallow rows ----------------------------------------------

@@ -62,6 +62,9 @@ def near(to_delete, source):
     (["1000", "1"], ["1,000"], ["1000"], {"number": 1}),  # a thousand, not one
     (["1234567"], ["1.23457e+06"], ["1234567"], {"number": 1}),
     (["12,34", "1,2,3", "a,b"], ["1234", "123", "ab"], [], {}),  # not digit groups
+    # Arabic-Indic and Persian digits, which NFKC keeps.
+    (["123", "1007"], ["\u0661\u0662\u0663", "\u06f1\u06f0\u06f0\u06f7"], ["123", "1007"],
+     {"unicode": 2}),
     # A Turkish-locale lower case: ``I`` became a dotless i (U+0131).
     (["ITEM-1"], ["\u0131tem-1"], ["ITEM-1"], {"case": 1}),
     (["caf\u00e9"], ["caf\u00c3\u00a9"], ["caf\u00e9"], {"encoding": 1}),
