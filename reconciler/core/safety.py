@@ -362,12 +362,15 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
         punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
     number = punct
     # Each regex runs only when a cheap test finds an id it may change (the usual: none).
-    grouped = has(",.'") and pc.any(pc.match_substring_regex(number, _GROUPED)).as_py()
-    if grouped:
-        number = _ungrouped(number)
-    if (has(".") or grouped) and pc.any(pc.ascii_is_decimal(
-            pc.replace_substring(number, ".", "", max_replacements=1))).as_py():
-        number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+    separators = [char for char in ".,'" if has(char)]
+    if separators:  # are some ids digits and separators only (123.0, 1,234,567)?
+        digits = number
+        for char in separators:
+            digits = pc.replace_substring(digits, char, "")
+        if pc.any(pc.ascii_is_decimal(digits)).as_py():
+            if pc.any(pc.match_substring_regex(number, _GROUPED)).as_py():
+                number = _ungrouped(number)
+            number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
     if has("eE") and has("+.") and pc.any(pc.starts_with(
             pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
         number = _scientific(number)
