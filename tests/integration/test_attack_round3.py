@@ -508,3 +508,52 @@ def test_a_plan_file_copied_and_applied_twice_deletes_once(tmp_path, catalog):
                      RunRequest(dry_run=False, apply=saved_plan.load(copy, key)))
     assert second.summary.get("deleted", 0) == 0
     assert len(catalog.ids()) == len(ITEMS) - 100
+
+
+# -- 7. Two scoped jobs on one catalog, one reading the other's export --------------------------
+
+
+def _two_scoped_jobs(tmp_path, emulator, a_source: Path, b_source: Path) -> Path:
+    text = ""
+    for name, source, scope in (("a", a_source, "ab-"), ("b", b_source, "sku-")):
+        text += (f"[jobs.{name}]\nscope = [\"{scope}\"]\n"
+                 + job_toml(name, emulator.base_url, source, emulator=emulator, safety={}))
+    return write_config(tmp_path, text)
+
+
+def test_a_scoped_job_repointed_at_the_other_jobs_export_deletes_nothing(tmp_path, catalog):
+    """Job a owns ab-* (5% of the catalog), job b owns sku-*. Someone copies b's source path
+    into a's config: a's export holds none of a's ids, and all 100 look missing."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "a.csv").write_bytes(one_column(sorted(DASHED)).encode())
+    (exports / "b.csv").write_bytes(one_column(sorted(PLAIN)).encode())
+    config = load_config(_two_scoped_jobs(tmp_path, catalog, exports / "a.csv",
+                                          exports / "b.csv"))
+    clock = now_clock()
+    results = runs_an_hour_apart(config, clock, times=1, name="a")
+    assert results[0].exit_code == EXIT_OK
+    config = load_config(_two_scoped_jobs(tmp_path, catalog, exports / "b.csv",
+                                          exports / "b.csv"))
+    results += runs_an_hour_apart(config, clock, times=3, name="a")
+    # Safe: the caps judge a scoped job on its own part of the catalog (100 of 100), once
+    # grace is served.
+    assert results[1].summary["pending_grace"] == 100
+    assert [r.exit_code for r in results[2:]] == [EXIT_REFUSED] * 2
+    assert results[2].summary["refused"].startswith(
+        "max_delete_fraction: 100 of 100 remote ids (100.0%) to delete")
+    assert_none_deleted(catalog, DASHED, results)
+
+
+def test_a_parquet_dataset_folder_is_refused_not_read_in_part(tmp_path, catalog):
+    """A Spark or pandas export is often a folder of part files (whose schemas may differ);
+    the job names one file: a folder under that name is refused, never read in part."""
+    config = configure(tmp_path, catalog, "products.parquet")
+    folder = source_of(config)
+    folder.mkdir()
+    pq.write_table(pa.table({"item_id": IDS[:1000]}), folder / "part-0.parquet")
+    pq.write_table(pa.table({"item_id": pa.array([int(n) for n in range(5)], pa.int64())}),
+                   folder / "part-1.parquet")
+    results = runs_an_hour_apart(config, now_clock(), times=2)
+    assert [r.summary["refused"] for r in results] == [f"{folder}: not a regular file"] * 2
+    assert catalog.stats.bulk_delete_requests == 0
