@@ -311,6 +311,7 @@ _COMMA_DECIMAL = r"^[0-9]+,(?:0{0,2}|0{4,})$"
 _GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$|^[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?$" \
     r"|^[0-9]{1,3}(?:'[0-9]{3})+(?:\.[0-9]*)?$|" + _COMMA_DECIMAL
 _ARABIC_DIGITS = r"[\x{660}-\x{669}\x{6f0}-\x{6f9}]"  # UTF-8 lead bytes 0xD9, 0xDB
+_SPREADSHEET_DIGITS = 15  # a spreadsheet keeps this many significant digits of a number
 _MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
@@ -445,6 +446,28 @@ def _scientific_keys(digits: pa.Array) -> pa.Array:
         [], pa.string())
 
 
+def _precision_keys(digits: pa.Array) -> pa.Array:
+    """For each id of more than 15 digits (no leading zero), the numbers a spreadsheet
+    writes for it in a number format (it keeps 15 significant digits): its first 15
+    digits, rounded down or up, then zeros (``1234567890123456789`` ->
+    ``1234567890123460000``); nulls for the other ids. Twice as long as ``digits``."""
+    lengths = pc.binary_length(digits)
+    long = pc.greater(lengths, _SPREADSHEET_DIGITS)
+    down = up = pa.nulls(len(digits), pa.string())
+    if not pc.any(long).as_py():
+        return pa.concat_arrays([down, up])
+    head = pc.utf8_slice_codeunits(digits, 0, _SPREADSHEET_DIGITS)
+    rounded = pc.add(head.cast(pa.int64()), 1).cast(pa.string())  # 999... -> 1000...: longer
+    for width in pc.unique(lengths.filter(long)).to_pylist():
+        these = pc.equal(lengths, width)
+        down = pc.if_else(these, pc.utf8_rpad(head, width, "0"), down)
+        extra = pc.utf8_rpad(rounded, width + 1, "0")
+        up = pc.if_else(these, pc.if_else(pc.greater(pc.binary_length(rounded),
+                                                       _SPREADSHEET_DIGITS), extra,
+                                          pc.utf8_rpad(rounded, width, "0")), up)
+    return pa.concat_arrays([down.cast(pa.string()), up.cast(pa.string())])
+
+
 def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
     Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
@@ -490,12 +513,15 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     # A source id already in normal form can only match an id to delete that is not:
     # equal ids are never in both (``to_delete`` is a diff against this source), and an
     # E-notation key holds a space no normal form has. So when every id to delete is in
-    # normal form and has no misdecoded spelling (the usual case) only the source ids
-    # that normalising changes are probed, which spares hashing every source id.
-    changed_only = not pc.any(pc.or_(
-        pc.equal(candidates.column("variant"), "encoding"),
-        pc.and_(pc.equal(candidates.column("variant"), ""),
-                pc.not_equal(finals, candidates.column("f0"))))).as_py()
+    # normal form and has no misdecoded spelling or spreadsheet-rounded number (the usual
+    # case) only the source ids that normalising changes are probed, which spares
+    # hashing every source id.
+    variant = candidates.column("variant")
+    changed_only = not pc.any(pc.or_(pc.or_(
+        pc.equal(variant, "encoding"),
+        pc.and_(pc.equal(variant, ""), pc.not_equal(finals, candidates.column("f0")))),
+        pc.and_(pc.equal(variant, "number"), pc.invert(pc.starts_with(finals, "~ "))))
+    ).as_py()
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
         piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
@@ -531,7 +557,8 @@ def _candidates(to_delete: pa.Array) -> pa.Table:
                                    pc.not_equal(forms[-1], "0")), False)
     if pc.any(numbers).as_py():
         ids = to_delete.filter(numbers)
-        keys = _scientific_keys(forms[-1].filter(numbers))
+        digits = forms[-1].filter(numbers)
+        keys = pa.concat_arrays([_scientific_keys(digits), _precision_keys(digits)])
         repeats = len(keys) // len(ids)
         owners = pa.concat_arrays([ids] * repeats)
         keep = pc.is_valid(keys)

@@ -42,6 +42,7 @@ ACCENTED = {f"caf\u00e9-{n:03d}": {"title": "coffee"} for n in range(100)}
 ITEMS = {**PLAIN, **DASHED, **ACCENTED}  # 2,000
 IDS = sorted(ITEMS)  # ab-*, café-*, sku-*
 NUMERIC = {str(1_000_000 + 7 * n): {"title": "numeric"} for n in range(100)}  # 7 digits
+LONG = {str(1_234_567_890_123_456_789 + 7_919 * n): {"title": "long"} for n in range(100)}
 UPPER = {f"ITEM-{n:03d}": {"title": "upper"} for n in range(100)}
 
 
@@ -313,6 +314,8 @@ SPELLINGS: dict[str, tuple[dict, Callable[[str], str]]] = {
         ".", ",").replace(" ", ".")),
     "swiss_digit_groups": (NUMERIC, lambda i: f"{int(i):,}".replace(",", "'")),
     "printf_g": (NUMERIC, lambda i: f"{float(i):g}"),  # 1000007 -> 1.00001e+06
+    # 19-digit ids in a number format: 15 significant digits kept, then zeros.
+    "spreadsheet_15_digits": (LONG, lambda i: str(round(int(i), 15 - len(i)))),
     # A Turkish-locale lower case: "ITEM" -> "\u0131tem" (dotless i).
     "turkish_lower_case": (UPPER, lambda i: i.lower().replace("i", "\u0131")),
     "turkish_upper_case": ({k.lower(): v for k, v in UPPER.items()},

@@ -62,6 +62,11 @@ def near(to_delete, source):
     (["1000", "1"], ["1,000"], ["1000"], {"number": 1}),  # a thousand, not one
     (["1234567"], ["1.23457e+06"], ["1234567"], {"number": 1}),
     (["12,34", "1,2,3", "a,b"], ["1234", "123", "ab"], [], {}),  # not digit groups
+    # Numbers of more than 15 digits in a spreadsheet's number format: 15 kept, then zeros.
+    (["1234567890123456789", "1234567890123470000"], ["1234567890123460000"],
+     ["1234567890123456789"], {"number": 1}),
+    (["9999999999999999"], ["10000000000000000"], ["9999999999999999"], {"number": 1}),
+    (["123456789012345"], ["123456789012340"], [], {}),  # 15 digits are kept exactly
     # Arabic-Indic and Persian digits, which NFKC keeps.
     (["123", "1007"], ["\u0661\u0662\u0663", "\u06f1\u06f0\u06f0\u06f7"], ["123", "1007"],
      {"unicode": 2}),
