@@ -113,6 +113,7 @@ def read_source(spec: IdFile) -> SourceRead:
     _refuse_control_characters(path, ids, first_row)
     if header:
         _refuse_repeated_header(path, ids, header, spec.id_column)
+        _refuse_markup(path, ids)
     if suspect:
         _refuse_hidden_rows(path, header, spec.id_column)
     return SourceRead(ids=ids, identity=before, final_newline=final_newline)
@@ -416,6 +417,25 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
         f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
         f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
         "would not hold the ids after it")
+
+
+_MARKUP = r"(?i)^\s*<(!doctype|/?html|/?head|/?body|\?xml)\b"
+
+
+def _refuse_markup(path: Path, ids: pa.Array) -> None:
+    """Refuse an id that is the start of an HTML or XML page: an error page written into
+    the export, as when a server fails while it streams the file and the rows after the
+    failure are lost. Checked by regex only when a ``<`` occurs in the ids at all."""
+    data = ids.buffers()[2]
+    if data is None or not len(ids) or not (np.frombuffer(data, dtype=np.uint8) == 0x3C).any():
+        return
+    hit = pc.match_substring_regex(ids, _MARKUP)
+    if not pc.any(hit).as_py():
+        return
+    index = pc.index(hit, True).as_py()
+    raise SourceError(
+        f"{path}: row {index + 2}: the id {ids[index].as_py()[:40]!r} is HTML or XML: an "
+        "error page written into the export? The rows it replaced would look missing")
 
 
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:

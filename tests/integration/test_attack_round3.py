@@ -217,6 +217,20 @@ def test_the_cli_says_one_line_and_exits_3(tmp_path, catalog, case):
     assert catalog.stats.bulk_delete_requests == 0
 
 
+def test_an_export_cut_by_an_error_page_deletes_nothing(tmp_path, catalog):
+    """Fixed: a server that fails while it streams a one-column export writes its error page
+    where the last 100 rows (5%) should be; each line of it was read as an id."""
+    config = configure(tmp_path, catalog)
+    page = ("<html>\n<head><title>500 Internal Server Error</title></head>\n<body>\n"
+            "<h1>Internal Server Error</h1>\n</body>\n</html>\n")
+    source_of(config).write_bytes((one_column(IDS[:1900]) + page).encode())
+    results = runs_an_hour_apart(config, now_clock())
+    assert [r.summary["refused"] for r in results] == [
+        f"{source_of(config)}: row 1902: the id '<html>' is HTML or XML: an error page written "
+        "into the export? The rows it replaced would look missing"] * 3
+    assert_none_deleted(catalog, ITEMS, results)
+
+
 def test_a_header_only_export_is_refused_by_min_ids(tmp_path, catalog):
     config = configure(tmp_path, catalog)
     source_of(config).write_bytes(b"item_id,title\n")  # the query returned no rows

@@ -168,6 +168,10 @@ REFUSED_CSV = [
     ("stray_quote_before_the_id_column", b'title,item_id\n"x,1\ny,2\nz",3\nw,4\n',
      "row 2: column 'title' holds 1 line(s) that look like rows (the first: 'y,2'); a stray "
      "quote swallowed them? Their ids would look missing"),
+    ("error_page_after_the_rows",
+     b"item_id\na\nb\n<!DOCTYPE html>\n<html><body>500</body></html>\n",
+     "row 4: the id '<!DOCTYPE html>' is HTML or XML: an error page written into the export? "
+     "The rows it replaced would look missing"),
     ("parquet_named_csv", b"PAR1\x15\x04\x15\x00item_id\x00\n",
      "cannot read: not CSV text but a Parquet file (a .parquet name would read it)"),
 ]
