@@ -134,9 +134,10 @@ class _Framed(io.RawIOBase):
     def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
         self._stream, self._pending, self._end_row = stream, first, end_row
         self.read_bytes, self.last_byte = len(first), first[-1:]
+        self.end = first[-64:]  # the file's last bytes: blank lines at its end
         # Line breaks: line feeds, or returns in a file whose lines end in CR only.
-        self._break = 10 if b"\n" in first or b"\r" not in first else 13
-        self.breaks = _count(first, self._break)
+        self.line_end = 10 if b"\n" in first or b"\r" not in first else 13
+        self.breaks = _count(first, self.line_end)
         self._done = not first
         if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
             self._pending += self._tail()
@@ -165,7 +166,8 @@ class _Framed(io.RawIOBase):
         if data:
             self.read_bytes += len(data)
             self.last_byte = bytes(data[-1:])
-            self.breaks += _count(data, self._break)
+            self.end = (self.end + bytes(data[-64:]))[-64:]
+            self.breaks += _count(data, self.line_end)
             return bytes(data)
         self._done = True
         return self._tail()
@@ -224,7 +226,8 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
         raise SourceError(_changed(path))
     # More line breaks than the rows and the header: some values hold line breaks, and only
     # then are the other columns read, for rows swallowed by them.
-    suspect = len(header) > 1 and framed.breaks > size
+    blank_end = _count(framed.end[len(framed.end.rstrip(b"\r\n")):], framed.line_end) - 1
+    suspect = len(header) > 1 and framed.breaks - max(blank_end, 0) > size
     return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header, suspect
 
 

@@ -296,3 +296,23 @@ def test_concatenated_gzip_members_are_all_read_and_garbage_is_refused(tmp_path)
     plain.write_bytes(b"item_id\na\n")
     assert source_error(plain) == (
         f"{plain}: cannot read: not a valid gzip file (corrupt, or not compressed)")
+
+
+@pytest.mark.parametrize(("data", "other_columns_read"), [
+    (b"item_id,t\n1,x\n2,y\n", False),
+    (b"item_id,t\n1,x\n2,y\n\n\n", False),  # blank lines at the end: the usual export pays nothing
+    (b"item_id,t\r\n1,x\r\n\r\n", False),
+    (b"item_id,t\n1,x\n\n2,y\n", True),  # a blank line inside, or a value spanning lines
+    (b'item_id,t\n1,"a\nb"\n', True),
+    (b"item_id\n1\n\n2\n", False),  # one column: nothing else to hide rows in
+])
+def test_other_columns_are_read_only_when_the_line_breaks_call_for_it(
+        tmp_path, monkeypatch, data, other_columns_read):
+    import reconciler.sources.reader as reader
+
+    calls = []
+    monkeypatch.setattr(reader, "_refuse_hidden_rows", lambda *args: calls.append(args))
+    path = tmp_path / "s.csv"
+    path.write_bytes(data)
+    read_source(IdFile(path))
+    assert bool(calls) is other_columns_read
