@@ -46,6 +46,9 @@ LONG = {str(1_234_567_890_123_456_789 + 7_919 * n): {"title": "long"} for n in r
 UPPER = {f"ITEM-{n:03d}": {"title": "upper"} for n in range(100)}
 
 
+READS = {"read_requests_per_window": 100, "read_window_seconds": 0.1}  # backups read fast
+
+
 @pytest.fixture
 def catalog(start_emulator):
     return start_emulator(ITEMS, bulk_requests_per_window=100)
@@ -60,7 +63,8 @@ def configure(folder: Path, emulator, name: str = "products.csv"):
     source = folder / "exports" / name
     source.parent.mkdir(parents=True, exist_ok=True)
     return load_config(write_config(folder, job_toml("products", emulator.base_url, source,
-                                                     emulator=emulator, safety={})))
+                                                     emulator=emulator, safety={},
+                                                     limits=READS)))
 
 
 def source_of(config) -> Path:
