@@ -13,7 +13,7 @@ bad diff is still refused on the run where it would be deleted. Every decision i
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -446,6 +446,20 @@ def _scientific_keys(digits: pa.Array) -> pa.Array:
         [], pa.string())
 
 
+def _rounded_by_a_spreadsheet(source: pa.Array) -> bool:
+    """Whether every source id of more than 15 digits (if any) ends in zeros past the 15th
+    digit, as a spreadsheet's number format writes them: only then are the rounded
+    spellings of long ids to delete near matches. In a catalog of long ids that are simply
+    numbered (``...3450``, ``...3451``) every tenth would otherwise stand for its
+    neighbours, which could then never be deleted."""
+    source = source.cast(pa.string())
+    long = source.filter(pc.fill_null(pc.and_(
+        pc.greater(pc.binary_length(source), _SPREADSHEET_DIGITS),
+        pc.ascii_is_decimal(source)), False))
+    return not len(long) or bool(pc.all(pc.match_substring_regex(
+        long, r"^[0-9]{15}0+$")).as_py())
+
+
 def _precision_keys(digits: pa.Array) -> pa.Array:
     """For each id of more than 15 digits (no leading zero), the numbers a spreadsheet
     writes for it in a number format (it keeps 15 significant digits): its first 15
@@ -503,7 +517,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     to_delete = to_delete.cast(pa.string())
     if not len(to_delete) or not len(source):
         return empty
-    candidates = _candidates(to_delete)
+    candidates = _candidates(to_delete, lambda: _rounded_by_a_spreadsheet(source))
     finals = candidates.column("final")
     value_set = pc.unique(finals.filter(pc.greater(pc.binary_length(finals), 0)))
     if not len(value_set):
@@ -542,7 +556,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
                        _kinds(matched_rows, source_ids, source_forms))
 
 
-def _candidates(to_delete: pa.Array) -> pa.Table:
+def _candidates(to_delete: pa.Array, rounded: Callable[[], bool]) -> pa.Table:
     """The ids to delete as rows (id, variant, f0 = the spelling, f1..f7 its steps,
     final): each id as it is, its misdecoded spellings (variant ``encoding``) and, for ids
     that are numbers, the keys of the E-notations they may have become (``number``)."""
@@ -558,7 +572,10 @@ def _candidates(to_delete: pa.Array) -> pa.Table:
     if pc.any(numbers).as_py():
         ids = to_delete.filter(numbers)
         digits = forms[-1].filter(numbers)
-        keys = pa.concat_arrays([_scientific_keys(digits), _precision_keys(digits)])
+        keys = _scientific_keys(digits)
+        if pc.any(pc.greater(pc.binary_length(digits), _SPREADSHEET_DIGITS)).as_py() and (
+                rounded()):
+            keys = pa.concat_arrays([keys, _precision_keys(digits)])
         repeats = len(keys) // len(ids)
         owners = pa.concat_arrays([ids] * repeats)
         keep = pc.is_valid(keys)

@@ -67,6 +67,9 @@ def near(to_delete, source):
      ["1234567890123456789"], {"number": 1}),
     (["9999999999999999"], ["10000000000000000"], ["9999999999999999"], {"number": 1}),
     (["123456789012345"], ["123456789012340"], [], {}),  # 15 digits are kept exactly
+    # ...but not in a catalog of long ids simply numbered: a source id with a digit past the
+    # 15th that is not zero shows the source was not rounded.
+    (["1234567890123456"], ["1234567890123450", "1234567890123451"], [], {}),
     # Arabic-Indic and Persian digits, which NFKC keeps.
     (["123", "1007"], ["\u0661\u0662\u0663", "\u06f1\u06f0\u06f0\u06f7"], ["123", "1007"],
      {"unicode": 2}),
