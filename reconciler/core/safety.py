@@ -12,7 +12,7 @@ bad diff is still refused on the run where it would be deleted. Every decision i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -251,7 +251,17 @@ _ASCII_QUOTES = "\"'`"
 _DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
 _SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
 _DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
-_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?(?P<e>[0-9]+)$"  # 1.23457e+11
+# 1.23457e+11; 1.23457e+06 as C's printf("%g") writes it (the exponent's zeros dropped)
+_SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?0*(?P<e>[0-9]+)$"
+# 123,00: a decimal comma; 1,000 is read as a thousand (an English digit group), not as 1.
+_COMMA_DECIMAL = r"^[0-9]+,(?:0{0,2}|0{4,})$"
+# A number with digit groups, as a spreadsheet's number format writes it to CSV:
+# 1,234,567 (English), 1.234.567 or 1.234,00 (German), 1'234'567 (Swiss); or with a
+# decimal comma alone: 123,00.
+_GROUPED = r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?$|^[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?$" \
+    r"|^[0-9]{1,3}(?:'[0-9]{3})+(?:\.[0-9]*)?$|" + _COMMA_DECIMAL
+_ARABIC_DIGITS = r"[\x{660}-\x{669}\x{6f0}-\x{6f9}]"  # UTF-8 lead bytes 0xD9, 0xDB
+_SPREADSHEET_DIGITS = 15  # a spreadsheet keeps this many significant digits of a number
 _MAX_DIGITS = 17  # E-notation mantissas compared up to this many digits (int64 arithmetic)
 
 
@@ -262,8 +272,9 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     digits, ligatures), lower case with the common case folds (``ß`` -> ``ss``), a
     spreadsheet's text markers removed (``="123"``, ``'123``), dashes as hyphens and
     surrounding quotes stripped, numbers as a spreadsheet spells them read back (``123.0``
-    -> ``123``; ``1.23457E+11`` -> a key that the ids it may have rounded share, see
-    ``_scientific_keys``), and for ids of ASCII digits only, no leading zeros.
+    and ``123,00`` -> ``123``, ``1,234,567`` -> ``1234567``; ``1.23457E+11`` -> a key
+    that the ids it may have rounded share, see ``_scientific_keys``), and for ids of
+    ASCII digits only, no leading zeros.
 
     ``ascii_only`` (every id is ASCII) takes the ASCII kernels; ``present`` (which bytes
     occur in the ids' data) skips the steps that would change nothing.
@@ -286,9 +297,15 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     else:
         blank = pc.replace_substring_regex(ids, _BLANKS, "")
         composed = pc.utf8_normalize(blank, "NFKC")
+        if has("\xd9\xdb") and pc.any(pc.match_substring_regex(
+                composed, _ARABIC_DIGITS)).as_py():
+            composed = _western_digits(composed)
         lowered = pc.utf8_lower(composed)
         lowered = pc.replace_substring(pc.replace_substring(lowered, "\u00df", "ss"),
                                        "\u03c2", "\u03c3")
+        # A Turkish-locale lower case turns ``I`` into a dotless i (U+0131), ``ITEM`` into
+        # ``\u0131tem``.
+        lowered = pc.replace_substring(lowered, "\u0131", "i")
     sheet = pc.replace_substring_regex(lowered, _SPREADSHEET, r"\1") if has("='") else lowered
     if ascii_only:
         punct = pc.ascii_trim(sheet, _ASCII_QUOTES) if has(_ASCII_QUOTES) else sheet
@@ -296,9 +313,15 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
         punct = pc.utf8_trim(pc.replace_substring_regex(sheet, _DASHES, "-"), _QUOTES)
     number = punct
     # Each regex runs only when a cheap test finds an id it may change (the usual: none).
-    if has(".") and pc.any(pc.ascii_is_decimal(
-            pc.replace_substring(number, ".", "", max_replacements=1))).as_py():
-        number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+    separators = [char for char in ".,'" if has(char)]
+    if separators:  # are some ids digits and separators only (123.0, 1,234,567)?
+        digits = number
+        for char in separators:
+            digits = pc.replace_substring(digits, char, "")
+        if pc.any(pc.ascii_is_decimal(digits)).as_py():
+            if pc.any(pc.match_substring_regex(number, _GROUPED)).as_py():
+                number = _ungrouped(number)
+            number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
     if has("eE") and has("+.") and pc.any(pc.starts_with(
             pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
         number = _scientific(number)
@@ -309,6 +332,28 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
     return [blank, composed, lowered, sheet, punct, number,
             pc.if_else(decimal, unpadded, number)]
+
+
+def _western_digits(ids: pa.Array) -> pa.Array:
+    """Arabic-Indic and Persian digits (which NFKC keeps) as ASCII digits: the numbers an
+    Arabic- or Persian-locale tool writes (``١٢٣`` -> ``123``)."""
+    for value in range(10):
+        for zero in (0x0660, 0x06F0):
+            ids = pc.replace_substring(ids, chr(zero + value), str(value))
+    return ids
+
+
+def _ungrouped(ids: pa.Array) -> pa.Array:
+    """Numbers with digit groups (``_GROUPED``) as plain decimals (``1,234,567.00`` ->
+    ``1234567.00``, ``1.234,00`` -> ``1234.00``, ``123,00`` -> ``123.00``), which the
+    decimal step then reads back as integers; other ids unchanged."""
+    grouped = pc.fill_null(pc.match_substring_regex(ids, _GROUPED), False)
+    english = pc.replace_substring(pc.replace_substring(ids, ",", ""), "'", "")
+    german = pc.replace_substring(pc.replace_substring(ids, ".", ""), ",", ".")
+    comma_decimal = pc.or_(pc.match_substring_regex(ids, r"^[0-9]{1,3}(?:\.[0-9]{3})+"),
+                           pc.match_substring_regex(ids, _COMMA_DECIMAL))
+    plain = pc.if_else(comma_decimal, german, english)
+    return pc.if_else(grouped, plain, ids)
 
 
 def _scientific(ids: pa.Array) -> pa.Array:
@@ -351,6 +396,42 @@ def _scientific_keys(digits: pa.Array) -> pa.Array:
         [], pa.string())
 
 
+def _rounded_by_a_spreadsheet(source: pa.Array) -> bool:
+    """Whether every source id of more than 15 digits (if any) ends in zeros past the 15th
+    digit, as a spreadsheet's number format writes them: only then are the rounded
+    spellings of long ids to delete near matches. In a catalog of long ids that are simply
+    numbered (``...3450``, ``...3451``) every tenth would otherwise stand for its
+    neighbours, which could then never be deleted."""
+    source = source.cast(pa.string())
+    long = source.filter(pc.fill_null(pc.and_(
+        pc.greater(pc.binary_length(source), _SPREADSHEET_DIGITS),
+        pc.ascii_is_decimal(source)), False))
+    return not len(long) or bool(pc.all(pc.match_substring_regex(
+        long, r"^[0-9]{15}0+$")).as_py())
+
+
+def _precision_keys(digits: pa.Array) -> pa.Array:
+    """For each id of more than 15 digits (no leading zero), the numbers a spreadsheet
+    writes for it in a number format (it keeps 15 significant digits): its first 15
+    digits, rounded down or up, then zeros (``1234567890123456789`` ->
+    ``1234567890123460000``); nulls for the other ids. Twice as long as ``digits``."""
+    lengths = pc.binary_length(digits)
+    long = pc.greater(lengths, _SPREADSHEET_DIGITS)
+    down = up = pa.nulls(len(digits), pa.string())
+    if not pc.any(long).as_py():
+        return pa.concat_arrays([down, up])
+    head = pc.utf8_slice_codeunits(digits, 0, _SPREADSHEET_DIGITS)
+    rounded = pc.add(head.cast(pa.int64()), 1).cast(pa.string())  # 999... -> 1000...: longer
+    for width in pc.unique(lengths.filter(long)).to_pylist():
+        these = pc.equal(lengths, width)
+        down = pc.if_else(these, pc.utf8_rpad(head, width, "0"), down)
+        extra = pc.utf8_rpad(rounded, width + 1, "0")
+        up = pc.if_else(these, pc.if_else(pc.greater(pc.binary_length(rounded),
+                                                       _SPREADSHEET_DIGITS), extra,
+                                          pc.utf8_rpad(rounded, width, "0")), up)
+    return pa.concat_arrays([down.cast(pa.string()), up.cast(pa.string())])
+
+
 def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
     Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
@@ -386,7 +467,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     to_delete = to_delete.cast(pa.string())
     if not len(to_delete) or not len(source):
         return empty
-    candidates = _candidates(to_delete)
+    candidates = _candidates(to_delete, lambda: _rounded_by_a_spreadsheet(source))
     finals = candidates.column("final")
     value_set = pc.unique(finals.filter(pc.greater(pc.binary_length(finals), 0)))
     if not len(value_set):
@@ -396,12 +477,15 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     # A source id already in normal form can only match an id to delete that is not:
     # equal ids are never in both (``to_delete`` is a diff against this source), and an
     # E-notation key holds a space no normal form has. So when every id to delete is in
-    # normal form and has no misdecoded spelling (the usual case) only the source ids
-    # that normalising changes are probed, which spares hashing every source id.
-    changed_only = not pc.any(pc.or_(
-        pc.equal(candidates.column("variant"), "encoding"),
-        pc.and_(pc.equal(candidates.column("variant"), ""),
-                pc.not_equal(finals, candidates.column("f0"))))).as_py()
+    # normal form and has no misdecoded spelling or spreadsheet-rounded number (the usual
+    # case) only the source ids that normalising changes are probed, which spares
+    # hashing every source id.
+    variant = candidates.column("variant")
+    changed_only = not pc.any(pc.or_(pc.or_(
+        pc.equal(variant, "encoding"),
+        pc.and_(pc.equal(variant, ""), pc.not_equal(finals, candidates.column("f0")))),
+        pc.and_(pc.equal(variant, "number"), pc.invert(pc.starts_with(finals, "~ "))))
+    ).as_py()
     partners = []
     for start in range(0, len(source), _NORMALISE_SLICE):
         piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
@@ -422,7 +506,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
                        _kinds(matched_rows, source_ids, source_forms))
 
 
-def _candidates(to_delete: pa.Array) -> pa.Table:
+def _candidates(to_delete: pa.Array, rounded: Callable[[], bool]) -> pa.Table:
     """The ids to delete as rows (id, variant, f0 = the spelling, f1..f7 its steps,
     final): each id as it is, its misdecoded spellings (variant ``encoding``) and, for ids
     that are numbers, the keys of the E-notations they may have become (``number``)."""
@@ -437,7 +521,11 @@ def _candidates(to_delete: pa.Array) -> pa.Table:
                                    pc.not_equal(forms[-1], "0")), False)
     if pc.any(numbers).as_py():
         ids = to_delete.filter(numbers)
-        keys = _scientific_keys(forms[-1].filter(numbers))
+        digits = forms[-1].filter(numbers)
+        keys = _scientific_keys(digits)
+        if pc.any(pc.greater(pc.binary_length(digits), _SPREADSHEET_DIGITS)).as_py() and (
+                rounded()):
+            keys = pa.concat_arrays([keys, _precision_keys(digits)])
         repeats = len(keys) // len(ids)
         owners = pa.concat_arrays([ids] * repeats)
         keep = pc.is_valid(keys)
@@ -479,7 +567,7 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
     return {kind: int(pc.sum(per_id[f"{kind}_max"]).as_py() or 0) for kind in NEAR_MATCH_KINDS}
 
 
-_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.eE+"  # the bytes that call for an ASCII step
+_TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+\xd9\xdb"  # the bytes that call for an ASCII step
 
 
 def _bytes_present(ids: pa.Array) -> np.ndarray:

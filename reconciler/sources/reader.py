@@ -92,16 +92,20 @@ def read_source(spec: IdFile) -> SourceRead:
     before = FileIdentity.of(path)
     final_newline: bool | None = None
     header: list[str] = []
+    suspect = False  # the other columns may hide rows (see _refuse_hidden_rows)
     try:
         if kind == "csv":
-            column, final_newline, header = _read_csv(path, spec.id_column)
+            column, final_newline, header, suspect = _read_csv(path, spec.id_column)
             first_row = 2
         else:
             column, first_row = _read_parquet(path, spec), 1
     except SourceError:
         raise
     except (pa.ArrowInvalid, pa.ArrowKeyError, pa.ArrowTypeError, OSError, EOFError) as exc:
-        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+        explained = _explain(exc)
+        if kind == "csv" and explained == _NOT_UTF8:
+            explained = _where_not_utf8(path, spec.id_column)
+        raise SourceError(f"{path}: cannot read: {explained}") from None
     after = FileIdentity.of(path) if path.exists() else None
     if after != before:
         raise SourceError(_changed(path))
@@ -109,6 +113,9 @@ def read_source(spec: IdFile) -> SourceRead:
     _refuse_control_characters(path, ids, first_row)
     if header:
         _refuse_repeated_header(path, ids, header, spec.id_column)
+        _refuse_markup(path, ids)
+    if suspect:
+        _refuse_hidden_rows(path, header, spec.id_column)
     return SourceRead(ids=ids, identity=before, final_newline=final_newline)
 
 
@@ -127,6 +134,10 @@ class _Framed(io.RawIOBase):
     def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
         self._stream, self._pending, self._end_row = stream, first, end_row
         self.read_bytes, self.last_byte = len(first), first[-1:]
+        self.end = first[-64:]  # the file's last bytes: blank lines at its end
+        # Line breaks: line feeds, or returns in a file whose lines end in CR only.
+        self.line_end = 10 if b"\n" in first or b"\r" not in first else 13
+        self.breaks = _count(first, self.line_end)
         self._done = not first
         if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
             self._pending += self._tail()
@@ -155,6 +166,8 @@ class _Framed(io.RawIOBase):
         if data:
             self.read_bytes += len(data)
             self.last_byte = bytes(data[-1:])
+            self.end = (self.end + bytes(data[-64:]))[-64:]
+            self.breaks += _count(data, self.line_end)
             return bytes(data)
         self._done = True
         return self._tail()
@@ -165,7 +178,7 @@ class _Framed(io.RawIOBase):
         return len(data)
 
 
-def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str]]:
+def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str], bool]:
     compression = "gzip" if path.name.lower().endswith(".gz") else None
     # Plain files are read with Python's unbuffered reads (one copy, straight into bytes);
     # gzip goes through Arrow's decompressing stream.
@@ -173,13 +186,15 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
               else path.open("rb", buffering=0))
     with opened as stream:
         first = bytes(stream.read(_BLOCK))
+        if kind := _not_csv(first, compression):
+            raise SourceError(f"{path}: cannot read: not CSV text but {kind}")
         try:
             header = _header(first)
         except SourceError as exc:
             raise SourceError(f"{path}: cannot read: {exc} (in the header row)") from None
         if first and id_column not in header:
             raise SourceError(
-                f"{path}: no column {id_column!r} (columns: {', '.join(header) or 'none'})")
+                f"{path}: no column {id_column!r} (columns: {_names(header)})")
         positions = [n + 1 for n, name in enumerate(header) if name == id_column]
         if len(positions) > 1:
             raise SourceError(
@@ -209,7 +224,57 @@ def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[s
         raise SourceError(_unclosed(path, size + 1 if size else None))
     if compression is None and framed.read_bytes != path.stat().st_size:
         raise SourceError(_changed(path))
-    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header
+    # More line breaks than the rows and the header: some values hold line breaks, and only
+    # then are the other columns read, for rows swallowed by them.
+    blank_end = _count(framed.end[len(framed.end.rstrip(b"\r\n")):], framed.line_end) - 1
+    suspect = len(header) > 1 and framed.breaks - max(blank_end, 0) > size
+    return column.slice(0, size - 1), framed.last_byte in (b"\n", b"\r"), header, suspect
+
+
+def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
+    """Refuse a value of another column that holds lines looking like whole rows.
+
+    A stray quote in a title, closed by a stray quote rows later (or a backslash-escaped
+    quote, ``\\"``, that CSV reads as an open one), makes one multi-line title of the rows
+    between, and their ids look missing. Asked only when the file has more line breaks
+    than rows (blank lines, or values holding line breaks), so the usual export pays only
+    the count of its line breaks; a line inside a value "looks like a row" when it splits
+    into as many cells as the header has and its id cell is not blank and holds no space.
+    """
+    at = header.index(id_column)
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pacsv.read_csv(
+                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
+                    strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    for n, name in enumerate(table.column_names):
+        if n == at:
+            continue
+        values = table.column(n)
+        broken = pc.or_(pc.match_substring(values, "\n"), pc.match_substring(values, "\r"))
+        for row in pc.indices_nonzero(broken).to_pylist():
+            rows = [line for line in str(values[row].as_py()).splitlines()[1:]
+                    if _looks_like_a_row(line, len(header), at)]
+            if rows:
+                raise SourceError(
+                    f"{path}: row {row + 2}: column {name!r} holds {len(rows)} line(s) that "
+                    f"look like rows (the first: {rows[0][:40]!r}); a stray quote swallowed "
+                    "them? Their ids would look missing")
+
+
+def _count(data: bytes, byte: int) -> int:
+    """How often ``byte`` occurs in ``data`` (numpy: a few times faster than bytes.count)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == byte))
+
+
+def _looks_like_a_row(line: str, cells: int, at: int) -> bool:
+    parts = line.split(",")
+    return len(parts) == cells and bool(parts[at]) and not any(c.isspace() for c in parts[at])
 
 
 def _reads_without_end_row(path: Path, compression: str | None,
@@ -254,7 +319,38 @@ def _header(first: bytes) -> list[str]:
         "".join(header).encode("utf-8")
     except UnicodeEncodeError:
         raise SourceError("not valid UTF-8 text") from None
+    if any("\x00" in name for name in header):  # UTF-16 without a BOM: valid, but NULs
+        raise SourceError("not valid UTF-8 text: it holds NUL bytes (UTF-16?)")
     return header
+
+
+# A file saved under a .csv name that is something else (the header would read as garbage).
+_MAGIC = ((b"\x1f\x8b", "a gzip file (a .csv.gz name would read it)"),
+          (b"PK\x03\x04", "a zip archive (a zipped export or an .xlsx workbook)"),
+          (b"PAR1", "a Parquet file (a .parquet name would read it)"),
+          (b"\xfd7zXZ\x00", "an xz file"),
+          (b"\xff\xfe", "UTF-16 text (export it as UTF-8)"),
+          (b"\xfe\xff", "UTF-16 text (export it as UTF-8)"),
+          (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"))
+
+
+def _names(names: list[str], most: int = 10) -> str:
+    """Column names for a one-line message: a few, each short, the invisible shown (a
+    BOM, a tab, a trailing space); a JSON or HTML file's first line does not fill it."""
+    shown = [n if n.isprintable() and n == n.strip() else repr(n) for n in names[:most]]
+    shown = [n if len(n) <= 40 else n[:40] + "..." for n in shown]
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return ", ".join(shown) + more if shown else "none"
+
+
+def _not_csv(first: bytes, compression: str | None) -> str | None:
+    """What a file is when its first bytes are another format's magic number, or None."""
+    kind = next((kind for magic, kind in _MAGIC if first.startswith(magic)), None)
+    if kind and first.startswith(b"PAR1") and b"\x00" not in first[:256]:
+        return None  # a header that happens to start with "PAR1"
+    if kind and compression and first.startswith(b"\x1f\x8b"):
+        return "a gzip file: it was compressed twice"
+    return kind
 
 
 def _end_row(header: list[str], id_column: str) -> bytes:
@@ -269,7 +365,7 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
     schema = pq.read_schema(path)
     if spec.id_column not in schema.names:
         raise SourceError(
-            f"{path}: no column {spec.id_column!r} (columns: {', '.join(schema.names)})"
+            f"{path}: no column {spec.id_column!r} (columns: {_names(schema.names)})"
         )
     positions = [n + 1 for n, name in enumerate(schema.names) if name == spec.id_column]
     if len(positions) > 1:
@@ -312,7 +408,11 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
     """Refuse a row whose id is a column name: the header again, as when two exports are
     concatenated (``cat a.csv b.csv``), perhaps with the columns in another order. Read
     as data, its second part's ids would sit in another column and look missing."""
-    hit = pc.is_in(ids, value_set=pa.array(sorted(set(header)), pa.string()))
+    # A second export's header keeps its BOM mid-file (both saved by Excel, say), where the
+    # reader leaves it in the id: "\ufefftitle", or '\ufeff"title"' when it was quoted.
+    names = {spelling for name in header
+             for spelling in (name, "\ufeff" + name, '\ufeff"' + name + '"')}
+    hit = pc.is_in(ids, value_set=pa.array(sorted(names), pa.string()))
     if not pc.any(hit).as_py():
         return
     index = pc.index(hit, True).as_py()
@@ -320,6 +420,25 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
         f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
         f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
         "would not hold the ids after it")
+
+
+_MARKUP = r"(?i)^\s*<(!doctype|/?html|/?head|/?body|\?xml)\b"
+
+
+def _refuse_markup(path: Path, ids: pa.Array) -> None:
+    """Refuse an id that is the start of an HTML or XML page: an error page written into
+    the export, as when a server fails while it streams the file and the rows after the
+    failure are lost. Checked by regex only when a ``<`` occurs in the ids at all."""
+    data = ids.buffers()[2]
+    if data is None or not len(ids) or not (np.frombuffer(data, dtype=np.uint8) == 0x3C).any():
+        return
+    hit = pc.match_substring_regex(ids, _MARKUP)
+    if not pc.any(hit).as_py():
+        return
+    index = pc.index(hit, True).as_py()
+    raise SourceError(
+        f"{path}: row {index + 2}: the id {ids[index].as_py()[:40]!r} is HTML or XML: an "
+        "error page written into the export? The rows it replaced would look missing")
 
 
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
@@ -341,10 +460,44 @@ def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
     yield from sorted(found, key=lambda b: (b == 0, b))
 
 
+_NOT_UTF8 = "not valid UTF-8 text"
+
+
+def _where_not_utf8(path: Path, id_column: str) -> str:
+    """Which row's id is not UTF-8 (Arrow does not say), found on an error path only: the
+    id column read again as bytes, and halves of it checked until one row is left."""
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            raw = pacsv.read_csv(stream, parse_options=pacsv.ParseOptions(
+                newlines_in_values=True), convert_options=pacsv.ConvertOptions(
+                include_columns=[id_column], column_types={id_column: pa.binary()})
+            ).column(id_column).combine_chunks()
+    except (pa.ArrowInvalid, OSError):
+        return _NOT_UTF8
+    low, high = 0, len(raw)
+    if _is_utf8(raw):
+        return _NOT_UTF8
+    while high - low > 1:  # invariant: raw[low:high] holds a value that is not UTF-8
+        middle = (low + high) // 2
+        low, high = (low, middle) if not _is_utf8(raw.slice(low, middle - low)) else (
+            middle, high)
+    return (f"row {low + 2}: the id is {_NOT_UTF8} (is the export Latin-1 or "
+            "Windows-1252, or cut short?)")
+
+
+def _is_utf8(values: pa.Array) -> bool:
+    try:
+        values.cast(pa.string())
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _explain(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "invalid UTF8" in text or "invalid utf8" in text.lower():
-        return "not valid UTF-8 text"
+        return _NOT_UTF8
     if text == "Empty CSV file" or text.startswith("CSV parse error: Empty CSV file"):
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:

@@ -52,6 +52,29 @@ def near(to_delete, source):
     (["123456789012", "123449999999", "123460000000"], ["1.23457E+11"],
      ["123456789012"], {"number": 1}),
     (["999999500000"], ["1.00000E+12"], ["999999500000"], {"number": 1}),
+    # A spreadsheet's number formats: digit groups, a decimal comma; printf's "%g".
+    (["1234567"], ["1,234,567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1.234.567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1'234'567"], ["1234567"], {"number": 1}),
+    (["1234567"], ["1,234,567.00"], ["1234567"], {"number": 1}),
+    (["1234"], ["1.234,00"], ["1234"], {"number": 1}),
+    (["123"], ["123,00"], ["123"], {"number": 1}),
+    (["1000", "1"], ["1,000"], ["1000"], {"number": 1}),  # a thousand, not one
+    (["1234567"], ["1.23457e+06"], ["1234567"], {"number": 1}),
+    (["12,34", "1,2,3", "a,b"], ["1234", "123", "ab"], [], {}),  # not digit groups
+    # Numbers of more than 15 digits in a spreadsheet's number format: 15 kept, then zeros.
+    (["1234567890123456789", "1234567890123470000"], ["1234567890123460000"],
+     ["1234567890123456789"], {"number": 1}),
+    (["9999999999999999"], ["10000000000000000"], ["9999999999999999"], {"number": 1}),
+    (["123456789012345"], ["123456789012340"], [], {}),  # 15 digits are kept exactly
+    # ...but not in a catalog of long ids simply numbered: a source id with a digit past the
+    # 15th that is not zero shows the source was not rounded.
+    (["1234567890123456"], ["1234567890123450", "1234567890123451"], [], {}),
+    # Arabic-Indic and Persian digits, which NFKC keeps.
+    (["123", "1007"], ["\u0661\u0662\u0663", "\u06f1\u06f0\u06f0\u06f7"], ["123", "1007"],
+     {"unicode": 2}),
+    # A Turkish-locale lower case: ``I`` became a dotless i (U+0131).
+    (["ITEM-1"], ["\u0131tem-1"], ["ITEM-1"], {"case": 1}),
     (["caf\u00e9"], ["caf\u00c3\u00a9"], ["caf\u00e9"], {"encoding": 1}),
     (["caf\u00c3\u00a9"], ["caf\u00e9"], ["caf\u00c3\u00a9"], {"encoding": 1}),
     # A misdecoded spelling already in normal form (lower case): probed all the same.

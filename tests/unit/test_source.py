@@ -65,7 +65,8 @@ def test_missing_column_names_the_columns(tmp_path):
 def test_not_utf8(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("item_id\ncaf\u00e9\n".encode("latin-1"))
-    assert source_error(path) == f"{path}: cannot read: not valid UTF-8 text"
+    assert source_error(path) == (f"{path}: cannot read: row 2: the id is not valid UTF-8 "
+                                  "text (is the export Latin-1 or Windows-1252, or cut short?)")
 
 
 def test_empty_file(tmp_path):
@@ -123,9 +124,11 @@ REFUSED_CSV = [
     ("duplicated_id_column", b"item_id,title,item_id\n1,2,3\n",
      "the header names column 'item_id' 2 times (columns 1, 3); which one holds the ids is "
      "ambiguous"),
-    ("latin1", "item_id\ncaf\u00e9\n".encode("latin-1"), "cannot read: not valid UTF-8 text"),
+    ("latin1", "item_id\ncaf\u00e9\n".encode("latin-1"),
+     "cannot read: row 2: the id is not valid UTF-8 text (is the export Latin-1 or "
+     "Windows-1252, or cut short?)"),
     ("utf16", "item_id\nabc\n".encode("utf-16"),
-     "cannot read: not valid UTF-8 text (in the header row)"),
+     "cannot read: not CSV text but UTF-16 text (export it as UTF-8)"),
     ("ragged", b"item_id,title\na,1\nb,2,3\n",
      "cannot read: CSV parse error: Expected 2 columns, got 3: b,2,3"),
     ("semicolons", b"item_id;title\na;1\n", "no column 'item_id' (columns: item_id;title)"),
@@ -135,6 +138,42 @@ REFUSED_CSV = [
     ("header_repeated_in_another_order", b"item_id,title\na,x\ntitle,item_id\ny,b\n",
      "row 3: the id 'title' is a column name: the header repeated mid-file (two exports "
      "concatenated?); column 'item_id' would not hold the ids after it"),
+    # Two exports saved with a BOM and concatenated: the second header keeps its BOM.
+    ("header_repeated_with_a_bom", b"item_id,title\na,x\n\xef\xbb\xbftitle,item_id\ny,b\n",
+     "row 3: the id '\\ufefftitle' is a column name: the header repeated mid-file (two "
+     "exports concatenated?); column 'item_id' would not hold the ids after it"),
+    ("header_repeated_quoted_with_a_bom",
+     b'item_id,title\na,x\n\xef\xbb\xbf"title","item_id"\ny,b\n',
+     "row 3: the id '\\ufeff\"title\"' is a column name: the header repeated mid-file (two "
+     "exports concatenated?); column 'item_id' would not hold the ids after it"),
+    ("latin1_row_named", "item_id\na\nb\ncaf\u00e9\nd\n".encode("latin-1"),
+     "cannot read: row 4: the id is not valid UTF-8 text (is the export Latin-1 or "
+     "Windows-1252, or cut short?)"),
+    ("utf16_without_bom", "item_id\nabc\n".encode("utf-16-le"),
+     "cannot read: not valid UTF-8 text: it holds NUL bytes (UTF-16?) (in the header row)"),
+    ("gzip_named_csv", gzip.compress(b"item_id\na\n", mtime=0),
+     "cannot read: not CSV text but a gzip file (a .csv.gz name would read it)"),
+    ("zip_named_csv", b"PK\x03\x04\x14\x00\x00\x00\x00\x00products.csvitem_id\na\n",
+     "cannot read: not CSV text but a zip archive (a zipped export or an .xlsx workbook)"),
+    # A stray quote in a title closed by one rows later; a backslash-escaped quote (\\").
+    ("stray_quote_in_title_closed_later", b'item_id,title\na,"12 inch\nb,x\nc,24"\nd,y\n',
+     "row 2: column 'title' holds 2 line(s) that look like rows (the first: 'b,x'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("backslash_escaped_quote", b'item_id,title\na,"12\\""\nb,x\nc,"24\\" TV"\nd,y\n',
+     "row 2: column 'title' holds 2 line(s) that look like rows (the first: 'b,x'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("stray_quote_in_title_cr_only_lines", b'item_id,title\r1,"x\r2,y\r3,z"\r4,w\r',
+     "row 2: column 'title' holds 2 line(s) that look like rows (the first: '2,y'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("stray_quote_before_the_id_column", b'title,item_id\n"x,1\ny,2\nz",3\nw,4\n',
+     "row 2: column 'title' holds 1 line(s) that look like rows (the first: 'y,2'); a stray "
+     "quote swallowed them? Their ids would look missing"),
+    ("error_page_after_the_rows",
+     b"item_id\na\nb\n<!DOCTYPE html>\n<html><body>500</body></html>\n",
+     "row 4: the id '<!DOCTYPE html>' is HTML or XML: an error page written into the export? "
+     "The rows it replaced would look missing"),
+    ("parquet_named_csv", b"PAR1\x15\x04\x15\x00item_id\x00\n",
+     "cannot read: not CSV text but a Parquet file (a .parquet name would read it)"),
 ]
 
 
@@ -163,6 +202,10 @@ ACCEPTED_CSV = [
     ("header_only_no_newline", b"item_id", [], False),
     ("last_row_without_newline", b"item_id,title\n1,x\n2,y", ["1", "2"], False),
     ("quoted_header_spanning_lines", b'"ti\ntle",item_id\nx,a\ny,b\n', ["a", "b"], True),
+    ("header_starting_with_par1", b"PAR1,item_id\nx,a\n", ["a"], True),
+    ("multiline_description_with_commas",
+     b'item_id,title,desc\n1,x,"Soft cotton,\nmachine washable, 30C"\n2,y,"a\r\nb"\n',
+     ["1", "2"], True),
 ]
 
 
@@ -253,3 +296,23 @@ def test_concatenated_gzip_members_are_all_read_and_garbage_is_refused(tmp_path)
     plain.write_bytes(b"item_id\na\n")
     assert source_error(plain) == (
         f"{plain}: cannot read: not a valid gzip file (corrupt, or not compressed)")
+
+
+@pytest.mark.parametrize(("data", "other_columns_read"), [
+    (b"item_id,t\n1,x\n2,y\n", False),
+    (b"item_id,t\n1,x\n2,y\n\n\n", False),  # blank lines at the end: the usual export pays nothing
+    (b"item_id,t\r\n1,x\r\n\r\n", False),
+    (b"item_id,t\n1,x\n\n2,y\n", True),  # a blank line inside, or a value spanning lines
+    (b'item_id,t\n1,"a\nb"\n', True),
+    (b"item_id\n1\n\n2\n", False),  # one column: nothing else to hide rows in
+])
+def test_other_columns_are_read_only_when_the_line_breaks_call_for_it(
+        tmp_path, monkeypatch, data, other_columns_read):
+    import reconciler.sources.reader as reader
+
+    calls = []
+    monkeypatch.setattr(reader, "_refuse_hidden_rows", lambda *args: calls.append(args))
+    path = tmp_path / "s.csv"
+    path.write_bytes(data)
+    read_source(IdFile(path))
+    assert bool(calls) is other_columns_read
