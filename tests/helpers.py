@@ -13,10 +13,14 @@ import pyarrow.parquet as pq
 from reconciler.config import Config, load_config
 from reconciler.emulator import Emulator
 
-# A short rate window, so tests run the real limiter quickly (5 per 0.2 s).
+# Short rate windows, so tests run the real limiters quickly: bulk calls 5 per 0.2 s, list
+# and read-back calls 20 per 0.05 s (the defaults, 10 per 1 s, made apply's per-id
+# read-back of a few hundred ids take most of a minute).
 FAST_LIMITS = {
     "requests_per_window": 5,
     "window_seconds": 0.2,
+    "read_requests_per_window": 20,
+    "read_window_seconds": 0.05,
     "backoff_initial_seconds": 0.01,
     "backoff_max_seconds": 0.05,
     "timeout_seconds": 10,
