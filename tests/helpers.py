@@ -177,6 +177,40 @@ def start_reconciler(*args: Any, env: dict[str, str] | None = None) -> Started:
     return Started(*args, env=env)
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a process the test starts later.
+
+    ``bind(("127.0.0.1", 0))`` would hand out a port from the kernel's ephemeral range, which
+    another pytest-xdist worker's emulator or client may be given before our process binds it.
+    So the port comes from below that range (where the kernel never picks one by itself), from
+    a block of its own per xdist worker, at random within it, and is checked to be free."""
+    import os
+    import random
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = 400
+    first = 10000 + (int(worker) if worker.isdigit() else 0) % 50 * block
+    candidates = list(range(first, first + block))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port >= low:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as fallback:  # an unusual ephemeral range: the kernel's choice
+        fallback.bind(("127.0.0.1", 0))
+        return int(fallback.getsockname()[1])
+
+
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
     """Poll until ``predicate()`` holds; the timeout only bounds a hang, never a result."""
     import time
