@@ -4,11 +4,19 @@ import io
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from reconciler import logging as rlog
 from reconciler.core.clock import FakeClock
 from reconciler.emulator import Emulator, EmulatorSettings
 from reconciler.emulator.server import ServedEmulator
+
+# Hypothesis times each example (200 ms deadline) and its data generation: on a loaded
+# machine, or with the suite on several xdist workers, a slow example then fails a test
+# whose property holds. Its properties are checked in full; only those wall-clock checks go.
+settings.register_profile("reconciler", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("reconciler")
 
 
 @pytest.fixture
