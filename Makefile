@@ -18,10 +18,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/reconciler demo
 
+# Four pytest-xdist workers even on two cores: most of a test waits (on a rate window, an
+# emulator, a child process); worksteal evens out the few long tests at the end.
 test: $(STAMP)
 	$(BIN)/ruff check reconciler tests benchmarks
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4 --dist worksteal
 
 # report.html in headless chromium, and the systemd unit through systemd-analyze; installs
 # Debian's chromium and systemd when missing (needs root and apt, as in CI).

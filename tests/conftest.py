@@ -11,8 +11,9 @@ from reconciler.core.clock import FakeClock
 from reconciler.emulator import Emulator, EmulatorSettings
 from reconciler.emulator.server import ServedEmulator
 
-# No test may pass or fail on wall-clock timing: Hypothesis's per-example deadline (200 ms)
-# fails file-backed properties on a loaded CI machine, so it is off everywhere.
+# Hypothesis times each example (200 ms deadline) and its data generation: on a loaded
+# machine, or with the suite on several xdist workers, a slow example then fails a test
+# whose property holds. Its properties are checked in full; only those wall-clock checks go.
 settings.register_profile("reconciler", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("reconciler")

@@ -13,10 +13,14 @@ import pyarrow.parquet as pq
 from reconciler.config import Config, load_config
 from reconciler.emulator import Emulator
 
-# A short rate window, so tests run the real limiter quickly (5 per 0.2 s).
+# Short rate windows, so tests run the real limiters quickly: bulk calls 5 per 0.2 s, list
+# and read-back calls 20 per 0.05 s (the defaults, 10 per 1 s, made apply's per-id
+# read-back of a few hundred ids take most of a minute).
 FAST_LIMITS = {
     "requests_per_window": 5,
     "window_seconds": 0.2,
+    "read_requests_per_window": 20,
+    "read_window_seconds": 0.05,
     "backoff_initial_seconds": 0.01,
     "backoff_max_seconds": 0.05,
     "timeout_seconds": 10,
@@ -171,6 +175,40 @@ class Started:
 def start_reconciler(*args: Any, env: dict[str, str] | None = None) -> Started:
     """Start a real ``reconciler`` process (to be killed or signalled by the test)."""
     return Started(*args, env=env)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a process the test starts later.
+
+    ``bind(("127.0.0.1", 0))`` would hand out a port from the kernel's ephemeral range, which
+    another pytest-xdist worker's emulator or client may be given before our process binds it.
+    So the port comes from below that range (where the kernel never picks one by itself), from
+    a block of its own per xdist worker, at random within it, and is checked to be free."""
+    import os
+    import random
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    block = 400
+    first = 10000 + (int(worker) if worker.isdigit() else 0) % 50 * block
+    candidates = list(range(first, first + block))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port >= low:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as fallback:  # an unusual ephemeral range: the kernel's choice
+        fallback.bind(("127.0.0.1", 0))
+        return int(fallback.getsockname()[1])
 
 
 def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:

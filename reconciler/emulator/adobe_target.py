@@ -33,6 +33,7 @@ class AdobeTargetSettings:
     requests_per_window: int = 50
     window_seconds: float = 60.0
     max_search_limit: int = 500
+    retry_after_fractional: bool = False  # tests: "0.25" instead of whole seconds
 
 
 @dataclass
@@ -74,8 +75,9 @@ class AdobeTargetEmulator(ServedEmulator):
             wait = self.rate.admit(time.monotonic())
             if wait is not None:
                 self.stats.throttled += 1
+                seconds = f"{wait:.3f}" if s.retry_after_fractional else str(math.ceil(wait))
                 return 503, {"error": "Service unavailable: too many requests"}, \
-                    {"Retry-After": str(math.ceil(wait))}
+                    {"Retry-After": seconds}
             rest = path[len(base):]
             if rest == "/catalogsearch" and method == "POST":
                 return self._search(body)

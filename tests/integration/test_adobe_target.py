@@ -89,7 +89,8 @@ def test_reconcile_21000_entities_exactly(tmp_path, adobe):
 
 def test_503_throttling_is_honoured(tmp_path, adobe):
     emulator = adobe({1: [f"e{n:04d}" for n in range(3000)]},
-                     AdobeTargetSettings(requests_per_window=3, window_seconds=0.5))
+                     AdobeTargetSettings(requests_per_window=3, window_seconds=0.5,
+                                         retry_after_fractional=True))
     limits = Limits(requests_per_window=50, window_seconds=0.5, max_attempts=30,
                     backoff_initial_seconds=0.05, backoff_max_seconds=0.2, list_page_size=500,
                     list_window=501)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from reconciler.emulator import generate_items
-from tests.helpers import job_toml, run_reconciler, write_config, write_csv
+from tests.helpers import free_port, job_toml, run_reconciler, write_config, write_csv
 
 pytestmark = pytest.mark.integration
 
@@ -178,12 +177,6 @@ def test_history_and_outcomes_need_no_secrets(setup, tmp_path):
     assert planned.returncode == 2
     assert planned.stderr.endswith(
         "jobs.products.target.api_secret: environment variable RECONCILER_TEST_SECRET is not set\n")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_emulator_command_serves_the_api(tmp_path):

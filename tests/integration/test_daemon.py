@@ -17,17 +17,18 @@ from reconciler.config import load_config
 from reconciler.runs.runner import default_backend
 from reconciler.service.daemon import Daemon
 from reconciler.store.journal import Journal
-from tests.helpers import job_toml, start_reconciler, wait_for, write_config, write_csv
+from tests.helpers import (
+    free_port,
+    job_toml,
+    start_reconciler,
+    wait_for,
+    write_config,
+    write_csv,
+)
 
 pytestmark = pytest.mark.integration
 
 ITEMS = [f"i{n:04d}" for n in range(300)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def runs_of(state_dir: Path, job: str) -> list:

@@ -57,11 +57,20 @@ def test_a_lease_whose_session_dies_is_taken_over_and_its_holder_is_fenced(postg
     second.release()
 
 
-def test_the_dsn_password_never_reaches_a_message():
+def test_the_dsn_password_never_reaches_a_message(monkeypatch):
     assert redact_dsn("postgresql://app:s3cr%40t@db:5432/rec") == "postgresql://app:***@db:5432/rec"
     assert redact_dsn("host=db password=s3cret dbname=x") == "host=db password=*** dbname=x"
+    from psycopg_pool import ConnectionPool
+
     from reconciler.core.errors import ConfigError
+    from reconciler.store import postgres
     from reconciler.store.postgres import PostgresStore
+
+    class QuickPool(ConnectionPool):  # gives up on the closed port after 1 s, not 30 s
+        def wait(self, timeout: float = 30.0) -> None:
+            super().wait(timeout=min(timeout, 1.0))
+
+    monkeypatch.setattr(postgres, "ConnectionPool", QuickPool)
 
     with pytest.raises(ConfigError) as caught:
         PostgresStore("postgresql://app:s3cret@127.0.0.1:1/nope?connect_timeout=1")
