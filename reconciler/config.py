@@ -279,6 +279,7 @@ def _parse_safety(t: Table, base: Path) -> Safety:
         report_retention=t.duration("report_retention", d.report_retention, allow_off=True),
         max_clock_skew=t.duration("max_clock_skew", d.max_clock_skew) or d.max_clock_skew,
         require_final_newline=t.boolean("require_final_newline", d.require_final_newline),
+        allow_older_source=t.boolean("allow_older_source", d.allow_older_source),
         max_near_match_share=t.fraction("max_near_match_share", d.max_near_match_share),
     )
     t.finish()

@@ -59,6 +59,12 @@ class SourceFacts:
     near_matches: int = 0  # ids to delete whose normal form equals a source id's (skipped)
     near_match_kinds: Mapping[str, int] = field(default_factory=dict)
     final_newline: bool | None = None  # CSV: the last row ends with a line break
+    mtime: float | None = None  # the export's mtime, and the one the last successful run read
+    last_mtime: float | None = None
+
+
+# Coarse filesystems keep mtimes to 2 s (FAT) or 1 s: within this, "older" is noise.
+MTIME_RESOLUTION = 2.0
 
 
 def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
@@ -78,6 +84,8 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
             f"{_hours(rules.max_age)}",
             {"age_seconds": round(facts.age_seconds), "max_age_seconds": rules.max_age},
         ))
+    if facts.mtime is not None and facts.last_mtime is not None:
+        gates.append(_older_source_gate(rules, facts.mtime, facts.last_mtime))
     gates.append(Gate(
         "min_ids", facts.unique >= rules.min_ids,
         f"the source holds {facts.unique} ids; min_ids is {rules.min_ids}",
@@ -129,6 +137,22 @@ def judge_source(rules: Safety, facts: SourceFacts) -> list[Gate]:
          "max_near_match_share": rules.max_near_match_share},
     ))
     return gates
+
+
+def _older_source_gate(rules: Safety, mtime: float, last_mtime: float) -> Gate:
+    """An export older than the one the last successful run read is an old file put back
+    (``cp -p`` of yesterday's export after a failed job): fresh enough for ``max_age``, it
+    lacks every item created since, and those would be deleted after grace."""
+    older = last_mtime - mtime
+    passed = older <= MTIME_RESOLUTION or rules.allow_older_source
+    detail = (f"the source file's mtime is {_hours(older)} older than the export the last "
+              "successful run read (an older export copied back?)"
+              + ("; accepted (allow_older_source = true)" if rules.allow_older_source else "")
+              if older > MTIME_RESOLUTION else
+              "the source file is not older than the export the last successful run read")
+    return Gate("source_not_older", passed, detail,
+                {"older_seconds": round(max(older, 0.0), 3),
+                 "allow_older_source": rules.allow_older_source})
 
 
 def judge_caps(rules: Safety, to_delete: int, remote: int, deleted_today: int) -> list[Gate]:

@@ -89,6 +89,7 @@ class Safety:
     report_retention: float | None = 30 * 86400.0  # report folders under state_dir; None: keep
     max_clock_skew: float = 300.0  # a source mtime further in the future than this is refused
     require_final_newline: bool = True  # a CSV source whose last row is cut short is refused
+    allow_older_source: bool = False  # an export older than the last run's is refused
     max_near_match_share: float = 0.001  # near matches allowed, as a share of the source ids
 
 

@@ -71,6 +71,9 @@ class Store(Protocol):
 
     def last_source_ids(self, job: str, target: str) -> int | None: ...
 
+    def last_source_mtime(self, job: str, target: str) -> float | None:
+        """The mtime of the export the newest successful real run on ``target`` read."""
+
     # -- items (the plan and its outcomes) ---------------------------------------------
     def store_plan(
         self, run_id: str, to_delete: Iterable[str], skipped: Iterable[tuple[str, str]]

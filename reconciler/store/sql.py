@@ -24,6 +24,7 @@ from reconciler.core.states import ItemState, RunStatus
 from reconciler.store.base import ItemRow, RunRow
 
 RESENDABLE = (ItemState.PLANNED, ItemState.SENT, ItemState.UNKNOWN)
+RECENT_RUNS = 50  # how far back the newest export a run read is looked for
 RUN_COLUMNS = ("run_id, job, dry_run, status, started_at, finished_at, resumed_from,"
                " exit_code, summary, host, pid")
 
@@ -188,6 +189,17 @@ class SqlStore:
             with self._writing() as db:
                 db.executemany("UPDATE items SET state = ?, detail = ? WHERE plan_run = ?"
                                " AND item_id = ?", rows)
+
+    def last_source_mtime(self, job: str, target: str) -> float | None:
+        rows = self._rows(
+            f"SELECT summary FROM runs WHERE job = ? AND target = ? AND dry_run = ?"
+            f" AND status = ? ORDER BY {self.RUN_ORDER} DESC LIMIT {RECENT_RUNS}",
+            (job, target, False, RunStatus.FINISHED))
+        for (text,) in rows:  # an apply or a resume reads no export: the newest that did
+            mtime = (json.loads(text or "{}").get("source") or {}).get("mtime")
+            if isinstance(mtime, int | float) and not isinstance(mtime, bool):
+                return float(mtime)
+        return None
 
     # -- grace and the ledger ------------------------------------------------------------
 

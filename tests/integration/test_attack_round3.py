@@ -484,16 +484,17 @@ def _plan_with_ab_missing(tmp_path, emulator):
     return config, plan_file
 
 
-@pytest.mark.xfail(strict=True, reason="apply's drift check is exact: ids that came back in "
-                   "today's export spelled another way (here in upper case) are not "
-                   "'drifted' and not near matches there, so the saved plan deletes them")
 def test_apply_skips_ids_back_in_the_source_under_another_spelling(tmp_path, catalog):
     config, plan_file = _plan_with_ab_missing(tmp_path, catalog)
     # The ab-* items were restored upstream; today's export spells them in upper case.
     source_of(config).write_bytes(one_column(
         [i.upper() if i in DASHED else i for i in IDS]).encode())
-    run_reconciler("--config", config.path, "apply", plan_file)
+    applied = run_reconciler("--config", config.path, "apply", plan_file)
+    assert applied.returncode == EXIT_OK, applied.stderr
     assert_none_deleted(catalog, DASHED, [])
+    report = Path(applied.stdout.split("report ")[-1].strip())
+    skipped = (report / "skipped.csv").read_text().splitlines()
+    assert skipped[1:] == [f'"{i}","near_match"' for i in sorted(DASHED)]
 
 
 def test_apply_after_the_scope_was_narrowed_deletes_nothing_outside_it(tmp_path, catalog):
@@ -580,10 +581,6 @@ def test_a_parquet_dataset_folder_is_refused_not_read_in_part(tmp_path, catalog)
     assert catalog.stats.bulk_delete_requests == 0
 
 
-@pytest.mark.xfail(strict=True, reason="no gate compares the export's mtime with the one the "
-                   "last successful run read: an older export copied back in place (cp -p "
-                   "of yesterday's file after a failed export job) is fresh enough for "
-                   "max_age, and the items created since are deleted after grace")
 def test_an_older_export_copied_back_in_place_deletes_nothing(tmp_path, start_emulator):
     new_items = {f"new-{n:03d}": {"title": "created today"} for n in range(100)}
     emulator = start_emulator({**PLAIN, **new_items}, bulk_requests_per_window=100)
@@ -599,3 +596,7 @@ def test_an_older_export_copied_back_in_place_deletes_nothing(tmp_path, start_em
     os.utime(source, ((real - timedelta(hours=20)).timestamp(),) * 2)
     results += runs_an_hour_apart(config, clock, times=3)
     assert_none_deleted(emulator, new_items, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] + [EXIT_REFUSED] * 3
+    assert results[1].summary["refused"] == (
+        "source_not_older: the source file's mtime is 16.0 h older than the export the last "
+        "successful run read (an older export copied back?)")

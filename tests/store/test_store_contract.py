@@ -201,3 +201,18 @@ def test_a_saved_plan_is_spent_once(store):
     assert store.spend_plan("p1", "apply-2", 6.0) == "apply-1"
     assert store.plan_spent_by("p1") == "apply-1"
     assert store.spend_plan("p2", "apply-2", 6.0) is None
+
+
+def test_the_last_source_mtime_is_the_newest_finished_real_runs_that_read_one(store):
+    assert store.last_source_mtime("job", "T") is None
+    store.start_run("r1", "job", False, "t0", target="T")
+    store.finish_run("r1", "finished", 0, "t1", {"source": {"mtime": 100.5}})
+    store.start_run("r2", "job", False, "t2", target="T")
+    store.finish_run("r2", "finished", 0, "t3", {"applied_plan": "p"})  # read no export
+    store.start_run("r3", "job", False, "t4", target="T")
+    store.finish_run("r3", "refused", 3, "t5", {"source": {"mtime": 50.0}})
+    store.start_run("r4", "job", True, "t6", target="T")
+    store.finish_run("r4", "dry", 0, "t7", {"source": {"mtime": 10.0}})
+    assert store.last_source_mtime("job", "T") == 100.5
+    assert store.last_source_mtime("job", "U") is None
+    assert store.last_source_mtime("other", "T") is None

@@ -153,3 +153,22 @@ def test_vectorised_grace_agrees_with_a_loop_over_ids(ids, absences, grace_runs,
         ready = runs + 1 >= grace_runs and (period is None or now - first >= period)
         (due if ready else pending).append(item_id)
     assert grace_due(ids, absences, rules, now) == (due, pending, updated)
+
+
+def test_an_export_older_than_the_last_runs_is_refused_unless_allowed():
+    older = replace(FACTS, mtime=1_000.0, last_mtime=1_000.0 + 7200)
+    (gate,) = [g for g in judge_source(Safety(), older) if g.name == "source_not_older"]
+    assert not gate.passed and gate.detail == (
+        "the source file's mtime is 2.0 h older than the export the last successful run "
+        "read (an older export copied back?)")
+    assert gate.numbers == {"older_seconds": 7200.0, "allow_older_source": False}
+    allowed = judge_source(Safety(allow_older_source=True), older)
+    assert failed(allowed) == []
+    assert [g.detail for g in allowed if g.name == "source_not_older"] == [
+        "the source file's mtime is 2.0 h older than the export the last successful run "
+        "read (an older export copied back?); accepted (allow_older_source = true)"]
+    # Newer, the same, or older only by a coarse filesystem's 2 s: passes.
+    for last in (900.0, 1_000.0, 1_002.0):
+        assert failed(judge_source(Safety(), replace(older, last_mtime=last))) == []
+    # No baseline yet (a first run, or none of the recent runs read an export): no gate.
+    assert "source_not_older" not in {g.name for g in judge_source(Safety(), FACTS)}

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from reconciler.core.errors import SafetyRefusal
 from reconciler.core.fingerprint import short
 from reconciler.core.plan import IdStats, Plan, defer
-from reconciler.core.safety import judge_caps, refusal
+from reconciler.core.safety import judge_caps, near_matches, refusal
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
@@ -118,7 +118,8 @@ def refuse_spent(plan_run: str, applied_by: str | None) -> None:
 def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Array,
                   remote: pa.Array) -> Plan:
     """The saved ids as a plan, minus those now out of scope, back in the source or
-    protected (``drifted``)."""
+    protected (``drifted``), or back in the source under another spelling
+    (``near_match``: the same normal forms ``run`` judges by)."""
     plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
                 skipped_reasons=pa.array([], pa.string()), source=stats,
                 remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
@@ -126,7 +127,9 @@ def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Arr
     plan = defer(plan, pc.invert(in_scope_mask(ids, ctx.job.scope)), SKIP_OUT_OF_SCOPE)
     drifted = pc.or_(pc.is_in(plan.to_delete, value_set=source.cast(pa.string())),
                      protected_in(ctx, plan.to_delete))
-    return defer(plan, drifted, SKIP_DRIFTED)
+    plan = defer(plan, drifted, SKIP_DRIFTED)
+    near = near_matches(plan.to_delete, source)
+    return defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SkipReason.NEAR_MATCH)
 
 
 def distinct_stats(ids: pa.Array) -> IdStats:

@@ -52,7 +52,11 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
         missing_canaries=missing_from(source, rules.canary_ids),
         near_matches=len(near.ids), near_match_kinds=near.kinds,
         final_newline=read.final_newline if read else None,
+        mtime=read.identity.mtime if read else None,
+        last_mtime=journal.last_source_mtime(ctx.job.name, ctx.target),
     )
+    if read is not None and isinstance(rec.summary.get("source"), dict):
+        rec.summary["source"]["mtime"] = read.identity.mtime  # the next run's baseline
     source_gates = judge_source(rules, facts)
     record_gates(ctx, rec, source_gates)
     source_reason = refusal(source_gates)
