@@ -321,6 +321,8 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     else:
         blank = pc.replace_substring_regex(ids, _BLANKS, "")
         composed = pc.utf8_normalize(blank, "NFKC")
+        if present[0xCD:0xD5].any():  # Greek or Cyrillic letters in some id
+            composed = _latin_lookalikes(composed)
         if has("\xd9\xdb") and pc.any(pc.match_substring_regex(
                 composed, _ARABIC_DIGITS)).as_py():
             composed = _western_digits(composed)
@@ -356,6 +358,30 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     unpadded = pc.if_else(pc.equal(pc.binary_length(unpadded), 0), "0", unpadded)
     return [blank, composed, lowered, sheet, punct, number,
             pc.if_else(decimal, unpadded, number)]
+
+
+# Greek and Cyrillic letters drawn like Latin ones (a subset of Unicode's confusables,
+# UTS #39): typed on another keyboard layout, or pasted, inside an otherwise Latin id.
+_LOOKALIKES = dict(zip(
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0406\u0408"
+    "\u0405\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u0391"
+    "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
+    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo", strict=True))
+_MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
+                 "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
+
+
+def _latin_lookalikes(ids: pa.Array) -> pa.Array:
+    """Within ids that mix Latin letters with Greek or Cyrillic ones, those look-alikes as
+    the Latin letters they are drawn like (a Cyrillic ``a`` in ``ab-001``). Ids written in
+    one script only are left alone: a Russian catalog's word for juice is not ``cok``."""
+    mixed = pc.fill_null(pc.match_substring_regex(ids, _MIXED_SCRIPT), False)
+    if not pc.any(mixed).as_py():
+        return ids
+    folded = ids.filter(mixed)
+    for other, latin in _LOOKALIKES.items():
+        folded = pc.replace_substring(folded, other, latin)
+    return pc.replace_with_mask(ids, mixed, folded)
 
 
 def _western_digits(ids: pa.Array) -> pa.Array:

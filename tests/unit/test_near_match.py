@@ -138,3 +138,13 @@ def test_normal_forms_match_the_oracle():
     values = ["  A\u0301b ", "007", "0", "00", "Ab0", "ß", "\u00a0x\u00a0", "a b\u00a0c",
               "\uff10\uff17", "STRA\u00dfE"]
     assert normal_forms(pa.array(values))[-1].to_pylist() == [_python_normal(v) for v in values]
+
+
+def test_greek_and_cyrillic_look_alikes_inside_latin_ids_are_near_matches():
+    source = pa.array(["\u0430b-001", "SKU-\u041c1", "\u0441\u043e\u043a", "\u03bfrder-7"])
+    near = near_matches(pa.array(["ab-001", "sku-m1", "cok", "order-7", "ab-002"]), source)
+    assert sorted(near.ids.to_pylist()) == ["ab-001", "order-7", "sku-m1"]
+    assert near.kinds["unicode"] == 3
+    # One script only is left alone: a Russian id is not the Latin id it resembles.
+    assert normal_forms(pa.array(["\u0441\u043e\u043a"]))[-1].to_pylist() == ["\u0441\u043e\u043a"]
+
