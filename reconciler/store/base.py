@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reconciler.core.gracetime import GraceMark
-from reconciler.core.ownership import Claim
+if TYPE_CHECKING:  # the protocol's annotations only: the values live in core/
+    from reconciler.core.gracetime import GraceMark
+    from reconciler.core.ownership import Claim
 
-__all__ = ["Claim", "ItemRow", "RunRow", "Store"]
+__all__ = ["ItemRow", "RunRow", "Store"]
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def test_the_grace_clock_is_kept_per_job_and_target(store):
 
 
 def test_claims_are_per_catalog_and_refreshed(store):
-    from reconciler.store.base import Claim
+    from reconciler.core.ownership import Claim
     store.claim("T", Claim("a", "/a.csv", "/a.toml", (), 10.0))
     store.claim("T", Claim("b", "/b.csv", "/b.toml", ("ab-*",), 11.0))
     store.claim("T", Claim("a", "/a.csv", "/moved/a.toml", ("sku-*",), 12.0))
