@@ -367,21 +367,27 @@ _LOOKALIKES = dict(zip(
     "\u0405\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u0391"
     "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
     "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo", strict=True))
+_GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f]"
 _MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
                  "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
 
 
 def _latin_lookalikes(ids: pa.Array) -> pa.Array:
     """Within ids that mix Latin letters with Greek or Cyrillic ones, those look-alikes as
-    the Latin letters they are drawn like (a Cyrillic ``a`` in ``ab-001``). Ids written in
-    one script only are left alone: a Russian catalog's word for juice is not ``cok``."""
-    mixed = pc.fill_null(pc.match_substring_regex(ids, _MIXED_SCRIPT), False)
-    if not pc.any(mixed).as_py():
+    the Latin letters they are drawn like (a Cyrillic ``a`` in ``ab-001``); likewise ids
+    whose Greek or Cyrillic letters are all drawn like Latin ones (``AB-001`` typed with a
+    Cyrillic A and B on a Russian layout: no Latin letter is left to call it mixed).
+    Other ids written in one script are left alone: a Russian catalog's word for juice
+    (its lower-case k is no look-alike) is not ``cok``."""
+    other = pc.fill_null(pc.match_substring_regex(ids, _GREEK_CYRILLIC), False)
+    if not pc.any(other).as_py():
         return ids
-    folded = ids.filter(mixed)
-    for other, latin in _LOOKALIKES.items():
-        folded = pc.replace_substring(folded, other, latin)
-    return pc.replace_with_mask(ids, mixed, folded)
+    written = folded = ids.filter(other)
+    for letter, latin in _LOOKALIKES.items():
+        folded = pc.replace_substring(folded, letter, latin)
+    keep = pc.or_(pc.match_substring_regex(written, _MIXED_SCRIPT),
+                  pc.invert(pc.match_substring_regex(folded, _GREEK_CYRILLIC)))
+    return pc.replace_with_mask(ids, other, pc.if_else(keep, folded, written))
 
 
 def _western_digits(ids: pa.Array) -> pa.Array:

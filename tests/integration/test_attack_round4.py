@@ -1,0 +1,379 @@
+"""Hostile QA of issue 9, round 4: grace's own clock, claims across configs that share one
+state, single-use saved plans, ``source_not_older`` and look-alike letters, with the DEFAULT
+safety settings (an empty ``[safety]`` table).
+
+Every test asserts the correct behaviour: none may delete an id that a person would say is
+still in the source, and a healthy run must not be refused. Those marked
+``xfail(strict=True)`` reproduce a finding that fails on the code as it is.
+
+The usual shape: a catalog of 2,000 ids, of which 100 (5%, under every cap) are the ones an
+accident makes look missing; runs an hour apart (past ``grace_runs`` 2 and ``grace_period``
+1h) must not delete them.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.config import load_config
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+from reconciler.runs.runner import RunRequest, run_job
+from tests.helpers import Started, job_toml
+
+pytestmark = pytest.mark.integration
+
+PLAIN = {f"sku-{n:04d}": {"title": f"Item {n}"} for n in range(1900)}
+DASHED = {f"ab-{n:03d}": {"title": "dashed"} for n in range(100)}
+UPPER = {f"AB-{n:03d}": {"title": "upper"} for n in range(100)}
+READS = {"read_requests_per_window": 100, "read_window_seconds": 0.1}
+
+
+def write_lines(path: Path, lines) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+def configure(folder: Path, emulator, ids, name="products", state: Path | None = None):
+    """A default-safety job ``name`` whose export holds ``ids``; ``state``: a shared
+    state_dir (absolute)."""
+    source = write_lines(folder / "exports" / f"{name}.csv", ["item_id", *ids])
+    text = job_toml(name, emulator.base_url, source, emulator=emulator, safety={},
+                    limits=READS)
+    path = folder / "reconciler.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'state_dir = "{state or "state"}"\n[logging]\nformat = "json"\n' + text,
+                    encoding="utf-8")
+    return load_config(path)
+
+
+def run(config, clock, name="products", **request):
+    return run_job(config, config.jobs[name], RunRequest(dry_run=request.pop("dry_run", False),
+                                                         **request), clock=clock)
+
+
+def runs_an_hour_apart(config, clock, times=3, name="products"):
+    results = []
+    for _ in range(times):
+        results.append(run(config, clock, name))
+        clock.advance(3601)
+    return results
+
+
+def assert_none_deleted(emulator, ids, results):
+    gone = sorted(set(ids) - emulator.ids())
+    assert not gone, (f"{len(gone)} live ids deleted, e.g. {gone[:3]}; runs: "
+                      f"{[(r.exit_code, r.summary.get('refused')) for r in results]}")
+
+
+def set_mtime(path: Path, when: datetime) -> None:
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+# -- 1. Grace's own clock ---------------------------------------------------------------------
+
+
+def test_a_replica_whose_clock_runs_behind_does_not_serve_grace_in_minutes(
+        tmp_path, start_emulator):
+    """Found in round 4 (fixed): host A (right clock) runs, replica B (wall clock 5 h slow,
+    another boot) a minute later, A again a minute after that. B's run set the grace mark's
+    wall clock 5 h back, so A's second run counted 5 h 1 min: three runs in two minutes
+    over one bad export served grace_runs 2 and grace_period 1h, and 100 live ids went."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))  # a bad export: no ab-* ids
+    real = datetime.now(UTC)
+    set_mtime(config.jobs["products"].source.path, real - timedelta(hours=5))  # B's clock
+    host_a = FakeClock(start=100, wall=real, boot_id="host-a")
+    host_b = FakeClock(start=100, wall=real - timedelta(hours=5), boot_id="host-b")
+    results = [run(config, host_a)]
+    host_b.advance(60)
+    results.append(run(config, host_b))
+    host_a.advance(120)
+    results.append(run(config, host_a))
+    assert_none_deleted(emulator, DASHED, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3
+    assert [r.summary["pending_grace"] for r in results] == [100, 100, 100]
+    assert results[2].summary["grace"]["clock"]["since_last_run_counted_seconds"] == 120.0
+
+
+def test_a_host_clock_set_back_then_a_reboot_and_ntp_does_not_serve_grace(
+        tmp_path, start_emulator):
+    """One host: its clock is set back 5 h by hand, it reboots, NTP puts it right. Before
+    the fix the set-back run lowered the mark, and the run after the reboot (no boot clock
+    to witness) counted the 5 h."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    real = datetime.now(UTC)
+    set_mtime(config.jobs["products"].source.path, real - timedelta(hours=5))
+    first = FakeClock(start=1000, wall=real, boot_id="boot-1")
+    results = [run(config, first)]
+    set_back = FakeClock(start=1060, wall=real - timedelta(hours=5) + timedelta(seconds=60),
+                         boot_id="boot-1")
+    results.append(run(config, set_back))
+    assert results[1].summary["grace"]["clock"]["since_last_run_counted_seconds"] == 60.0
+    rebooted = FakeClock(start=30, wall=real + timedelta(seconds=180), boot_id="boot-2")
+    results.append(run(config, rebooted))
+    assert_none_deleted(emulator, DASHED, results)
+    assert results[2].summary["grace"]["clock"]["since_last_run_counted_seconds"] == 120.0
+
+
+def test_dry_runs_with_a_wrong_clock_in_between_move_nothing(tmp_path, start_emulator):
+    """Dry runs (a plan, a daemon's preview) record no absence and no grace mark, whatever
+    their clock says."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real, boot_id="host")
+    results = [run(config, clock)]
+    for hours in (-5, 30):
+        results.append(run(config, FakeClock(wall=real + timedelta(hours=hours)),
+                           dry_run=True))
+    clock.advance(600)
+    results.append(run(config, clock))
+    assert_none_deleted(emulator, DASHED, results)
+    assert results[-1].summary["grace"]["clock"]["since_last_run_counted_seconds"] == 600.0
+
+
+def test_grace_still_serves_on_one_host_after_its_clock_was_ahead_and_corrected(
+        tmp_path, start_emulator):
+    """No false stall: a clock 3 h ahead, put right, and the boot clock still counts the
+    hours that pass on that boot, so a healthy daemon deletes what is gone."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    real = datetime.now(UTC)
+    set_mtime(config.jobs["products"].source.path, real - timedelta(minutes=5))
+    results = [run(config, FakeClock(start=1000, wall=real + timedelta(hours=3),
+                                     boot_id="host"))]
+    fixed = FakeClock(start=1600, wall=real + timedelta(minutes=10), boot_id="host")
+    results.append(run(config, fixed))
+    fixed.advance(3601)
+    set_mtime(config.jobs["products"].source.path, real + timedelta(minutes=60))
+    results.append(run(config, fixed))
+    assert results[-1].exit_code == EXIT_OK, results[-1].summary
+    assert results[-1].summary["deleted"] == 100 and not set(DASHED) & emulator.ids()
+
+
+# -- 2. Claims across configs sharing one state ----------------------------------------------
+
+
+def two_teams(tmp_path, emulator):
+    """team-a (export: the sku-* ids) and team-b (export: the ab-* ids), each in its own
+    folder as ``reconciler.toml``, sharing one absolute state_dir."""
+    state = tmp_path / "shared-state"
+    configs = {}
+    for name, ids in (("team-a", sorted(PLAIN)), ("team-b", sorted(DASHED))):
+        configs[name] = configure(tmp_path / name, emulator, ids, name=name, state=state)
+    return configs
+
+
+def test_two_configs_both_named_reconciler_toml_and_run_from_their_folders_are_refused(
+        tmp_path, start_emulator, monkeypatch):
+    """Found in round 4 (fixed): each team runs ``reconciler run`` in its own folder with
+    the default ``./reconciler.toml``. Both claims named the config ``reconciler.toml``,
+    so each took the other's claim for its own config's and ignored it: the two jobs
+    deleted each other's ids."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    two_teams(tmp_path, emulator)
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = []
+    for _ in range(3):
+        for name in ("team-a", "team-b"):
+            monkeypatch.chdir(tmp_path / name)
+            config = load_config(Path("reconciler.toml"))
+            results.append(run(config, clock, name))
+        clock.advance(3601)
+    assert_none_deleted(emulator, {**PLAIN, **DASHED}, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] + [EXIT_CONFIG] * 5
+    assert results[1].summary["error"].startswith(
+        "reconciler.toml: job 'team-b' and job 'team-a' of "
+        f"{tmp_path / 'team-a' / 'reconciler.toml'} (export ")
+
+
+@pytest.mark.parametrize("via", ["symlink", "relative"])
+def test_a_renamed_job_of_one_config_reached_by_two_paths_is_not_refused(
+        tmp_path, start_emulator, monkeypatch, via):
+    """Found in round 4 (fixed): the daemon runs the config through a symlink (or by a
+    relative path), a person renames the job and runs it by the real path. The old name's
+    claim looked like another config's, and the renamed job was refused for 7 days."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path / "etc", emulator, sorted({**PLAIN, **DASHED}))
+    if via == "symlink":
+        (tmp_path / "link").symlink_to(tmp_path / "etc")
+        other = tmp_path / "link" / "reconciler.toml"
+    else:
+        monkeypatch.chdir(tmp_path)
+        other = Path("etc/reconciler.toml")
+    clock = FakeClock(wall=datetime.now(UTC))
+    first = run(load_config(other), clock)
+    assert first.exit_code == EXIT_OK, first.summary
+    config.path.write_text(config.path.read_text().replace("jobs.products", "jobs.catalog"))
+    clock.advance(3601)
+    renamed = run(load_config(config.path.resolve()), clock, "catalog")
+    assert renamed.exit_code == EXIT_OK, renamed.summary.get("error")
+
+
+def test_a_plan_from_a_scratch_config_leaves_no_claim(tmp_path, start_emulator):
+    """``plan`` from a scratch config on the production catalog is refused while the
+    production claim stands, and leaves nothing that would refuse production."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    state = tmp_path / "shared-state"
+    prod = configure(tmp_path / "prod", emulator, sorted({**PLAIN, **DASHED}), state=state)
+    scratch = configure(tmp_path / "scratch", emulator, sorted(PLAIN), name="try",
+                        state=state)
+    clock = FakeClock(wall=datetime.now(UTC))
+    assert run(prod, clock).exit_code == EXIT_OK
+    planned = run(scratch, clock, "try", dry_run=True)
+    assert planned.exit_code == EXIT_CONFIG
+    assert planned.summary["error"].startswith(f"{scratch.path}: job 'try' and job 'products'")
+    clock.advance(3601)
+    assert run(prod, clock).exit_code == EXIT_OK
+
+
+def test_a_claim_lapses_after_seven_days_and_not_before(tmp_path, start_emulator):
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    configs = two_teams(tmp_path, emulator)
+    clock = FakeClock(wall=datetime.now(UTC))
+    assert run(configs["team-a"], clock, "team-a").exit_code == EXIT_OK
+    clock.advance(7 * 86400 - 60)
+    assert run(configs["team-b"], clock, "team-b").exit_code == EXIT_CONFIG
+    clock.advance(120)
+    # team-a's claim lapsed, but team-b's refused run left its own claim: team-a is the
+    # one refused now, and nothing of either is deleted.
+    assert run(configs["team-a"], clock, "team-a").exit_code == EXIT_CONFIG
+    assert emulator.ids() == set(PLAIN) | set(DASHED)
+
+
+# -- 3. Single-use saved plans ---------------------------------------------------------------
+
+
+def test_two_applies_of_one_plan_racing_delete_once(tmp_path, start_emulator):
+    """Two real processes apply the same saved plan at once: one deletes, the other says
+    the plan was already applied (or that the job is running), with one line each."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    real = datetime.now(UTC)
+    set_mtime(config.jobs["products"].source.path, real - timedelta(hours=2))
+    clock = FakeClock(wall=real - timedelta(hours=2))
+    run(config, clock)
+    clock.advance(3601)
+    plan_file = tmp_path / "plan.json"
+    planned = run(config, clock, dry_run=True, plan_out=plan_file)
+    assert planned.exit_code == EXIT_OK and planned.summary["to_delete"] == 100
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(plan_file.read_bytes())
+    procs = [Started("--config", config.path, "apply", path) for path in (plan_file, copy)]
+    outcomes = sorted((p.wait(120), *p.communicate(1)) for p in procs)
+    codes = [code for code, _, _ in outcomes]
+    assert codes[0] == EXIT_OK and codes[1] != EXIT_OK, outcomes
+    assert not set(DASHED) & emulator.ids()
+    said = outcomes[1][2].strip().splitlines()[-1]  # after the JSON log lines
+    assert said.endswith("(a saved plan is applied once): nothing was deleted; make a new "
+                         "plan") or said.startswith(
+        "products: job 'products' is already being run by process "), said
+
+
+# -- 4. source_not_older ---------------------------------------------------------------------
+
+
+def test_an_export_whose_mtime_moves_back_within_a_second_is_not_refused(
+        tmp_path, start_emulator):
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted({**PLAIN, **DASHED}))
+    source = config.jobs["products"].source.path
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real)
+    set_mtime(source, real - timedelta(minutes=10))
+    assert run(config, clock).exit_code == EXIT_OK
+    clock.advance(3601)
+    set_mtime(source, real - timedelta(minutes=10, seconds=1.5))  # a coarser filesystem
+    assert run(config, clock).exit_code == EXIT_OK
+    clock.advance(3601)
+    set_mtime(source, real - timedelta(hours=1, minutes=10))  # touch -d "1 hour ago"
+    refused = run(config, clock)
+    assert refused.exit_code == EXIT_REFUSED
+    assert refused.summary["refused"] == (
+        "source_not_older: the source file's mtime is 1.0 h older than the export the last "
+        "successful run read (an older export copied back?)")
+
+
+def test_a_refused_newer_export_does_not_become_the_baseline(tmp_path, start_emulator):
+    """A newer export refused by another gate (shrunk by half) is no baseline: the good
+    export put back after it (older than the refused one, newer than the last good one)
+    runs."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    ids = sorted({**PLAIN, **DASHED})
+    config = configure(tmp_path, emulator, ids)
+    source = config.jobs["products"].source.path
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real)
+    set_mtime(source, real - timedelta(minutes=30))
+    assert run(config, clock).exit_code == EXIT_OK
+    write_lines(source, ["item_id", *ids[:1000]])
+    set_mtime(source, real + timedelta(minutes=50))
+    clock.advance(3600)
+    shrunk = run(config, clock)
+    assert shrunk.exit_code == EXIT_REFUSED and shrunk.summary["refused"].startswith(
+        "max_shrink: ")
+    write_lines(source, ["item_id", *ids])
+    set_mtime(source, real + timedelta(minutes=40))
+    clock.advance(600)
+    back = run(config, clock)
+    assert back.exit_code == EXIT_OK, back.summary.get("refused")
+
+
+def test_allow_older_source_false_refuses_a_copy_back_every_run_until_a_new_export(
+        tmp_path, start_emulator):
+    """Yesterday's export copied back with ``cp -p`` (fresh enough for max_age): refused on
+    every run, so its missing ids are never deleted; the next real export runs again."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted({**PLAIN, **DASHED}))
+    source = config.jobs["products"].source.path
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real)
+    set_mtime(source, real - timedelta(minutes=5))
+    results = [run(config, clock)]
+    write_lines(source, ["item_id", *sorted(PLAIN)])  # yesterday's: no ab-* yet
+    set_mtime(source, real - timedelta(hours=20))
+    for _ in range(3):
+        clock.advance(3601)
+        results.append(run(config, clock))
+    assert_none_deleted(emulator, DASHED, results)
+    assert all(r.summary["refused"].startswith("source_not_older: ") for r in results[1:])
+
+
+# -- 5. Look-alike letters -------------------------------------------------------------------
+
+
+def test_ids_typed_entirely_in_cyrillic_look_alikes_delete_nothing(tmp_path, start_emulator):
+    """Found in round 4 (fixed): the export spells ``AB-001`` with a Cyrillic A and B (a
+    Russian keyboard layout). No Latin letter is left, so the id was not "mixed", was not
+    folded, and the 100 catalog ids looked missing: deleted after grace."""
+    emulator = start_emulator({**PLAIN, **UPPER}, bulk_requests_per_window=100)
+    ids = [i.replace("A", "\u0410").replace("B", "\u0412") if i in UPPER else i
+           for i in sorted({**PLAIN, **UPPER})]
+    config = configure(tmp_path, emulator, ids)
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, UPPER, results)
+    assert all(r.summary["refused"].startswith("near_match: 100 ids") for r in results)
+
+
+def test_a_catalog_in_cyrillic_and_greek_is_not_refused(tmp_path, start_emulator):
+    """No false refusal: ids in Cyrillic and Greek (some made only of letters drawn like
+    Latin ones, such as ``\u0421\u041e\u041a``) reconcile as any other; the 50 ids gone
+    are deleted."""
+    russian = {f"\u0442\u043e\u0432\u0430\u0440-{n:04d}": {} for n in range(1700)}
+    greek = {f"\u03c0\u03c1\u03bf\u03ca\u03cc\u03bd-{n:03d}": {} for n in range(200)}
+    caps = {f"\u0421\u041e\u041a-{n:03d}": {} for n in range(100)}  # all look-alikes
+    items = {**russian, **greek, **caps}
+    emulator = start_emulator(items, bulk_requests_per_window=100)
+    gone = set(sorted(russian)[:25]) | set(sorted(caps)[:25])
+    config = configure(tmp_path, emulator, sorted(set(items) - gone))
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)), times=2)
+    assert [r.exit_code for r in results] == [EXIT_OK, EXIT_OK], results[-1].summary
+    assert results[-1].summary["deleted"] == 50
+    assert emulator.ids() == set(items) - gone
