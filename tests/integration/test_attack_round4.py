@@ -23,6 +23,7 @@ from reconciler.config import load_config
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from reconciler.runs.runner import RunRequest, run_job
+from reconciler.store import plan_key, saved_plan
 from tests.helpers import Started, job_toml
 
 pytestmark = pytest.mark.integration
@@ -39,16 +40,21 @@ def write_lines(path: Path, lines) -> Path:
     return path
 
 
-def configure(folder: Path, emulator, ids, name="products", state: Path | None = None):
+def configure(folder: Path, emulator, ids, name="products", state: Path | str | None = None,
+              scope: list[str] | None = None, export: str | None = None):
     """A default-safety job ``name`` whose export holds ``ids``; ``state``: a shared
-    state_dir (absolute)."""
-    source = write_lines(folder / "exports" / f"{name}.csv", ["item_id", *ids])
+    state_dir (absolute) or a PostgreSQL URL; ``scope``: the job's scope."""
+    source = write_lines(folder / "exports" / (export or f"{name}.csv"), ["item_id", *ids])
     text = job_toml(name, emulator.base_url, source, emulator=emulator, safety={},
                     limits=READS)
+    if scope is not None:
+        text = text.replace(f"[jobs.{name}.source]",
+                            f"[jobs.{name}]\nscope = {scope!r}\n[jobs.{name}.source]")
+    top = (f'state = "{state}"\n' if str(state).startswith("postgresql:")
+           else f'state_dir = "{state or "state"}"\n')
     path = folder / "reconciler.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'state_dir = "{state or "state"}"\n[logging]\nformat = "json"\n' + text,
-                    encoding="utf-8")
+    path.write_text(top + '[logging]\nformat = "json"\n' + text, encoding="utf-8")
     return load_config(path)
 
 
@@ -158,6 +164,29 @@ def test_grace_still_serves_on_one_host_after_its_clock_was_ahead_and_corrected(
     assert results[-1].summary["deleted"] == 100 and not set(DASHED) & emulator.ids()
 
 
+def test_a_journal_from_before_the_grace_clock_keeps_its_absences(tmp_path, start_emulator):
+    """A journal of schema 4 (absences on the wall clock, no grace clock) migrated to 5:
+    grace's first reading is the wall clock, so the absences keep their age: ten minutes
+    later nothing is due, an hour later the 100 ids are."""
+    import sqlite3
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC), boot_id="host")
+    assert run(config, clock).summary["pending_grace"] == 100
+    db = sqlite3.connect(config.state_dir / "journal.sqlite3")
+    db.executescript("DROP TABLE grace_clock; DROP TABLE claims; DROP TABLE spent_plans;"
+                     " PRAGMA user_version=4;")
+    db.close()
+    clock.advance(600)
+    early = run(config, clock)
+    assert early.exit_code == EXIT_OK and early.summary["pending_grace"] == 100
+    assert early.summary["grace"]["clock"]["since_last_run_counted_seconds"] is None
+    clock.advance(3000)
+    due = run(config, clock)
+    assert due.summary["deleted"] == 100, due.summary.get("refused")
+
+
 # -- 2. Claims across configs sharing one state ----------------------------------------------
 
 
@@ -248,7 +277,80 @@ def test_a_claim_lapses_after_seven_days_and_not_before(tmp_path, start_emulator
     assert emulator.ids() == set(PLAIN) | set(DASHED)
 
 
+def test_the_same_job_name_in_two_configs_with_other_exports_is_refused(
+        tmp_path, start_emulator):
+    """Two configs, one job name ``products``, two exports, one catalog and one state: they
+    would share grace records too. The second is refused, and from then on both."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    state = tmp_path / "shared-state"
+    one = configure(tmp_path / "one", emulator, sorted(PLAIN), state=state, export="a.csv")
+    two = configure(tmp_path / "two", emulator, sorted(DASHED), state=state, export="b.csv")
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = []
+    for _ in range(3):
+        results += [run(one, clock), run(two, clock)]
+        clock.advance(3601)
+    assert_none_deleted(emulator, {**PLAIN, **DASHED}, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] + [EXIT_CONFIG] * 5
+    assert results[1].summary["error"].startswith(
+        f"{two.path}: job 'products' and job 'products' of {one.path} (export "
+        f"{one.jobs['products'].source.path}, last run ")
+
+
+def test_scopes_that_overlap_in_part_across_configs_are_refused(tmp_path, start_emulator):
+    """``sku-`` and ``sku-00*`` share ids: not provably disjoint, both refused."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    state = tmp_path / "shared-state"
+    wide = configure(tmp_path / "wide", emulator, sorted(PLAIN)[100:], name="wide",
+                     state=state, scope=["sku-", "ab-"])
+    narrow = configure(tmp_path / "narrow", emulator, sorted(PLAIN)[:50], name="narrow",
+                       state=state, scope=["sku-00*"])
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = []
+    for _ in range(3):
+        results += [run(wide, clock, "wide"), run(narrow, clock, "narrow")]
+        clock.advance(3601)
+    assert_none_deleted(emulator, {**PLAIN, **DASHED}, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] + [EXIT_CONFIG] * 5
+    assert results[1].summary["error"].endswith(
+        "delete from the same catalog and share this state: their scopes are not provably "
+        "disjoint (an id may belong to one job only); nothing was deleted. A job that no "
+        "longer runs stops counting 7 days after its last run ("
+        + results[1].summary["error"][-21:])
+
+
 # -- 3. Single-use saved plans ---------------------------------------------------------------
+
+
+def test_a_saved_plan_on_postgresql_state_is_applied_once_from_any_replica(
+        tmp_path, start_emulator, postgres_dsn):
+    """Two replicas (two folders, one PostgreSQL state): a plan saved on one is applied on
+    the other, once; the first replica's apply of a copy is refused with one line."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    first = configure(tmp_path / "replica-1", emulator, sorted(PLAIN), state=postgres_dsn)
+    copy = tmp_path / "replica-2" / "reconciler.toml"  # the same config on another host
+    copy.parent.mkdir()
+    copy.write_text(first.path.read_text())
+    replicas = [first, load_config(copy)]
+    assert replicas[1].jobs["products"].source.path == first.jobs["products"].source.path
+    real = datetime.now(UTC)
+    set_mtime(first.jobs["products"].source.path, real - timedelta(hours=2))
+    clock = FakeClock(wall=real - timedelta(hours=2))
+    assert run(replicas[0], clock).exit_code == EXIT_OK
+    clock.advance(3601)
+    plan_file = tmp_path / "plan.json"
+    assert run(replicas[0], clock, dry_run=True, plan_out=plan_file).summary["to_delete"] == 100
+    clock.advance(60)
+    applied = run(replicas[1], clock,
+                  apply=saved_plan.load(plan_file, plan_key(replicas[1])))
+    assert applied.exit_code == EXIT_OK, applied.summary
+    assert not set(DASHED) & emulator.ids()
+    again = run(replicas[0], clock, apply=saved_plan.load(plan_file, plan_key(replicas[0])))
+    assert again.exit_code == EXIT_REFUSED
+    assert again.summary["refused"] == (
+        f"the plan made by run {applied.summary['applied_plan']} was already applied by run "
+        f"{applied.run_id} (a saved plan is applied once): nothing was deleted; make a new "
+        "plan")
 
 
 def test_two_applies_of_one_plan_racing_delete_once(tmp_path, start_emulator):
@@ -349,12 +451,15 @@ def test_allow_older_source_false_refuses_a_copy_back_every_run_until_a_new_expo
 # -- 5. Look-alike letters -------------------------------------------------------------------
 
 
-def test_ids_typed_entirely_in_cyrillic_look_alikes_delete_nothing(tmp_path, start_emulator):
-    """Found in round 4 (fixed): the export spells ``AB-001`` with a Cyrillic A and B (a
-    Russian keyboard layout). No Latin letter is left, so the id was not "mixed", was not
-    folded, and the 100 catalog ids looked missing: deleted after grace."""
+@pytest.mark.parametrize("script", ["cyrillic", "greek"])
+def test_ids_typed_entirely_in_look_alike_letters_delete_nothing(
+        tmp_path, start_emulator, script):
+    """Found in round 4 (fixed): the export spells ``AB-001`` with a Cyrillic (or Greek) A
+    and B (another keyboard layout). No Latin letter is left, so the id was not "mixed",
+    was not folded, and the 100 catalog ids looked missing: deleted after grace."""
     emulator = start_emulator({**PLAIN, **UPPER}, bulk_requests_per_window=100)
-    ids = [i.replace("A", "\u0410").replace("B", "\u0412") if i in UPPER else i
+    a, b = ("\u0410", "\u0412") if script == "cyrillic" else ("\u0391", "\u0392")
+    ids = [i.replace("A", a).replace("B", b) if i in UPPER else i
            for i in sorted({**PLAIN, **UPPER})]
     config = configure(tmp_path, emulator, ids)
     results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
@@ -368,10 +473,11 @@ def test_a_catalog_in_cyrillic_and_greek_is_not_refused(tmp_path, start_emulator
     are deleted."""
     russian = {f"\u0442\u043e\u0432\u0430\u0440-{n:04d}": {} for n in range(1700)}
     greek = {f"\u03c0\u03c1\u03bf\u03ca\u03cc\u03bd-{n:03d}": {} for n in range(200)}
-    caps = {f"\u0421\u041e\u041a-{n:03d}": {} for n in range(100)}  # all look-alikes
-    items = {**russian, **greek, **caps}
+    caps = {f"\u0421\u041e\u041a-{n:03d}": {} for n in range(50)}  # all look-alikes
+    mixed = {f"SKU-\u0441\u043e\u043a-{n:03d}": {} for n in range(50)}  # Latin and Cyrillic
+    items = {**russian, **greek, **caps, **mixed}
     emulator = start_emulator(items, bulk_requests_per_window=100)
-    gone = set(sorted(russian)[:25]) | set(sorted(caps)[:25])
+    gone = set(sorted(russian)[:20]) | set(sorted(caps)[:15]) | set(sorted(mixed)[:15])
     config = configure(tmp_path, emulator, sorted(set(items) - gone))
     results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)), times=2)
     assert [r.exit_code for r in results] == [EXIT_OK, EXIT_OK], results[-1].summary
