@@ -379,6 +379,40 @@ def test_two_applies_of_one_plan_racing_delete_once(tmp_path, start_emulator):
         "products: job 'products' is already being run by process "), said
 
 
+def _stopped_before_sending(config, clock):
+    """Two runs an hour apart over an export without the ab-* ids: the second one's plan
+    (the 100 ids, due) is stored and stopped before any send."""
+    from reconciler.runs.signals import StopFlag
+
+    assert run(config, clock).summary["pending_grace"] == 100
+    clock.advance(3601)
+    stop = StopFlag()
+    stop.request("test")
+    stopped = run_job(config, config.jobs["products"], RunRequest(dry_run=False),
+                      clock=clock, stop=stop)
+    assert stopped.summary["not_sent"] == 100
+    return stopped
+
+
+def test_a_resume_skips_ids_back_in_the_source_under_another_spelling(
+        tmp_path, start_emulator):
+    """Found in round 4 (fixed): a run stopped before it sent its 100 deletes; by the
+    resume the export has the ids back, spelled in upper case (``AB-000`` for ``ab-000``).
+    ``apply`` skips such ids as ``near_match``; the resume only skipped exact matches and
+    deleted all 100."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    stopped = _stopped_before_sending(config, clock)
+    write_lines(config.jobs["products"].source.path,
+                ["item_id", *sorted(PLAIN), *(i.upper() for i in sorted(DASHED))])
+    clock.advance(600)
+    resumed = run(config, clock)
+    assert resumed.summary["resumed_from"] == stopped.run_id
+    assert_none_deleted(emulator, DASHED, [resumed])
+    assert resumed.summary["skipped"] == {"near_match": 100}
+
+
 # -- 4. source_not_older ---------------------------------------------------------------------
 
 
