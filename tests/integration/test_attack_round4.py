@@ -440,7 +440,36 @@ def test_a_resume_skips_ids_back_in_the_source_under_another_spelling(
     assert resumed.summary["skipped"] == {"near_match": 100}
 
 
-# -- 4. source_not_older ---------------------------------------------------------------------
+# -- 4. The daily cap per catalog --------------------------------------------------------------
+
+
+def test_a_small_scope_is_not_refused_by_the_daily_deletes_of_a_large_one(
+        tmp_path, start_emulator):
+    """Found in round 4 (fixed): two jobs of one config share a catalog with disjoint
+    scopes: ``skus`` (1,900 ids) and ``abs`` (100). ``skus`` deletes 150 of its ids (7.9%:
+    under every cap of its own); ``abs`` then has 5 of its 100 to delete (5%). The daily
+    total counted every job's deletes on the catalog (150) against ``abs``'s budget of 20%
+    of its own scope (20): refused ("150 deleted in the last 24 h plus 5 now; the daily
+    budget is 20"), and refused again every day ``skus`` deleted 16 or more."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    skus = sorted(PLAIN)[150:]
+    abs_ = sorted(DASHED)[5:]
+    config = configure(tmp_path, emulator, skus, name="skus", scope=["sku-"])
+    extra = configure(tmp_path / "other", emulator, abs_, name="abs", scope=["ab-"])
+    config.path.write_text(config.path.read_text() + extra.path.read_text().split(
+        'format = "json"\n', 1)[1])
+    config = load_config(config.path)
+    clock = FakeClock(wall=datetime.now(UTC))
+    for _ in range(2):
+        first = run(config, clock, "skus")
+        second = run(config, clock, "abs")
+        clock.advance(3601)
+    assert first.summary["deleted"] == 150, first.summary.get("refused")
+    assert second.exit_code == EXIT_OK, second.summary.get("refused")
+    assert emulator.ids() == set(skus) | set(abs_)
+
+
+# -- 5. source_not_older ---------------------------------------------------------------------
 
 
 def test_an_export_whose_mtime_moves_back_within_a_second_is_not_refused(
@@ -509,7 +538,7 @@ def test_allow_older_source_false_refuses_a_copy_back_every_run_until_a_new_expo
     assert all(r.summary["refused"].startswith("source_not_older: ") for r in results[1:])
 
 
-# -- 5. Look-alike letters -------------------------------------------------------------------
+# -- 6. Look-alike letters -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("script", ["cyrillic", "greek"])
