@@ -365,8 +365,10 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
 _LOOKALIKES = dict(zip(
     "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0406\u0408"
     "\u0405\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u0391"
-    "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
-    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo", strict=True))
+    "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf"
+    "\u03b1\u03b9\u03bd\u03c1\u03c5\u03b3\u03f2\u03f9\u037f\u03f3\u04af\u04ae\u04cf\u051b"
+    "\u051a\u051d\u051c",
+    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo" "aivpuycCJjyYlqQwW", strict=True))
 _GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f]"
 _MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
                  "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
