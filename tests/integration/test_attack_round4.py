@@ -24,7 +24,7 @@ from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import plan_key, saved_plan
-from tests.helpers import Started, job_toml
+from tests.helpers import Started, job_toml, run_reconciler
 
 pytestmark = pytest.mark.integration
 
@@ -301,6 +301,26 @@ def test_a_claim_lapses_after_seven_days_and_not_before(tmp_path, start_emulator
     # team-a's claim lapsed, but team-b's refused run left its own claim: team-a is the
     # one refused now, and nothing of either is deleted.
     assert run(configs["team-a"], clock, "team-a").exit_code == EXIT_CONFIG
+    assert emulator.ids() == set(PLAIN) | set(DASHED)
+
+
+def test_a_purge_from_another_config_sharing_the_state_is_refused(tmp_path, start_emulator):
+    """Found in round 4 (fixed): team-b's config, sharing team-a's state, types ``purge
+    team-b --confirm CATALOG`` while team-a's claim on the catalog stands. Within one
+    config two jobs on one catalog cannot purge it; across configs purge looked at no
+    claim and deleted all 2,000 ids, team-a's included. Now refused with one line (exit 2,
+    as ``run`` is), before any backup or delete."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    configs = two_teams(tmp_path, emulator)
+    a, b = configs["team-a"], configs["team-b"]
+    assert run(a, FakeClock(wall=datetime.now(UTC)), "team-a").exit_code == EXIT_OK
+    purged = run_reconciler("--config", b.path, "purge", "team-b", "--confirm",
+                            b.jobs["team-b"].target.catalog_id)
+    assert purged.returncode == EXIT_CONFIG, purged.stderr
+    said = purged.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"reconciler: purge refused: {b.path}: job 'team-b' and job 'team-a' of "
+                           f"{a.path} (export {a.jobs['team-a'].source.path}, last run ")
+    assert "nothing was deleted" in said
     assert emulator.ids() == set(PLAIN) | set(DASHED)
 
 
