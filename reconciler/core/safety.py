@@ -370,6 +370,21 @@ _LOOKALIKES = dict(zip(
     "\u051a\u051d\u051c",
     "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo" "aivpuycCJjyYlqQwW", strict=True))
 _GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f]"
+
+
+def _class_of(codes: list[int]) -> str:
+    """A regex character class of these code points, as ranges."""
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]"
+
+
+# A Greek or Cyrillic character that is not drawn like a Latin letter.
+_UNLIKE_LATIN = _class_of([c for c in range(0x370, 0x530) if chr(c) not in _LOOKALIKES])
 _MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
                  "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
 
@@ -384,12 +399,15 @@ def _latin_lookalikes(ids: pa.Array) -> pa.Array:
     other = pc.fill_null(pc.match_substring_regex(ids, _GREEK_CYRILLIC), False)
     if not pc.any(other).as_py():
         return ids
-    written = folded = ids.filter(other)
+    fold = pc.and_(other, pc.fill_null(pc.or_(
+        pc.match_substring_regex(ids, _MIXED_SCRIPT),
+        pc.invert(pc.match_substring_regex(ids, _UNLIKE_LATIN))), False))
+    if not pc.any(fold).as_py():
+        return ids
+    folded = ids.filter(fold)
     for letter, latin in _LOOKALIKES.items():
         folded = pc.replace_substring(folded, letter, latin)
-    keep = pc.or_(pc.match_substring_regex(written, _MIXED_SCRIPT),
-                  pc.invert(pc.match_substring_regex(folded, _GREEK_CYRILLIC)))
-    return pc.replace_with_mask(ids, other, pc.if_else(keep, folded, written))
+    return pc.replace_with_mask(ids, fold, folded)
 
 
 def _western_digits(ids: pa.Array) -> pa.Array:
