@@ -7,11 +7,14 @@ between two runs minutes apart, and deletes on a bad export that was never given
 So grace runs on its own clock, kept per job and target in the state: each real run moves
 it forward by the *smallest* honest witness of the time since the last run:
 
-- the wall clock's difference, never below zero (a clock set back never moves grace back,
-  and never forward either);
+- the wall clock's difference from the latest wall reading any run has seen, never below
+  zero (a clock set back never moves grace back, and never forward either; and since that
+  reading never goes back, a replica or a boot whose clock runs behind cannot make the
+  next run on a right clock count the gap between the two clocks);
 - when both runs were on the same boot of the same host, the boot clock's difference
   (``CLOCK_BOOTTIME``: seconds since boot, suspend included, never stepped by NTP or by
-  hand). A wall clock that jumped ahead between the runs is caught by it.
+  hand). A wall clock that jumped ahead between the runs is caught by it; one set back
+  counts what the boot clock saw.
 
 Different hosts or a reboot between the runs leave the wall clock as the only witness. The
 first reading is the wall clock itself, so absences recorded on the wall clock before this
@@ -73,10 +76,16 @@ def tick(last: GraceMark | None, wall: float, boot: BootTime) -> GraceTick:
     wall_elapsed = wall - last.wall
     counted = wall_elapsed
     if boot.boot_id and boot.boot_id == last.boot_id:
-        counted = min(counted, boot.uptime - last.uptime)
+        boot_elapsed = boot.uptime - last.uptime
+        # A wall clock behind the mark was set back (or the last run's was ahead): on one
+        # boot the boot clock alone still witnesses the time that passed.
+        counted = boot_elapsed if wall_elapsed < 0 else min(counted, boot_elapsed)
     counted = max(0.0, counted)
-    return GraceTick(GraceMark(last.reading + counted, wall, boot.boot_id, boot.uptime),
-                     wall_elapsed, counted)
+    # The mark's wall never goes back (it moves on by what was counted, at least): a replica
+    # or a boot whose clock is behind must not lower it, or the next run on a right clock
+    # would count the gap between the two clocks as time the ids were missing.
+    return GraceTick(GraceMark(last.reading + counted, max(wall, last.wall + counted),
+                               boot.boot_id, boot.uptime), wall_elapsed, counted)
 
 
 def _round(value: float | None) -> float | None:

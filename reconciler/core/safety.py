@@ -365,23 +365,49 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
 _LOOKALIKES = dict(zip(
     "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0406\u0408"
     "\u0405\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u0391"
-    "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
-    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo", strict=True))
+    "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf"
+    "\u03b1\u03b9\u03bd\u03c1\u03c5\u03b3\u03f2\u03f9\u037f\u03f3\u04af\u04ae\u04cf\u051b"
+    "\u051a\u051d\u051c",
+    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo" "aivpuycCJjyYlqQwW", strict=True))
+_GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f]"
+
+
+def _class_of(codes: list[int]) -> str:
+    """A regex character class of these code points, as ranges."""
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]"
+
+
+# A Greek or Cyrillic character that is not drawn like a Latin letter.
+_UNLIKE_LATIN = _class_of([c for c in range(0x370, 0x530) if chr(c) not in _LOOKALIKES])
 _MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
                  "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
 
 
 def _latin_lookalikes(ids: pa.Array) -> pa.Array:
     """Within ids that mix Latin letters with Greek or Cyrillic ones, those look-alikes as
-    the Latin letters they are drawn like (a Cyrillic ``a`` in ``ab-001``). Ids written in
-    one script only are left alone: a Russian catalog's word for juice is not ``cok``."""
-    mixed = pc.fill_null(pc.match_substring_regex(ids, _MIXED_SCRIPT), False)
-    if not pc.any(mixed).as_py():
+    the Latin letters they are drawn like (a Cyrillic ``a`` in ``ab-001``); likewise ids
+    whose Greek or Cyrillic letters are all drawn like Latin ones (``AB-001`` typed with a
+    Cyrillic A and B on a Russian layout: no Latin letter is left to call it mixed).
+    Other ids written in one script are left alone: a Russian catalog's word for juice
+    (its lower-case k is no look-alike) is not ``cok``."""
+    other = pc.fill_null(pc.match_substring_regex(ids, _GREEK_CYRILLIC), False)
+    if not pc.any(other).as_py():
         return ids
-    folded = ids.filter(mixed)
-    for other, latin in _LOOKALIKES.items():
-        folded = pc.replace_substring(folded, other, latin)
-    return pc.replace_with_mask(ids, mixed, folded)
+    fold = pc.and_(other, pc.fill_null(pc.or_(
+        pc.match_substring_regex(ids, _MIXED_SCRIPT),
+        pc.invert(pc.match_substring_regex(ids, _UNLIKE_LATIN))), False))
+    if not pc.any(fold).as_py():
+        return ids
+    folded = ids.filter(fold)
+    for letter, latin in _LOOKALIKES.items():
+        folded = pc.replace_substring(folded, letter, latin)
+    return pc.replace_with_mask(ids, fold, folded)
 
 
 def _western_digits(ids: pa.Array) -> pa.Array:

@@ -15,7 +15,10 @@ from reconciler.store.journal import JOURNAL_NAME
 
 
 def claim_of(config: Config, job: Job, now: float) -> Claim:
-    return Claim(job.name, str(job.source.path), str(config.path), tuple(job.scope), now)
+    """The config by its real path: ``reconciler.toml`` run from two folders is two configs,
+    and one config reached through a symlink or a relative path is one."""
+    return Claim(job.name, str(job.source.path), str(config.path.resolve()), tuple(job.scope),
+                 now)
 
 
 def stake_claim(config: Config, job: Job, store: Store, target: str, now: float, *,

@@ -18,6 +18,7 @@ from reconciler.core.settings import Config, IdFile
 from reconciler.core.states import Action
 from reconciler.runs.backend import default_backend
 from reconciler.runs.capabilities import check_ownership, refuse_unsupported
+from reconciler.runs.claims import claim_problems
 from reconciler.runs.context import BackendFactory, RunResult
 from reconciler.runs.flows.purge import Ask, purge_flow
 from reconciler.runs.flows.restore import RestoreInput, restore_flow
@@ -68,6 +69,11 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     catalog = job.target.catalog_id
     check_ownership(config, job)
     refuse_unsupported(job, Action.PURGE)
+    clock = clock or SystemClock()
+    # Another config sharing this state may own ids of the catalog: purge deletes them all.
+    claimed = claim_problems(config, job, clock.utcnow().timestamp())
+    if claimed:
+        raise ConfigError(f"purge refused: {config.path}: {claimed[0]}")
     if job.scope:
         raise ConfigError(
             f"purge refused: job {job.name!r} owns only its scope of catalog {catalog!r} "
@@ -77,4 +83,4 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
             f"purge refused: --confirm must repeat the catalog id of job {job.name!r} "
             f"exactly ({catalog!r}); nothing was deleted")
     return run_action(config, job, Action.PURGE, partial(purge_flow, ask),
-                      clock=clock or SystemClock(), stop=stop, factory=factory, purge=True)
+                      clock=clock, stop=stop, factory=factory, purge=True)

@@ -181,6 +181,12 @@ class SqlStore:
                         " (SELECT run_id FROM runs WHERE target = ?)", (since, target))
         return int(row[0]) if row else 0
 
+    def queued_ids_since(self, since: float, target: str) -> list[str]:
+        """The ids ``queued_since`` counts (a scoped job counts those in its scope)."""
+        rows = self._rows("SELECT item_id FROM items WHERE queued_at >= ? AND plan_run IN"
+                          " (SELECT run_id FROM runs WHERE target = ?)", (since, target))
+        return [str(r[0]) for r in rows]
+
     def mark_verified(self, updates: Iterable[tuple[str, str, str, str]]) -> None:
         """(plan_run, item_id, state, detail) for read-back results."""
         rows = [(state, detail, plan_run, item_id)

@@ -124,6 +124,8 @@ def test_shrink_baseline_and_daily_count(store):
     store.record_outcomes("r5", "r5", None, [("d", "queued", "")], 70.0)
     assert store.queued_since(40.0, "T") == 3
     assert store.queued_since(60.0, "T") == 1
+    assert sorted(store.queued_ids_since(40.0, "T")) == ["a", "b", "c"]
+    assert store.queued_ids_since(60.0, "U") == ["d"]
 
 
 def test_each_target_keeps_its_own_state(store):

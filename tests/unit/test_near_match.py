@@ -148,3 +148,34 @@ def test_greek_and_cyrillic_look_alikes_inside_latin_ids_are_near_matches():
     # One script only is left alone: a Russian id is not the Latin id it resembles.
     assert normal_forms(pa.array(["\u0441\u043e\u043a"]))[-1].to_pylist() == ["\u0441\u043e\u043a"]
 
+
+
+def test_ids_whose_only_letters_are_greek_or_cyrillic_look_alikes_are_near_matches():
+    """Found in round 4: ``\u0410\u0412-001`` (a Cyrillic A and B, typed on a Russian layout) has no
+    Latin letter, so it was not "mixed" and was left alone; the catalog's ``AB-001`` looked
+    missing and was deleted after grace."""
+    source = pa.array(["\u0410\u0412-001", "\u039f\u03a1-2", "\u0421\u041e\u041a",
+                       "\u0441\u043e\u043a", "\u043c\u0438\u0440-1"])
+    near = near_matches(pa.array(["AB-001", "OP-2", "COK", "mup-1", "AB-002"]), source)
+    assert sorted(near.ids.to_pylist()) == ["AB-001", "COK", "OP-2"]
+    # Letters that are not look-alikes keep an id in its own script: the lower-case
+    # Russian word for juice (its \u043a) and a word for peace are not Latin ids.
+    assert normal_forms(pa.array(["\u0441\u043e\u043a", "\u043c\u0438\u0440-1"]))[-1].to_pylist() \
+        == ["\u0441\u043e\u043a", "\u043c\u0438\u0440-1"]
+
+
+@pytest.mark.parametrize(("latin", "written"), [
+    ("ab-001", "\u03b1b-001"),  # Greek small alpha
+    ("id-1", "\u03b9d-1"),  # Greek small iota
+    ("sku-v1", "sku-\u03bd1"),  # Greek small nu
+    ("ab-p", "ab-\u03c1"),  # Greek small rho
+    ("up-1", "\u03c5p-1"),  # Greek small upsilon
+    ("yes-2", "\u04afes-2"),  # Cyrillic straight u
+    ("line-3", "\u04cfine-3"),  # Cyrillic small palochka
+    ("qty-4", "\u051bty-4"),  # Cyrillic qa
+    ("www-5", "\u051dww-5"),  # Cyrillic we
+])
+def test_more_look_alike_letters_inside_latin_ids_are_near_matches(latin, written):
+    """Found in round 4: look-alikes missing from the table (Greek small alpha, iota, nu,
+    rho, upsilon; Cyrillic straight u, palochka, qa, we) left the Latin id looking missing."""
+    assert near([latin], [written]) == ([latin], {"unicode": 1})

@@ -14,7 +14,7 @@ from reconciler.core.safety import judge_caps, near_matches, refusal
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
-from reconciler.runs.flows.gates import catalog_size, protected_in, record_gates
+from reconciler.runs.flows.gates import catalog_size, deleted_today, protected_in, record_gates
 from reconciler.runs.flows.listing import apply_snapshot, back_up, ledger_ids, list_remote
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import read_ids
@@ -59,7 +59,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         plan = drift_checked(ctx, ids, stats, source, remote)
         remote_size = catalog_size(ctx, plan, remote)
         gates = judge_caps(rules, len(plan.to_delete), remote_size,
-                           journal.queued_since(now - 86400, ctx.target))
+                           deleted_today(ctx, journal, now))
         record_gates(ctx, rec, gates)
         reason = refusal(gates)
         if reason is not None:

@@ -87,7 +87,7 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
         journal.replace_absences(ctx.job.name, ctx.target, grace.absences())
         journal.set_grace_mark(ctx.job.name, ctx.target, clock.mark)
     cap_gates = judge_caps(rules, len(plan.to_delete), catalog_size(ctx, plan, remote),
-                           journal.queued_since(now - 86400, ctx.target))
+                           deleted_today(ctx, journal, now))
     record_gates(ctx, rec, cap_gates)
     caps_refusal = refusal(cap_gates)
     if caps_refusal is not None and ctx.request.plan_out is None:
@@ -102,6 +102,17 @@ def catalog_size(ctx: RunContext, plan: Plan, remote: pa.Array) -> int:
         return plan.remote.unique
     owned = remote.filter(in_scope_mask(remote, ctx.job.scope))
     return int(pc.count_distinct(owned).as_py() or 0)
+
+
+def deleted_today(ctx: RunContext, journal: Store, now: float) -> int:
+    """The catalog's deletes of the last 24 h, by any job or config; for a scoped job, those
+    in its scope: its budget is a share of its scope, and a large neighbour's deletes must
+    not spend a small scope's budget every day."""
+    since = now - 86400
+    if not ctx.job.scope:
+        return journal.queued_since(since, ctx.target)
+    ids = pa.array(journal.queued_ids_since(since, ctx.target), pa.string())
+    return int(pc.sum(in_scope_mask(ids, ctx.job.scope)).as_py() or 0)
 
 
 def record_gates(ctx: RunContext, rec: RunRecord, gates: list[Gate]) -> None:

@@ -1,4 +1,5 @@
-"""Finishing an interrupted plan: resend what was not queued, skip what came back."""
+"""Finishing an interrupted plan: resend what was not queued, skip what came back (under
+its own spelling or another)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pyarrow.compute as pc
 
 from reconciler.backends.base import Backend
 from reconciler.core.plan import IdStats, Plan
-from reconciler.core.safety import SKIP_PROTECTED
+from reconciler.core.safety import SKIP_NEAR_MATCH, SKIP_PROTECTED, near_matches
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
@@ -34,24 +35,31 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     outside = pc.and_(pc.invert(in_scope_mask(pending_ids, ctx.job.scope)),
                       pc.invert(back))
     protected = pc.and_(protected_in(ctx, pending_ids), pc.invert(pc.or_(back, outside)))
+    # Back under another spelling (the normal forms ``run`` and ``apply`` judge by).
+    rest = pc.invert(pc.or_(pc.or_(back, outside), protected))
+    near = pc.and_(rest, pc.is_in(pending_ids, value_set=near_matches(
+        pending_ids.filter(rest), source).ids.cast(pending_ids.type)))
     back_ids = pending_ids.filter(back).to_pylist()
     outside_ids = pending_ids.filter(outside).to_pylist()
     protected_ids = pending_ids.filter(protected).to_pylist()
-    kept = pc.or_(pc.or_(back, outside), protected)
+    near_ids = pending_ids.filter(near).to_pylist()
+    kept = pc.or_(pc.invert(rest), near)
     to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
     journal.record_outcomes(
         ctx.run_id, old.run_id, None,
         [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
         + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
-        + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids],
+        + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids]
+        + [(i, SKIPPED, SKIP_NEAR_MATCH) for i in near_ids],
         ctx.clock.utcnow().timestamp(),
     )
     rec.plan = Plan(
         to_delete=pa.array(to_send, pa.string()),
-        skipped_ids=pa.array(back_ids + outside_ids + protected_ids, pa.string()),
+        skipped_ids=pa.array(back_ids + outside_ids + protected_ids + near_ids, pa.string()),
         skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
                                  + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
-                                 + [SKIP_PROTECTED] * len(protected_ids), pa.string()),
+                                 + [SKIP_PROTECTED] * len(protected_ids)
+                                 + [SKIP_NEAR_MATCH] * len(near_ids), pa.string()),
         source=IdStats(rows=len(source), empty=0, duplicates=0),
         remote=IdStats(rows=0, empty=0, duplicates=0),
     )
