@@ -43,13 +43,39 @@ class Claim:
         return self.job, self.source
 
 
-def foreign_conflicts(mine: Claim, claims: Sequence[Claim], now: float) -> list[Claim]:
+@dataclass(frozen=True)
+class ConfigView:
+    """The config a run was given, as the claims are judged against it."""
+
+    path: str  # its real path
+    jobs: frozenset[str]
+    edited_at: float  # the file's mtime
+
+
+def foreign_conflicts(mine: Claim, claims: Sequence[Claim], now: float,
+                      config: ConfigView) -> list[Claim]:
     """The claims of other owners on this catalog that may share ids with ``mine``."""
     return [claim for claim in claims
-            if claim.owner != mine.owner
-            and claim.config != mine.config
-            and now - claim.last_run <= CLAIM_LAPSE_SECONDS
+            if claim.owner != mine.owner and _counts(claim, config, now)
             and not scopes_disjoint(mine.scope, claim.scope)]
+
+
+def _counts(claim: Claim, config: ConfigView, now: float) -> bool:
+    """Whether a claim stands against this config.
+
+    A claim of a job in this config is judged by ``ownership_conflicts`` with the scopes
+    the config has now. A claim made from this path by a job the config no longer has is
+    the job's old name only if it last ran before the file was last edited (the edit that
+    renamed or removed it); one that ran since is another config at the same path, say
+    each team's container with its own ``/app/reconciler.toml`` on one shared state.
+    """
+    if now - claim.last_run > CLAIM_LAPSE_SECONDS:
+        return False
+    if claim.config != config.path:
+        return True
+    if claim.job in config.jobs:
+        return False
+    return claim.last_run >= config.edited_at
 
 
 def foreign_conflict_line(mine: Claim, other: Claim) -> str:

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from reconciler.core.errors import ConfigError
 from reconciler.core.fingerprint import target_fingerprint
-from reconciler.core.ownership import Claim, foreign_conflict_line, foreign_conflicts
+from reconciler.core.ownership import (
+    Claim,
+    ConfigView,
+    foreign_conflict_line,
+    foreign_conflicts,
+)
 from reconciler.core.settings import Config, Job
 from reconciler.store.base import Store
 from reconciler.store.journal import JOURNAL_NAME
@@ -21,6 +26,15 @@ def claim_of(config: Config, job: Job, now: float) -> Claim:
                  now)
 
 
+def config_view(config: Config) -> ConfigView:
+    path = config.path.resolve()
+    try:
+        edited_at = path.stat().st_mtime
+    except OSError:  # no file (a config built in code): nothing was edited away
+        edited_at = float("inf")
+    return ConfigView(str(path), frozenset(config.jobs), edited_at)
+
+
 def stake_claim(config: Config, job: Job, store: Store, target: str, now: float, *,
                 record: bool) -> None:
     """Refuse (exit 2, one line) while another config's job may share this catalog's ids;
@@ -28,7 +42,7 @@ def stake_claim(config: Config, job: Job, store: Store, target: str, now: float,
     mine = claim_of(config, job, now)
     if record:
         store.claim(target, mine)
-    conflicts = foreign_conflicts(mine, store.claims(target), now)
+    conflicts = foreign_conflicts(mine, store.claims(target), now, config_view(config))
     if conflicts:
         raise ConfigError(f"{config.path}: {foreign_conflict_line(mine, conflicts[0])}")
 
@@ -44,6 +58,7 @@ def claim_problems(config: Config, job: Job, now: float) -> list[str]:
     try:
         mine = claim_of(config, job, now)
         return [foreign_conflict_line(mine, other) for other in
-                foreign_conflicts(mine, store.claims(target_fingerprint(job.target)), now)]
+                foreign_conflicts(mine, store.claims(target_fingerprint(job.target)), now,
+                                  config_view(config))]
     finally:
         store.close()

@@ -301,6 +301,8 @@ def test_a_renamed_job_keeps_the_catalogs_daily_total(tmp_path, start_emulator):
     # 180 more go missing: 370 in 24 h is over 20% of the 1,810 left; the same job is refused.
     text = config.path.read_text().replace("jobs.products", "jobs.products-eu")
     config.path.write_text(text)
+    edited = clock.utcnow().timestamp()  # renamed after those runs, by the runs' clock
+    os.utime(config.path, (edited, edited))
     write_lines(config.jobs["products"].source.path, ["item_id", *ids[370:]])
     renamed = load_config(config.path)
     results = runs_an_hour_apart(renamed, clock, times=2, name="products-eu")

@@ -223,13 +223,6 @@ def test_two_configs_both_named_reconciler_toml_and_run_from_their_folders_are_r
         f"{tmp_path / 'team-a' / 'reconciler.toml'} (export ")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "finding, not fixed: a claim names its config by path only, so two different configs "
-    "at one path on two hosts (each team's container has /app/reconciler.toml) sharing a "
-    "PostgreSQL state (or an NFS state_dir) are taken for one config: each ignores the "
-    "other's claim as 'this config's renamed job', and team-a deletes team-b's 100 ids "
-    "after grace. Telling them apart needs a config identity that survives hosts and "
-    "renames (the host alone would refuse a replicated config's renamed job for 7 days)"))
 def test_two_configs_at_one_path_on_two_hosts_sharing_state_are_refused(
         tmp_path, start_emulator, monkeypatch):
     import socket
@@ -244,6 +237,8 @@ def test_two_configs_at_one_path_on_two_hosts_sharing_state_are_refused(
             # This host's /app/reconciler.toml is its team's (the path is the same on both).
             monkeypatch.setattr(socket, "gethostname", lambda team=team: f"host-{team}")
             config = configure(tmp_path / "app", emulator, ids, name=team, state=state)
+            deployed = (clock.utcnow() - timedelta(days=1)).timestamp()  # each host's file
+            os.utime(config.path, (deployed, deployed))  # was written once, at deploy
             results.append(run(config, clock, team))
         clock.advance(3601)
     assert_none_deleted(emulator, {**PLAIN, **DASHED}, results)
