@@ -77,12 +77,12 @@ from reconciler.runs.progress import Progress
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import SourceRead, read_ids, read_source
 from reconciler.store import (
-    ENVIRONMENT_ERRORS,
     RunRow,
     Store,
     backup_store,
     backups,
     catalog_budget,
+    environment_errors,
     job_lease,
     open_store,
     plan_key,
@@ -228,7 +228,7 @@ class _Run:
             self.status = FAILED_RUN
             self.summary["error"] = message
             self.log.error("run.failed", error=message, exit_code=exit_code)
-        except ENVIRONMENT_ERRORS as exc:
+        except environment_errors() as exc:
             # The environment failed under a run (disk full, state_dir removed): one line,
             # exit 1; what was journaled stays resumable.
             exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
@@ -254,7 +254,7 @@ class _Run:
                 self.html.history = [r.summary for r in
                                      reversed(journal.runs(self.job.name, MAX_HISTORY))
                                      if r.summary]
-            except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
+            except environment_errors() as exc:  # the next start marks the row crashed
                 problem = describe_os_error(exc)
                 self.log.error("journal.finish_failed", error=problem)
                 if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):
