@@ -122,14 +122,17 @@ def _changed(path: Path) -> str:
 
 class _Framed(io.RawIOBase):
     """The file's bytes, then (unless it is empty) a line break if the last row lacks one,
-    then one end-marker row. Records the last byte and how many bytes were read."""
+    then one end-marker row. Records the last byte and how many bytes were read.
 
-    def __init__(self, stream: Any, first: bytes, end_row: bytes) -> None:
+    Arrow asks ``read_buffer``: the file's own Arrow buffers are handed on without a copy
+    (a Python ``read`` would copy each block into a new bytes object)."""
+
+    def __init__(self, stream: Any, first: pa.Buffer, end_row: bytes) -> None:
         self._stream, self._pending, self._end_row = stream, first, end_row
-        self.read_bytes, self.last_byte = len(first), first[-1:]
-        self._done = not first
-        if first and len(first) < _BLOCK:  # the whole file: the reader needs a full first row
-            self._pending += self._tail()
+        self.read_bytes, self.last_byte = first.size, first.to_pybytes()[-1:]
+        self._done = not first.size
+        if first.size and first.size < _BLOCK:  # the whole file: a full first row is needed
+            self._pending = pa.py_buffer(first.to_pybytes() + self._tail())
             self._done = True
 
     def _tail(self) -> bytes:
@@ -138,28 +141,33 @@ class _Framed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
+    def read_buffer(self, size: int | None = -1) -> pa.Buffer:
         """At most ``size`` bytes (everything left when negative), as a reader expects."""
         if size is None or size < 0:
             parts = []
-            while chunk := self.read(_BLOCK):
-                parts.append(chunk)
-            return b"".join(parts)
-        if not self._pending and not self._done:
+            while (chunk := self.read_buffer(_BLOCK)).size:
+                parts.append(chunk.to_pybytes())
+            return pa.py_buffer(b"".join(parts))
+        if not self._pending.size and not self._done:
             self._pending = self._next()
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return bytes(out)
+        out = self._pending.slice(0, min(size, self._pending.size))
+        self._pending = self._pending.slice(out.size)
+        return out
 
-    def _next(self) -> bytes:
-        data = self._stream.read(_BLOCK)
-        if data:
-            self.read_bytes += len(data)
-            self.last_byte = bytes(data[-1:])
-            return bytes(data)
+    def read(self, size: int | None = -1) -> bytes:
+        data: bytes = self.read_buffer(size).to_pybytes()
+        return data
+
+    def _next(self) -> pa.Buffer:
+        data = self._stream.read_buffer(_BLOCK)
+        if data.size:
+            self.read_bytes += data.size
+            self.last_byte = data.slice(data.size - 1).to_pybytes()
+            return data
         self._done = True
-        return self._tail()
+        return pa.py_buffer(self._tail())
 
-    def readinto(self, buffer: Any) -> int:  # pragma: no cover - arrow calls read()
+    def readinto(self, buffer: Any) -> int:  # pragma: no cover - arrow calls read_buffer()
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
@@ -167,14 +175,10 @@ class _Framed(io.RawIOBase):
 
 def _read_csv(path: Path, id_column: str) -> tuple[pa.ChunkedArray, bool, list[str]]:
     compression = "gzip" if path.name.lower().endswith(".gz") else None
-    # Plain files are read with Python's unbuffered reads (one copy, straight into bytes);
-    # gzip goes through Arrow's decompressing stream.
-    opened = (pa.input_stream(str(path), compression=compression) if compression
-              else path.open("rb", buffering=0))
-    with opened as stream:
-        first = bytes(stream.read(_BLOCK))
+    with pa.input_stream(str(path), compression=compression) as stream:
+        first = stream.read_buffer(_BLOCK)
         try:
-            header = _header(first)
+            header = _header(first.to_pybytes())
         except SourceError as exc:
             raise SourceError(f"{path}: cannot read: {exc} (in the header row)") from None
         if first and id_column not in header:
@@ -312,32 +316,52 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
     """Refuse a row whose id is a column name: the header again, as when two exports are
     concatenated (``cat a.csv b.csv``), perhaps with the columns in another order. Read
     as data, its second part's ids would sit in another column and look missing."""
-    hit = pc.is_in(ids, value_set=pa.array(sorted(set(header)), pa.string()))
+    names = sorted(set(header))
+    # Only ids as long as a column name are compared (two passes over the offsets).
+    sizes = np.diff(_offsets(ids))
+    maybe = np.isin(sizes, [len(name.encode("utf-8", "surrogateescape")) for name in names])
+    rows = np.flatnonzero(maybe)
+    if not len(rows):
+        return
+    hit = pc.is_in(ids.take(pa.array(rows)), value_set=pa.array(names, pa.string()))
     if not pc.any(hit).as_py():
         return
-    index = pc.index(hit, True).as_py()
+    index = int(rows[pc.index(hit, True).as_py()])
     raise SourceError(
         f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
         f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
         "would not hold the ids after it")
 
 
+def _offsets(ids: pa.Array) -> np.ndarray:
+    """The ids' ``len(ids) + 1`` offsets into their character data, without a copy."""
+    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    return np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset:ids.offset + len(ids) + 1]
+
+
+_SCAN_BLOCK = 1 << 18  # bytes copied out of the column at a time for memchr: stays in cache
+
+
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
-    """Which forbidden bytes occur anywhere in the ids' character data (one numpy pass)."""
+    """Which forbidden bytes occur anywhere in the ids' character data (a memchr each, a
+    cache-sized block at a time)."""
     if not len(ids):
         return
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64 if pa.types.is_large_string(
-        ids.type) else np.int32)
-    start, end = int(offsets[ids.offset]), int(offsets[ids.offset + len(ids)])
+    offsets = _offsets(ids)
+    start, end = int(offsets[0]), int(offsets[-1])
     data = ids.buffers()[2]
     if data is None or end <= start:
         return
-    chars = np.frombuffer(data, dtype=np.uint8)[start:end]
+    wanted = {byte: bytes([byte]) for byte in _FORBIDDEN}
     found: set[int] = set()
-    step = 1 << 24
-    for at in range(0, len(chars), step):
-        piece = chars[at:at + step]
-        found.update(b for b in _FORBIDDEN if b not in found and (piece == b).any())
+    for at in range(start, end, _SCAN_BLOCK):
+        raw = data.slice(at, min(_SCAN_BLOCK, end - at)).to_pybytes()
+        for byte, needle in list(wanted.items()):
+            if needle in raw:
+                found.add(byte)
+                del wanted[byte]
+        if not wanted:
+            break
     yield from sorted(found, key=lambda b: (b == 0, b))
 
 
