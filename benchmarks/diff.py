@@ -237,6 +237,11 @@ def bench(shape: str, rows: int, stale_share: float, repeat: int) -> Row:
     return row
 
 
+def _load() -> str:
+    """The 1-minute load average: wall time means little when the machine is busy."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", default="5000000,10000000",
@@ -252,14 +257,16 @@ def main() -> int:
     sizes = [int(r) for r in args.rows.split(",") if r]
     print(f"remote = source + {args.stale:.2%} stale ids; each figure the median of "
           f"{args.repeat} fresh processes; PASS: plan/floor within {TARGET}x in time (wall) "
-          "and memory (peak RSS); cpu (user+sys) for information")
+          "and memory (peak RSS); cpu (user+sys) for information; load average "
+          f"{_load()} on {os.cpu_count()} cores")
     print(HEADER)
     results = [bench(shape, rows, args.stale, args.repeat) for rows in sizes for shape in shapes]
     failed = [r for r in results if not r.passed]
     worst = max(max(r.time_ratio, r.rss_ratio) for r in results)
     print(f"{len(results) - len(failed)} of {len(results)} within {TARGET}x; worst ratio "
-          f"{worst:.2f}" + "".join(f"\nFAIL {r.shape} {r.rows:,}: time {r.time_ratio:.2f}x, "
-                                   f"memory {r.rss_ratio:.2f}x" for r in failed))
+          f"{worst:.2f}; load average {_load()}")
+    for r in failed:
+        print(f"FAIL {r.shape} {r.rows:,}: time {r.time_ratio:.2f}x, memory {r.rss_ratio:.2f}x")
     return 1 if failed else 0
 
 
