@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -293,7 +292,6 @@ class NearMatches:
 
 _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
 _SLICE_PER_VALUE = 8  # ... and at least this many per id of the value set probed
-_THREADS = min(2, pa.cpu_count())  # slices normalised and probed at once
 # Whitespace (ASCII, Unicode spaces such as a no-break space) and format characters (a BOM,
 # zero-width space or joiner, word joiner, soft hyphen) anywhere in the id are removed.
 _BLANKS = r"[\s\x0b\x{85}\p{Z}\p{Cf}]+"
@@ -455,31 +453,22 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
         pc.equal(candidates.column("variant"), "encoding"),
         pc.and_(pc.equal(candidates.column("variant"), ""),
                 pc.not_equal(finals, candidates.column("f0"))))).as_py()
-
-    def partners_in(start: int) -> pa.Array | None:
-        """The source ids of one slice whose normal form is in the value set."""
+    partners = []
+    # Every ``is_in`` hashes the value set anew: slices are long enough to amortise that.
+    step = max(_NORMALISE_SLICE, _SLICE_PER_VALUE * len(value_set))
+    for start in range(0, len(source), step):
         piece = source.slice(start, step).cast(pa.string())
         forms = normal_forms(piece, ascii_only, present)[-1].cast(pa.string())
         if changed_only:
             changed = pc.not_equal(forms, piece)
             count = changed.true_count
             if not count:
-                return None
+                continue
             if count < len(piece):
                 piece, forms = piece.filter(changed), forms.filter(changed)
         hit = pc.is_in(forms, value_set=value_set)
-        return piece.filter(hit) if pc.any(hit).as_py() else None
-
-    # Every ``is_in`` hashes the value set anew: slices are long enough to amortise that.
-    # Arrow's kernels release the GIL, so slices are normalised and probed two at a time.
-    step = max(_NORMALISE_SLICE, _SLICE_PER_VALUE * len(value_set))
-    starts = range(0, len(source), step)
-    if len(starts) > 1 and _THREADS > 1:
-        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-            found = list(pool.map(partners_in, starts))
-    else:
-        found = [partners_in(start) for start in starts]
-    partners = [ids for ids in found if ids is not None]
+        if pc.any(hit).as_py():
+            partners.append(piece.filter(hit))
     if not partners:
         return empty
     source_ids = pa.concat_arrays(partners)
