@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -85,8 +86,8 @@ class AdobeClassicBackend(HttpBackend):
                  on_retry: OnRetry | None = None) -> None:
         super().__init__(target, limits, clock, on_retry)
         self._settings = settings = target_settings(target, AdobeClassicSettings)
-        self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
-                                  transport=transport)
+        self._connect = partial(httpx.Client, base_url=target.base_url,
+                                timeout=limits.timeout_seconds, transport=transport)
         token = settings.client_token.value
         overhead = request_line_overhead(
             "GET", target.base_url, entity_delete_query(settings.client, token, ["x"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -194,8 +195,8 @@ class AdobeTargetBackend(HttpBackend):
         super().__init__(target, limits, clock, on_retry)
         self._settings = settings = target_settings(target, AdobeTargetSettings)
         self._base = f"/{quote(settings.tenant, safe='')}/target/recs"
-        self._http = httpx.Client(base_url=target.base_url, timeout=limits.timeout_seconds,
-                                  transport=transport)
+        self._connect = partial(httpx.Client, base_url=target.base_url,
+                                timeout=limits.timeout_seconds, transport=transport)
         self._token = settings.token.value
         self._token_mtime: float | None = None
         overhead = request_line_overhead(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -152,7 +153,8 @@ class BloomreachBackend(HttpBackend):
             f"/data/v2/projects/{quote(settings.project_token, safe='')}"
             f"/catalogs/{quote(settings.catalog_id, safe='')}"
         )
-        self._http = httpx.Client(
+        self._connect = partial(
+            httpx.Client,
             base_url=target.base_url,
             auth=httpx.BasicAuth(settings.api_key_id.value, settings.api_secret.value),
             timeout=limits.timeout_seconds,

@@ -7,6 +7,7 @@ the members the backend interface asks of every adapter in the same way.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -51,11 +52,11 @@ def target_settings(target: Target, kind: type[_S]) -> _S:
 
 
 class HttpBackend:
-    """The shared part of an HTTP adapter; subclasses set ``_http``, ``_shape``, ``_rules``."""
+    """The shared part of an HTTP adapter; subclasses set ``_connect``, ``_shape``, ``_rules``."""
 
     reads_back = True
     lists_properties = False
-    _http: httpx.Client
+    _connect: Callable[[], httpx.Client]  # makes the client, on first use
     _shape: BatchShape
     _rules: AddressRules
 
@@ -63,6 +64,17 @@ class HttpBackend:
                  on_retry: OnRetry | None) -> None:
         self._target, self._limits, self._clock, self._on_retry = target, limits, clock, on_retry
         self._read_budget = SlidingWindowBudget(*self.read_rate)
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made on first use: a plan over an inventory export sends no
+        request, and making a client (TLS context, CA bundle) costs ~40 ms a start."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
 
     @property
     def budget_key(self) -> str:
@@ -91,7 +103,8 @@ class HttpBackend:
         return self._rules
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def _with_retries(self, call: Callable[[], Any]) -> Any:
         """One read call: each attempt waits for a slot of the read budget."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+import pyarrow.compute as pc
 
 from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK
 from reconciler.core.plan import Plan
@@ -83,12 +84,11 @@ def plan_lines(summary: Mapping[str, Any], plan: Plan | None,
         groups: list[tuple[str, str, Sequence[str], int]] = []
         total = len(plan.to_delete)
         groups.append(("to delete", "-", plan.to_delete.slice(0, limit).to_pylist(), total))
-        reasons = plan.skipped_reasons.to_pylist()
-        counts = Counter(reasons)
-        ids = plan.skipped_ids.to_pylist()
+        # Arrow-side: a first plan can skip millions of ids (pending grace), only a few shown.
+        counts = plan.skipped_counts()
         for reason in sorted(counts):
-            first = [i for i, r in zip(ids, reasons, strict=True) if r == reason][:limit]
-            groups.append((reason, "~", first, counts[reason]))
+            first = plan.skipped_ids.filter(pc.equal(plan.skipped_reasons, reason))
+            groups.append((reason, "~", first.slice(0, limit).to_pylist(), counts[reason]))
         for title, mark, shown, count in groups:
             if not count:
                 continue

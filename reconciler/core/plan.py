@@ -208,15 +208,40 @@ def defer(plan: Plan, mask: pa.Array, reason: str) -> Plan:
     moved = plan.to_delete.filter(mask)
     if not len(moved):
         return plan
-    skipped = pa.table({
-        "item_id": pa.concat_arrays([plan.skipped_ids.cast(pa.string()), moved.cast(pa.string())]),
-        "reason": pa.concat_arrays([plan.skipped_reasons.cast(pa.string()),
-                                    pa.array([reason] * len(moved), pa.string())]),
-    }).sort_by([("reason", "ascending"), ("item_id", "ascending")])
+    ids = plan.skipped_ids.cast(pa.string())
+    reasons = plan.skipped_reasons.cast(pa.string())
+    added = pa.repeat(pa.scalar(reason, pa.string()), len(moved))
+    moved = moved.cast(pa.string())
+    if (not pc.any(pc.equal(reasons, reason)).as_py() and _sorted(moved)
+            and _sorted(reasons, ids)):
+        # A reason not skipped yet (the usual case) and ``moved`` sorted, as ``to_delete``
+        # is: it goes in as one block where its reason sorts, with no sort of every row.
+        at = int(pc.sum(pc.less(reasons, reason)).as_py() or 0)
+        skipped_ids = pa.concat_arrays([ids.slice(0, at), moved, ids.slice(at)])
+        skipped_reasons = pa.concat_arrays([reasons.slice(0, at), added, reasons.slice(at)])
+    else:
+        skipped = pa.table({
+            "item_id": pa.concat_arrays([ids, moved]),
+            "reason": pa.concat_arrays([reasons, added]),
+        }).sort_by([("reason", "ascending"), ("item_id", "ascending")])
+        skipped_ids = skipped.column("item_id").combine_chunks()
+        skipped_reasons = skipped.column("reason").combine_chunks()
     return Plan(
         to_delete=plan.to_delete.filter(pc.invert(mask)),
-        skipped_ids=skipped.column("item_id").combine_chunks(),
-        skipped_reasons=skipped.column("reason").combine_chunks(),
+        skipped_ids=skipped_ids,
+        skipped_reasons=skipped_reasons,
         source=plan.source,
         remote=plan.remote,
     )
+
+
+def _sorted(first: pa.Array, then: pa.Array | None = None) -> bool:
+    """Whether the rows are in ascending order (by ``first``, then by ``then``)."""
+    if len(first) < 2:
+        return True
+    a, b = first.slice(0, len(first) - 1), first.slice(1)
+    if then is None:
+        return bool(pc.all(pc.less_equal(a, b)).as_py())
+    c, d = then.slice(0, len(then) - 1), then.slice(1)
+    ordered = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), pc.less_equal(c, d)))
+    return bool(pc.all(ordered).as_py())

@@ -265,6 +265,7 @@ class NearMatches:
 
 
 _NORMALISE_SLICE = 1_000_000  # source ids normalised at a time: bounds the temporaries
+_SLICE_PER_VALUE = 8  # ... and at least this many per id of the value set probed
 # Whitespace (ASCII, Unicode spaces such as a no-break space) and format characters (a BOM,
 # zero-width space or joiner, word joiner, soft hyphen) anywhere in the id are removed.
 _BLANKS = r"[\s\x0b\x{85}\p{Z}\p{Cf}]+"
@@ -563,12 +564,18 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
         pc.and_(pc.equal(variant, "number"), pc.invert(pc.starts_with(finals, "~ "))))
     ).as_py()
     partners = []
-    for start in range(0, len(source), _NORMALISE_SLICE):
-        piece = source.slice(start, _NORMALISE_SLICE).cast(pa.string())
+    # Every ``is_in`` hashes the value set anew: slices are long enough to amortise that.
+    step = max(_NORMALISE_SLICE, _SLICE_PER_VALUE * len(value_set))
+    for start in range(0, len(source), step):
+        piece = source.slice(start, step).cast(pa.string())
         forms = normal_forms(piece, ascii_only, present)[-1].cast(pa.string())
         if changed_only:
             changed = pc.not_equal(forms, piece)
-            piece, forms = piece.filter(changed), forms.filter(changed)
+            count = changed.true_count
+            if not count:
+                continue
+            if count < len(piece):
+                piece, forms = piece.filter(changed), forms.filter(changed)
         hit = pc.is_in(forms, value_set=value_set)
         if pc.any(hit).as_py():
             partners.append(piece.filter(hit))
@@ -646,18 +653,29 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
 _TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+\xd9\xdb"  # the bytes that call for an ASCII step
 
 
+_SCAN_BLOCK = 1 << 18  # bytes copied out of an Arrow buffer at a time: they stay in cache
+
+
 def _bytes_present(ids: pa.Array) -> np.ndarray:
     """Which byte values may occur in the ids' character data, by 256 flags: exact for the
-    bytes that call for a step of the normal form (a memchr each) and for non-ASCII data
-    (its maximum); other bytes, such as upper-case letters, are taken to be there."""
+    bytes that call for a step of the normal form (a memchr each) and for non-ASCII data;
+    other bytes, such as upper-case letters, are taken to be there. The data is scanned a
+    cache-sized block at a time (no copy of the whole buffer)."""
     present = np.ones(256, dtype=bool)
     data = ids.buffers()[2]
     if data is None or not len(ids):
         return np.zeros(256, dtype=bool)
-    present[0x80:] = np.frombuffer(data, dtype=np.uint8).max(initial=0) >= 0x80
-    raw = data.to_pybytes()
-    for byte in _TELLING_BYTES:
-        present[byte] = raw.find(bytes([byte])) >= 0
+    wanted = {byte: bytes([byte]) for byte in _TELLING_BYTES}
+    present[list(wanted)] = False
+    wide = False
+    for at in range(0, data.size, _SCAN_BLOCK):
+        raw = data.slice(at, min(_SCAN_BLOCK, data.size - at)).to_pybytes()
+        wide = wide or not raw.isascii()
+        for byte, needle in list(wanted.items()):
+            if needle in raw:
+                present[byte] = True
+                del wanted[byte]
+    present[0x80:] = wide
     return present
 
 

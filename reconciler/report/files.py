@@ -61,8 +61,8 @@ def write_report(
         deleted = plan.to_delete if plan else empty
         done = pa.table({
             "item_id": deleted,
-            "outcome": pa.array([PLANNED] * len(deleted), type=pa.string()),
-            "detail": pa.array([""] * len(deleted), type=pa.string()),
+            "outcome": pa.repeat(pa.scalar(PLANNED, pa.string()), len(deleted)),
+            "detail": pa.repeat(pa.scalar("", pa.string()), len(deleted)),
         })
     else:
         deleted = pa.array([o.item_id for o in outcomes if o.outcome == QUEUED], type=pa.string())
@@ -73,7 +73,7 @@ def write_report(
         })
     skipped_rows = pa.table({
         "item_id": skipped_ids,
-        "outcome": pa.array([SKIPPED] * len(skipped_ids), type=pa.string()),
+        "outcome": pa.repeat(pa.scalar(SKIPPED, pa.string()), len(skipped_ids)),
         "detail": skipped_reasons,
     })
     listed = deleted  # what report.html lists: deleted, would be, or restored

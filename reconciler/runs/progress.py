@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class Progress:
@@ -49,6 +50,8 @@ class Progress:
 
     def _draw(self) -> None:
         if self._bar is None:
+            from tqdm import tqdm  # imported when a bar is drawn (a TTY): 30-70 ms a start
+
             # initial=: the first frame's ids were not done in the bar's first microsecond,
             # so they do not count towards its rate (no nonsense rate on the first frame).
             self._bar = tqdm(total=self._total, desc=self.phase, unit=" ids", file=self._stream,

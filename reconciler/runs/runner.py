@@ -59,7 +59,7 @@ from reconciler.runs.flows.reconcile import reconcile
 from reconciler.runs.flows.resume import resume
 from reconciler.runs.signals import StopFlag
 from reconciler.runs.summary import RunSummary
-from reconciler.store import ENVIRONMENT_ERRORS, Store, job_lease, open_store, preflight
+from reconciler.store import Store, environment_errors, job_lease, open_store, preflight
 from reconciler.store.journal import DRY, FAILED_RUN, FINISHED, REFUSED
 
 __all__ = [  # what callers import from here (the rest lives in runs/context.py and flows/)
@@ -120,7 +120,7 @@ def _execute(ctx: RunContext, rec: RunRecord) -> RunResult:
         rec.status = FAILED_RUN
         rec.summary["error"] = message
         ctx.log.error("run.failed", error=message, exit_code=exit_code)
-    except ENVIRONMENT_ERRORS as exc:
+    except environment_errors() as exc:
         # The environment failed under a run (disk full, state_dir removed): one line,
         # exit 1; what was journaled stays resumable.
         exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
@@ -160,7 +160,7 @@ def _finish_row(ctx: RunContext, rec: RunRecord, journal: Store, exit_code: int,
         rec.html.history = [r.summary for r in
                             reversed(journal.runs(ctx.job.name, MAX_HISTORY))
                             if r.summary]
-    except ENVIRONMENT_ERRORS as exc:  # the next start marks the row crashed
+    except environment_errors() as exc:  # the next start marks the row crashed
         problem = describe_os_error(exc)
         ctx.log.error("journal.finish_failed", error=problem)
         if exit_code in (EXIT_OK, EXIT_ITEMS_FAILED):

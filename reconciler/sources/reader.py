@@ -410,12 +410,18 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
     as data, its second part's ids would sit in another column and look missing."""
     # A second export's header keeps its BOM mid-file (both saved by Excel, say), where the
     # reader leaves it in the id: "\ufefftitle", or '\ufeff"title"' when it was quoted.
-    names = {spelling for name in header
-             for spelling in (name, "\ufeff" + name, '\ufeff"' + name + '"')}
-    hit = pc.is_in(ids, value_set=pa.array(sorted(names), pa.string()))
+    names = sorted({spelling for name in header
+                    for spelling in (name, "\ufeff" + name, '\ufeff"' + name + '"')})
+    # Only ids as long as one of those spellings are compared (two passes over the offsets).
+    sizes = np.diff(_offsets(ids))
+    maybe = np.isin(sizes, [len(name.encode("utf-8", "surrogateescape")) for name in names])
+    rows = np.flatnonzero(maybe)
+    if not len(rows):
+        return
+    hit = pc.is_in(ids.take(pa.array(rows)), value_set=pa.array(names, pa.string()))
     if not pc.any(hit).as_py():
         return
-    index = pc.index(hit, True).as_py()
+    index = int(rows[pc.index(hit, True).as_py()])
     raise SourceError(
         f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
         f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
@@ -441,22 +447,35 @@ def _refuse_markup(path: Path, ids: pa.Array) -> None:
         "error page written into the export? The rows it replaced would look missing")
 
 
+def _offsets(ids: pa.Array) -> np.ndarray:
+    """The ids' ``len(ids) + 1`` offsets into their character data, without a copy."""
+    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
+    return np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset:ids.offset + len(ids) + 1]
+
+
+_SCAN_BLOCK = 1 << 18  # bytes copied out of the column at a time for memchr: stays in cache
+
+
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
-    """Which forbidden bytes occur anywhere in the ids' character data (one numpy pass)."""
+    """Which forbidden bytes occur anywhere in the ids' character data (a memchr each, a
+    cache-sized block at a time)."""
     if not len(ids):
         return
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int64 if pa.types.is_large_string(
-        ids.type) else np.int32)
-    start, end = int(offsets[ids.offset]), int(offsets[ids.offset + len(ids)])
+    offsets = _offsets(ids)
+    start, end = int(offsets[0]), int(offsets[-1])
     data = ids.buffers()[2]
     if data is None or end <= start:
         return
-    chars = np.frombuffer(data, dtype=np.uint8)[start:end]
+    wanted = {byte: bytes([byte]) for byte in _FORBIDDEN}
     found: set[int] = set()
-    step = 1 << 24
-    for at in range(0, len(chars), step):
-        piece = chars[at:at + step]
-        found.update(b for b in _FORBIDDEN if b not in found and (piece == b).any())
+    for at in range(start, end, _SCAN_BLOCK):
+        raw = data.slice(at, min(_SCAN_BLOCK, end - at)).to_pybytes()
+        for byte, needle in list(wanted.items()):
+            if needle in raw:
+                found.add(byte)
+                del wanted[byte]
+        if not wanted:
+            break
     yield from sorted(found, key=lambda b: (b == 0, b))
 
 

@@ -99,6 +99,7 @@ def test_large_source_is_probed_in_slices(monkeypatch):
     import reconciler.core.safety as safety
 
     monkeypatch.setattr(safety, "_NORMALISE_SLICE", 3)
+    monkeypatch.setattr(safety, "_SLICE_PER_VALUE", 1)
     source = [f"sku-{n}" for n in range(10)]
     assert near(["SKU-1", "SKU-9", "SKU-10"], source) == (["SKU-1", "SKU-9"], {"case": 2})
 

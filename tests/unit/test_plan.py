@@ -4,7 +4,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.core.plan import AddressRules, make_plan
+from reconciler.core.plan import AddressRules, IdStats, Plan, defer, make_plan
 
 RULES = AddressRules(forbidden_substrings=("/",))
 ids = st.lists(st.text(alphabet="ab/ 0é", max_size=4), max_size=40)
@@ -109,3 +109,32 @@ def test_diff_and_counts_with_repeated_ids_on_both_sides(source, remote, large):
     for column, stats in ((source, plan.source), (remote, plan.remote)):
         assert stats.unique == len(set(column) - {""})
         assert stats.empty == column.count("")
+
+
+IDS = st.text(alphabet="aAb1 é", max_size=3)
+REASONS = st.sampled_from(["protected", "near_match", "pending_grace", "out_of_scope"])
+
+
+@given(st.lists(IDS, unique=True), st.lists(st.tuples(IDS, REASONS)), st.data(), REASONS,
+       st.booleans())
+def test_defer_keeps_skipped_sorted_by_reason_then_id(to_delete, skipped, data, reason,
+                                                       sort_skipped):
+    # Plans from make_plan hold sorted lists (defer then inserts a block); others, such as
+    # a resumed run's, may not (defer then sorts every row): the result is the same.
+    to_delete = sorted(to_delete, key=lambda i: i.encode())
+    if sort_skipped:
+        skipped = sorted(skipped, key=lambda row: (row[1].encode(), row[0].encode()))
+    mask = data.draw(st.lists(st.booleans(), min_size=len(to_delete), max_size=len(to_delete)))
+    plan = Plan(to_delete=pa.array(to_delete, pa.string()),
+                skipped_ids=pa.array([i for i, _ in skipped], pa.string()),
+                skipped_reasons=pa.array([r for _, r in skipped], pa.string()),
+                source=IdStats(0, 0, 0), remote=IdStats(0, 0, 0))
+    moved = [i for i, m in zip(to_delete, mask, strict=True) if m]
+    deferred = defer(plan, pa.array(mask, pa.bool_()), reason)
+    assert deferred.to_delete.to_pylist() == [
+        i for i, m in zip(to_delete, mask, strict=True) if not m]
+    expected = skipped + [(i, reason) for i in moved] if moved else skipped
+    if moved:
+        expected = sorted(expected, key=lambda row: (row[1].encode(), row[0].encode()))
+    assert list(zip(deferred.skipped_ids.to_pylist(), deferred.skipped_reasons.to_pylist(),
+                    strict=True)) == expected
