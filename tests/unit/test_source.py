@@ -172,6 +172,12 @@ REFUSED_CSV = [
      b"item_id\na\nb\n<!DOCTYPE html>\n<html><body>500</body></html>\n",
      "row 4: the id '<!DOCTYPE html>' is HTML or XML: an error page written into the export? "
      "The rows it replaced would look missing"),
+    # A quote closed in the wrong place (a quote then more text): Python's csv with
+    # strict=True says "',' expected after '\"'"; Arrow takes the next row into the title.
+    ("quote_closed_in_the_wrong_place", b'item_id,title\nid1,plain\nid2,"open\nid3,"q""q"\n'
+     b"id4,x\n",
+     "row 3: column 'title' holds 1 line(s) that look like rows (the first: 'id3,q\"\"q\"'); "
+     "a stray quote swallowed them? Their ids would look missing"),
     ("parquet_named_csv", b"PAR1\x15\x04\x15\x00item_id\x00\n",
      "cannot read: not CSV text but a Parquet file (a .parquet name would read it)"),
 ]
