@@ -58,6 +58,7 @@ class SkipReason(StrEnum):
     DRIFTED = "drifted"
     ALREADY_GONE = "already_gone"
     NOT_IN_BACKUP = "not_in_backup"
+    IN_OTHER_COLUMN = "in_other_column"
 
 
 class Action(StrEnum):

@@ -242,16 +242,7 @@ def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
     into as many cells as the header has and its id cell is not blank and holds no space.
     """
     at = header.index(id_column)
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
-    try:
-        with pa.input_stream(str(path), compression=compression) as stream:
-            table = pacsv.read_csv(
-                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
-                    strings_can_be_null=False))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    table = _every_column(path, header)
     for n, name in enumerate(table.column_names):
         if n == at:
             continue
@@ -265,6 +256,65 @@ def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
                     f"{path}: row {row + 2}: column {name!r} holds {len(rows)} line(s) that "
                     f"look like rows (the first: {rows[0][:40]!r}); a stray quote swallowed "
                     "them? Their ids would look missing")
+
+
+def _every_column(path: Path, header: list[str]) -> pa.Table:
+    """Every column of a CSV file as exact strings (the costly read: asked only when a
+    check needs the other columns)."""
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            return pacsv.read_csv(
+                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
+                    strings_can_be_null=False))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+
+
+def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Array:
+    """Which ``wanted`` ids a CSV source still holds, whole, in a column other than its
+    id column: the last look before they are deleted.
+
+    Two exports concatenated with their columns in another order (``name,item_id`` under
+    ``item_id,name``), or named in another case, put the second part's ids in another
+    column, where they look missing. Such a header row is refused (exit 3, naming the
+    row); any other id found elsewhere (say a ``replaced_by`` column) is not deleted. The
+    file must be the one ``read`` read. Parquet and one-column files have no such rows.
+    """
+    empty = pa.array([], pa.string())
+    path, id_column = spec.path, spec.id_column
+    if not len(wanted) or file_kind(path) != "csv":
+        return empty
+    header = _header_of(path)
+    if len(header) < 2:
+        return empty
+    table = _every_column(path, header)
+    if FileIdentity.of(path) != read.identity:
+        raise SourceError(_changed(path))
+    name = id_column.lower()
+    found = pa.array([False] * len(wanted), pa.bool_())
+    for n, column in enumerate(table.column_names):
+        if column == id_column:
+            continue
+        values = pc.utf8_trim_whitespace(table.column(n).combine_chunks())
+        named = pc.equal(pc.utf8_lower(values), name)
+        if pc.any(named).as_py():
+            row = pc.index(named, True).as_py()
+            raise SourceError(
+                f"{path}: row {row + 2}: column {column!r} holds {values[row].as_py()!r}, the "
+                f"id column's name: the header repeated mid-file (two exports concatenated, "
+                f"in another column order?); column {id_column!r} would not hold the ids "
+                "after it")
+        found = pc.or_(found, pc.is_in(wanted, value_set=values))
+    return wanted.filter(found)
+
+
+def _header_of(path: Path) -> list[str]:
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    with pa.input_stream(str(path), compression=compression) as stream:
+        return _header(bytes(stream.read(_BLOCK)))
 
 
 def _count(data: bytes, byte: int) -> int:

@@ -28,8 +28,9 @@ from reconciler.core.safety import (
 )
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.settings import IdFile
+from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
-from reconciler.sources.reader import SourceRead, read_source
+from reconciler.sources.reader import SourceRead, in_other_columns, read_source
 from reconciler.store import Store
 
 
@@ -43,6 +44,11 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
     plan = defer(plan, protected_in(ctx, plan.to_delete), SKIP_PROTECTED)
     near = near_matches(plan.to_delete, source)
     plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
+    if not ctx.dry_run and read is not None:
+        # The last look before a delete (a real run only: it reads every column).
+        elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
+        plan = defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
+                     SkipReason.IN_OTHER_COLUMN)
     facts = SourceFacts(
         path=str(ctx.job.source.path),
         age_seconds=now - (read.identity.mtime if read else
