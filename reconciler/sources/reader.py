@@ -479,14 +479,14 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
 
 
 _MARKUP = r"(?i)^\s*<(!doctype|/?html|/?head|/?body|\?xml)\b"
+_LT = 0x3C
 
 
 def _refuse_markup(path: Path, ids: pa.Array) -> None:
     """Refuse an id that is the start of an HTML or XML page: an error page written into
     the export, as when a server fails while it streams the file and the rows after the
     failure are lost. Checked by regex only when a ``<`` occurs in the ids at all."""
-    data = ids.buffers()[2]
-    if data is None or not len(ids) or not (np.frombuffer(data, dtype=np.uint8) == 0x3C).any():
+    if _LT not in _bytes_in(ids, {_LT}):
         return
     hit = pc.match_substring_regex(ids, _MARKUP)
     if not pc.any(hit).as_py():
@@ -507,16 +507,21 @@ _SCAN_BLOCK = 1 << 18  # bytes copied out of the column at a time for memchr: st
 
 
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
-    """Which forbidden bytes occur anywhere in the ids' character data (a memchr each, a
-    cache-sized block at a time)."""
+    """Which forbidden bytes occur anywhere in the ids' character data."""
+    yield from sorted(_bytes_in(ids, set(_FORBIDDEN)), key=lambda b: (b == 0, b))
+
+
+def _bytes_in(ids: pa.Array, bytes_: set[int]) -> set[int]:
+    """Which of ``bytes_`` occur anywhere in the ids' character data (a memchr each, a
+    cache-sized block at a time; a numpy comparison would make a bool per byte)."""
     if not len(ids):
-        return
+        return set()
     offsets = _offsets(ids)
     start, end = int(offsets[0]), int(offsets[-1])
     data = ids.buffers()[2]
     if data is None or end <= start:
-        return
-    wanted = {byte: bytes([byte]) for byte in _FORBIDDEN}
+        return set()
+    wanted = {byte: bytes([byte]) for byte in bytes_}
     found: set[int] = set()
     for at in range(start, end, _SCAN_BLOCK):
         raw = data.slice(at, min(_SCAN_BLOCK, end - at)).to_pybytes()
@@ -526,7 +531,7 @@ def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
                 del wanted[byte]
         if not wanted:
             break
-    yield from sorted(found, key=lambda b: (b == 0, b))
+    return found
 
 
 _NOT_UTF8 = "not valid UTF-8 text"
