@@ -462,16 +462,16 @@ def _refuse_repeated_header(path: Path, ids: pa.Array, header: list[str],
     # reader leaves it in the id: "\ufefftitle", or '\ufeff"title"' when it was quoted.
     names = sorted({spelling for name in header
                     for spelling in (name, "\ufeff" + name, '\ufeff"' + name + '"')})
-    # Only ids as long as one of those spellings are compared (two passes over the offsets).
-    sizes = np.diff(_offsets(ids))
-    maybe = np.isin(sizes, [len(name.encode("utf-8", "surrogateescape")) for name in names])
-    rows = np.flatnonzero(maybe)
+    # Only ids as long as one of those spellings are compared (lengths: one Arrow pass).
+    lengths = pa.array(sorted({len(name.encode("utf-8", "surrogateescape")) for name in names}),
+                       pa.int32() if pa.types.is_string(ids.type) else pa.int64())
+    rows = pc.indices_nonzero(pc.is_in(pc.binary_length(ids), value_set=lengths))
     if not len(rows):
         return
-    hit = pc.is_in(ids.take(pa.array(rows)), value_set=pa.array(names, pa.string()))
+    hit = pc.is_in(ids.take(rows), value_set=pa.array(names, pa.string()))
     if not pc.any(hit).as_py():
         return
-    index = int(rows[pc.index(hit, True).as_py()])
+    index = rows[pc.index(hit, True).as_py()].as_py()
     raise SourceError(
         f"{path}: row {index + 2}: the id {ids[index].as_py()!r} is a column name: the "
         f"header repeated mid-file (two exports concatenated?); column {id_column!r} "
