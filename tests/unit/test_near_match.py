@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.core.nearmatch import NEAR_MATCH_KINDS, near_matches, normal_forms
 from reconciler.core.plan import AddressRules, make_plan
-from reconciler.core.safety import NEAR_MATCH_KINDS, near_matches, normal_forms
 
 
 def near(to_delete, source):
@@ -96,7 +96,7 @@ def test_non_ascii_source_takes_the_unicode_kernels():
 
 
 def test_large_source_is_probed_in_slices(monkeypatch):
-    import reconciler.core.safety as safety
+    import reconciler.core.nearmatch as safety
 
     monkeypatch.setattr(safety, "_NORMALISE_SLICE", 3)
     monkeypatch.setattr(safety, "_SLICE_PER_VALUE", 1)

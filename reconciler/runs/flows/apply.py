@@ -9,8 +9,9 @@ import pyarrow.compute as pc
 
 from reconciler.core.errors import SafetyRefusal
 from reconciler.core.fingerprint import short
+from reconciler.core.nearmatch import near_matches
 from reconciler.core.plan import IdStats, Plan, defer
-from reconciler.core.safety import judge_caps, near_matches, refusal
+from reconciler.core.safety import judge_caps, refusal
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord

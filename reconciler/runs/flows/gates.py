@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 
 from reconciler.core.errors import SafetyRefusal, SourceError
 from reconciler.core.gracetime import tick as grace_tick
+from reconciler.core.nearmatch import near_matches
 from reconciler.core.plan import Plan, defer
 from reconciler.core.safety import (
     SKIP_NEAR_MATCH,
@@ -22,7 +23,6 @@ from reconciler.core.safety import (
     judge_caps,
     judge_source,
     missing_from,
-    near_matches,
     protected_mask,
     refusal,
 )

@@ -7,8 +7,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.backends.base import Backend
+from reconciler.core.nearmatch import near_matches
 from reconciler.core.plan import IdStats, Plan
-from reconciler.core.safety import SKIP_NEAR_MATCH, SKIP_PROTECTED, near_matches
+from reconciler.core.safety import SKIP_NEAR_MATCH, SKIP_PROTECTED
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
