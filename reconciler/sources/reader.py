@@ -279,9 +279,12 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
 
     Two exports concatenated with their columns in another order (``name,item_id`` under
     ``item_id,name``), or named in another case, put the second part's ids in another
-    column, where they look missing. Such a header row is refused (exit 3, naming the
-    row); any other id found elsewhere (say a ``replaced_by`` column) is not deleted. The
-    file must be the one ``read`` read. Parquet and one-column files have no such rows.
+    column, where they look missing. When ids to delete are found elsewhere and a row
+    holds the id column's name (in any case) in another column, that row is a header
+    repeated mid-file: refused (exit 3, naming the row). Otherwise the ids found elsewhere
+    (say in a ``replaced_by`` column) are not deleted, and a lone cell that happens to
+    read ``item_id`` refuses nothing. The file must be the one ``read`` read. Parquet and
+    one-column files have no such rows.
     """
     empty = pa.array([], pa.string())
     path, id_column = spec.path, spec.id_column
@@ -295,6 +298,7 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
         raise SourceError(_changed(path))
     name = id_column.lower()
     found = pa.array([False] * len(wanted), pa.bool_())
+    named_at: tuple[int, str, str] | None = None  # the first row naming the id column
     for n, column in enumerate(table.column_names):
         if column == id_column:
             continue
@@ -302,13 +306,18 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
         named = pc.equal(pc.utf8_lower(values), name)
         if pc.any(named).as_py():
             row = pc.index(named, True).as_py()
-            raise SourceError(
-                f"{path}: row {row + 2}: column {column!r} holds {values[row].as_py()!r}, the "
-                f"id column's name: the header repeated mid-file (two exports concatenated, "
-                f"in another column order?); column {id_column!r} would not hold the ids "
-                "after it")
+            if named_at is None or row < named_at[0]:
+                named_at = (row, column, str(values[row].as_py()))
         found = pc.or_(found, pc.is_in(wanted, value_set=values))
-    return wanted.filter(found)
+    elsewhere = wanted.filter(found)
+    if named_at is not None and len(elsewhere):
+        row, column, value = named_at
+        raise SourceError(
+            f"{path}: row {row + 2}: column {column!r} holds {value!r}, the id column's "
+            "name, and ids to delete are held in other columns: the header repeated "
+            f"mid-file (two exports concatenated, in another column order?); column "
+            f"{id_column!r} would not hold the ids after it")
+    return elsewhere
 
 
 def _header_of(path: Path) -> list[str]:

@@ -431,8 +431,20 @@ def test_a_concatenated_export_with_other_column_names_deletes_nothing(
     assert_none_deleted(catalog, ITEMS, results)
     assert [r.summary["refused"] for r in results] == [
         f"{source_of(config)}: row 1902: column 'title' holds {second_header.split(',')[1]!r}, "
-        f"the id column's name: the header repeated mid-file (two exports concatenated, in "
-        f"another column order?); column 'item_id' would not hold the ids after it"] * 3
+        "the id column's name, and ids to delete are held in other columns: the header "
+        "repeated mid-file (two exports concatenated, in another column order?); column "
+        "'item_id' would not hold the ids after it"] * 3
+
+
+def test_a_cell_that_reads_like_the_id_columns_name_refuses_nothing(tmp_path, catalog):
+    """A healthy export whose other column holds 'ITEM_ID' as a value (a key-name column,
+    say) is not a repeated header: with no id to delete held elsewhere, the run goes on."""
+    config = configure(tmp_path, catalog)
+    text = "item_id,key_field\n" + "".join(f"{i},ITEM_ID\n" for i in IDS[100:])
+    source_of(config).write_bytes(text.encode())
+    results = runs_an_hour_apart(config, now_clock())
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3, results[-1].summary
+    assert set(ITEMS) - catalog.ids() == set(IDS[:100])
 
 
 def test_an_id_held_in_another_column_is_not_deleted(tmp_path, catalog):
