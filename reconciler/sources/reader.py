@@ -300,15 +300,34 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
             continue
         values = pc.utf8_trim_whitespace(table.column(n).combine_chunks())
         named = pc.equal(pc.utf8_lower(values), name)
+        hits = pc.is_in(wanted, value_set=values)
+        row = None
         if pc.any(named).as_py():
-            row = pc.index(named, True).as_py()
+            # A header only when its row is all column names, or when ids to delete are
+            # in this column: a column ``field`` holding ``item_id`` is otherwise a value.
+            row = _header_row(table, named, header)
+            if row is None and pc.any(hits).as_py():
+                row = pc.index(named, True).as_py()
+        if row is not None:
             raise SourceError(
                 f"{path}: row {row + 2}: column {column!r} holds {values[row].as_py()!r}, the "
                 f"id column's name: the header repeated mid-file (two exports concatenated, "
                 f"in another column order?); column {id_column!r} would not hold the ids "
                 "after it")
-        found = pc.or_(found, pc.is_in(wanted, value_set=values))
+        found = pc.or_(found, hits)
     return wanted.filter(found)
+
+
+def _header_row(table: pa.Table, named: pa.Array, header: list[str]) -> int | None:
+    """The first of the ``named`` rows (one of whose cells is the id column's name) that
+    looks like a header: each of its cells a column name (any case) or blank."""
+    rows = pc.indices_nonzero(named)
+    names = pa.array(sorted({column.strip().lower() for column in header} | {""}))
+    like = pa.array([True] * len(rows), pa.bool_())
+    for column in table.columns:
+        cells = pc.utf8_lower(pc.utf8_trim_whitespace(pc.take(column, rows).combine_chunks()))
+        like = pc.and_(like, pc.is_in(cells, value_set=names))
+    return rows[pc.index(like, True).as_py()].as_py() if pc.any(like).as_py() else None
 
 
 def _header_of(path: Path) -> list[str]:

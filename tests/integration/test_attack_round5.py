@@ -1,0 +1,186 @@
+"""Hostile QA of issue 9, round 5: the last look before a delete (ids still held in another
+CSV column, a header repeated mid-file), with the DEFAULT safety settings (an empty
+``[safety]`` table), and whether ``plan``, ``apply`` and a resume agree with ``run`` on it.
+
+Every test asserts the correct behaviour: none may delete an id that a person would say is
+still in the source, and a healthy run must not be refused. Those marked
+``xfail(strict=True)`` reproduce a finding that fails on the code as it is.
+
+The usual shape (as in rounds 3 and 4): a catalog of 2,000 ids, of which 100 (5%, under
+every cap) are the ones an accident makes look missing; runs an hour apart (past
+``grace_runs`` 2 and ``grace_period`` 1h) must not delete them.
+"""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+
+import pytest
+
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
+from reconciler.store import plan_key, saved_plan
+from tests.integration.test_attack_round4 import (
+    DASHED,
+    PLAIN,
+    assert_none_deleted,
+    configure,
+    run,
+    runs_an_hour_apart,
+    write_lines,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def two_columns(config, rows, header="item_id,replaced_by"):
+    """Rewrite the job's export as a two-column CSV of ``rows`` (already joined lines)."""
+    write_lines(config.jobs["products"].source.path, [header, *rows])
+
+
+def _kept_elsewhere():
+    """The 1,900 sku ids in the id column; the 100 ab-* ids only in ``replaced_by``."""
+    skus = sorted(PLAIN)
+    dashed = sorted(DASHED)
+    return [f"{s},{dashed[n] if n < len(dashed) else ''}" for n, s in enumerate(skus)]
+
+
+# -- 1. The last look: what it sees -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell", ["{id}", '"{id}"', '" {id} "', '"{id}\t"'])
+def test_ids_held_in_another_column_quoted_or_padded_are_not_deleted(
+        tmp_path, start_emulator, cell):
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    dashed = sorted(DASHED)
+    two_columns(config, [f"{s},{cell.format(id=dashed[n]) if n < 100 else ''}"
+                         for n, s in enumerate(sorted(PLAIN))])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, DASHED, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3
+    assert results[-1].summary["skipped"] == {"in_other_column": 100}
+
+
+def test_ids_held_in_another_column_of_a_gzip_export_are_not_deleted(
+        tmp_path, start_emulator):
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN), export="products.csv.gz")
+    path = config.jobs["products"].source.path
+    path.write_bytes(gzip.compress(
+        ("\n".join(["item_id,replaced_by", *_kept_elsewhere()]) + "\n").encode()))
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, DASHED, results)
+    assert results[-1].summary["skipped"] == {"in_other_column": 100}
+
+
+def test_a_one_column_export_deletes_what_is_gone(tmp_path, start_emulator):
+    """No last look to take (one column): the 100 ids gone are deleted after grace."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert results[-1].exit_code == EXIT_OK
+    assert emulator.ids() == set(PLAIN)
+
+
+def test_a_header_repeated_mid_file_in_another_column_order_is_refused(
+        tmp_path, start_emulator):
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    skus = sorted(PLAIN)
+    two_columns(config, [f"{s},x" for s in skus[:1000]] + ["Name,ITEM_ID"]
+                + [f"x,{s}" for s in skus[1000:]], header="item_id,name")
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)), times=2)
+    assert_none_deleted(emulator, PLAIN, results)
+    assert results[-1].exit_code != EXIT_OK
+
+
+def test_a_value_equal_to_the_id_column_name_in_a_normal_row_is_not_refused(
+        tmp_path, start_emulator):
+    """A healthy export with a column ``field`` whose value is ``item_id`` in one ordinary
+    row (a column-mapping export, say): not a header repeated mid-file. Refusing it would
+    refuse every run of the daemon for as long as that row stays."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    skus = sorted(PLAIN)
+    two_columns(config, [f"{s},{'item_id' if n == 7 else 'title'}" for n, s in enumerate(skus)],
+                header="item_id,field")
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3, results[-1].summary.get("refused")
+    assert emulator.ids() == set(PLAIN)
+
+
+def test_many_ids_to_delete_are_looked_for_in_other_columns(tmp_path, start_emulator):
+    """A big deletion (1,000 of 2,000 ids gone, refused by the caps) passes through the
+    last look without error; with all of them held in another column nothing is due."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    ids = sorted({**PLAIN, **DASHED})
+    two_columns(config, [f"{ids[n]},{ids[n + 1000]}" for n in range(1000)])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, ids, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3
+    assert results[-1].summary["skipped"] == {"in_other_column": 1000}
+
+
+# -- 2. plan, apply and resume against the last look -----------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "plan --out is a dry run: no last look; apply has none either, so ids "
+    "held in another column are deleted"))
+def test_plan_then_apply_does_not_delete_ids_held_in_another_column(
+        tmp_path, start_emulator):
+    """The ab-* ids were missing for a run and an hour (due); then the export holds them in
+    ``replaced_by``, where ``run`` would skip them as ``in_other_column``. ``plan --out``
+    (a dry run: no last look) must not promise them, and ``apply`` must not delete them."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = runs_an_hour_apart(config, clock, times=1)
+    two_columns(config, _kept_elsewhere())
+    plan_file = tmp_path / "plan.json"
+    planned = run(config, clock, dry_run=True, plan_out=plan_file)
+    results.append(planned)
+    clock.advance(60)
+    if plan_file.exists():
+        results.append(run(config, clock, apply=saved_plan.load(plan_file, plan_key(config))))
+    assert_none_deleted(emulator, DASHED, results)
+    assert planned.summary["to_delete"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a resume re-checks only the id column: ids now held in another column "
+    "are deleted"))
+def test_a_resume_does_not_delete_ids_now_held_in_another_column(tmp_path, start_emulator):
+    """A run stopped before it sent its 100 deletes; by the resume the export holds them
+    in ``replaced_by``: a fresh run would skip them as ``in_other_column``."""
+    from tests.integration.test_attack_round4 import _stopped_before_sending
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    stopped = _stopped_before_sending(config, clock)
+    two_columns(config, _kept_elsewhere())
+    clock.advance(600)
+    resumed = run(config, clock)
+    assert resumed.summary["resumed_from"] == stopped.run_id
+    assert_none_deleted(emulator, DASHED, [resumed])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a dry run takes no last look: it promises 100 deletes the run skips"))
+def test_a_dry_run_does_not_promise_deletes_that_the_run_skips(tmp_path, start_emulator):
+    """The operator's dry run before a real one (the ids due, now in ``replaced_by``): it
+    should say what the run will do, keep the 100 ids."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    runs_an_hour_apart(config, clock, times=1)
+    two_columns(config, _kept_elsewhere())
+    dry = run(config, clock, dry_run=True)
+    real = run(config, clock)
+    assert real.summary["skipped"] == {"in_other_column": 100}
+    assert dry.summary["to_delete"] == real.summary["to_delete"] == 0
+    assert EXIT_REFUSED not in (dry.exit_code, real.exit_code)
