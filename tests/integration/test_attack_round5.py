@@ -127,9 +127,6 @@ def test_many_ids_to_delete_are_looked_for_in_other_columns(tmp_path, start_emul
 # -- 2. plan, apply and resume against the last look -----------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "plan --out is a dry run: no last look; apply has none either, so ids "
-    "held in another column are deleted"))
 def test_plan_then_apply_does_not_delete_ids_held_in_another_column(
         tmp_path, start_emulator):
     """The ab-* ids were missing for a run and an hour (due); then the export holds them in
@@ -150,9 +147,24 @@ def test_plan_then_apply_does_not_delete_ids_held_in_another_column(
     assert planned.summary["to_delete"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a resume re-checks only the id column: ids now held in another column "
-    "are deleted"))
+def test_apply_skips_ids_that_moved_to_another_column_after_the_plan(
+        tmp_path, start_emulator):
+    """A plan saved with the 100 ab-* ids due; by the apply the export holds them in
+    ``replaced_by``: ``apply`` skips them as ``in_other_column``, as ``run`` would."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = runs_an_hour_apart(config, clock, times=1)
+    plan_file = tmp_path / "plan.json"
+    assert run(config, clock, dry_run=True, plan_out=plan_file).summary["to_delete"] == 100
+    two_columns(config, _kept_elsewhere())
+    clock.advance(60)
+    applied = run(config, clock, apply=saved_plan.load(plan_file, plan_key(config)))
+    assert_none_deleted(emulator, DASHED, [*results, applied])
+    assert applied.exit_code == EXIT_OK, applied.summary.get("refused")
+    assert applied.summary["skipped"] == {"in_other_column": 100}
+
+
 def test_a_resume_does_not_delete_ids_now_held_in_another_column(tmp_path, start_emulator):
     """A run stopped before it sent its 100 deletes; by the resume the export holds them
     in ``replaced_by``: a fresh run would skip them as ``in_other_column``."""
@@ -167,10 +179,12 @@ def test_a_resume_does_not_delete_ids_now_held_in_another_column(tmp_path, start
     resumed = run(config, clock)
     assert resumed.summary["resumed_from"] == stopped.run_id
     assert_none_deleted(emulator, DASHED, [resumed])
+    assert resumed.summary["skipped"] == {"in_other_column": 100}
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "a dry run takes no last look: it promises 100 deletes the run skips"))
+    "a bare dry run ('plan' without --out) takes no last look (it would read every "
+    "column): it lists 100 ids to delete that the real run skips as in_other_column"))
 def test_a_dry_run_does_not_promise_deletes_that_the_run_skips(tmp_path, start_emulator):
     """The operator's dry run before a real one (the ids due, now in ``replaced_by``): it
     should say what the run will do, keep the 100 ids."""
