@@ -14,7 +14,7 @@ every cap) are the ones an accident makes look missing; runs an hour apart (past
 from __future__ import annotations
 
 import gzip
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,6 +28,7 @@ from tests.integration.test_attack_round4 import (
     configure,
     run,
     runs_an_hour_apart,
+    set_mtime,
     write_lines,
 )
 
@@ -198,3 +199,56 @@ def test_a_dry_run_does_not_promise_deletes_that_the_run_skips(tmp_path, start_e
     assert real.summary["skipped"] == {"in_other_column": 100}
     assert dry.summary["to_delete"] == real.summary["to_delete"] == 0
     assert EXIT_REFUSED not in (dry.exit_code, real.exit_code)
+
+
+# -- 3. source_not_older with dry runs and applies in between -------------------------------
+
+
+def test_a_dry_run_over_a_newer_test_file_is_no_baseline(tmp_path, start_emulator):
+    """An operator dry-runs a hand-made test file (mtime now), then puts the real export
+    back with ``cp -p`` (its own, older mtime): the next real run is not refused."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    ids = sorted({**PLAIN, **DASHED})
+    config = configure(tmp_path, emulator, ids)
+    source = config.jobs["products"].source.path
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real)
+    set_mtime(source, real - timedelta(minutes=30))
+    kept = source.read_bytes()
+    assert run(config, clock).exit_code == EXIT_OK
+    write_lines(source, ["item_id", *ids[:10]])
+    set_mtime(source, real)
+    clock.advance(60)
+    run(config, clock, dry_run=True)
+    source.write_bytes(kept)
+    set_mtime(source, real - timedelta(minutes=30))
+    clock.advance(3600)
+    again = run(config, clock)
+    assert again.exit_code == EXIT_OK, again.summary.get("refused")
+
+
+def test_an_older_export_copied_back_after_an_apply_is_still_refused(
+        tmp_path, start_emulator):
+    """A run, a saved plan applied (an apply reads the export but is no baseline), then
+    yesterday's export copied back with ``cp -p``: refused, its missing ids kept."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    source = config.jobs["products"].source.path
+    real = datetime.now(UTC)
+    clock = FakeClock(wall=real)
+    set_mtime(source, real - timedelta(minutes=5))
+    assert run(config, clock).exit_code == EXIT_OK
+    clock.advance(3601)
+    plan_file = tmp_path / "plan.json"
+    assert run(config, clock, dry_run=True, plan_out=plan_file).summary["to_delete"] == 100
+    applied = run(config, clock, apply=saved_plan.load(plan_file, plan_key(config)))
+    assert applied.exit_code == EXIT_OK
+    emulator_ids = emulator.ids()
+    write_lines(source, ["item_id", *sorted(PLAIN)[:1850]])  # yesterday's: 50 fewer
+    set_mtime(source, real - timedelta(hours=20))
+    results = []
+    for _ in range(3):
+        clock.advance(3601)
+        results.append(run(config, clock))
+    assert emulator.ids() == emulator_ids
+    assert all(r.summary["refused"].startswith("source_not_older: ") for r in results)
