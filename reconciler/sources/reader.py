@@ -298,7 +298,7 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
     for n, column in enumerate(table.column_names):
         if column == id_column:
             continue
-        values = pc.utf8_trim_whitespace(table.column(n).combine_chunks())
+        values = _trimmed(table.column(n).combine_chunks())
         named = pc.equal(pc.utf8_lower(values), name)
         hits = pc.is_in(wanted, value_set=values)
         row = None
@@ -316,6 +316,15 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
                 "after it")
         found = pc.or_(found, hits)
     return wanted.filter(found)
+
+
+def _trimmed(values: pa.Array) -> pa.Array:
+    """Cells without the blanks around them, invisible ones too (a byte-order mark or a
+    zero-width space pasted with an id): the id a person sees."""
+    return pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(values), _INVISIBLE))
+
+
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
 
 
 def _header_row(table: pa.Table, named: pa.Array, header: list[str]) -> int | None:
