@@ -21,6 +21,7 @@ import pytest
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from reconciler.store import plan_key, saved_plan
+from tests.helpers import run_reconciler
 from tests.integration.test_attack_round4 import (
     DASHED,
     PLAIN,
@@ -308,3 +309,31 @@ def test_ids_with_an_armenian_look_alike_letter_delete_nothing(tmp_path, start_e
     config = configure(tmp_path, emulator, ids)
     results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
     assert_none_deleted(emulator, BOXES, results)
+
+
+# -- 5. The real CLI ---------------------------------------------------------------------------
+
+
+def test_the_cli_runs_a_field_column_holding_the_id_column_name_and_refuses_a_real_header(
+        tmp_path, start_emulator):
+    """``reconciler run`` over the ``field`` export with 100 ids to delete: exit 0 (grace
+    pending). The same file with a real header repeated in another column order: exit 3
+    and one line naming the row."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    source = config.jobs["products"].source.path
+    skus = sorted(PLAIN)
+    two_columns(config, [f"{s},{'ITEM_ID' if n == 7 else 'title'}" for n, s in enumerate(skus)],
+                header="item_id,field")
+    ran = run_reconciler("--config", config.path, "run", "products")
+    assert ran.returncode == EXIT_OK, ran.stderr
+    two_columns(config, [f"{s},x" for s in skus[:1000]] + ["field,Item_Id"]
+                + [f"x,{s}" for s in skus[1000:]], header="item_id,field")
+    refused = run_reconciler("--config", config.path, "run", "products")
+    assert refused.returncode == EXIT_REFUSED
+    lines = [line for line in refused.stderr.splitlines() if not line.startswith("{")]
+    assert lines == [
+        f"products: {source}: row 1002: the id 'field' is a column name: the header "
+        "repeated mid-file (two exports concatenated?); column 'item_id' would not hold the "
+        "ids after it"]
+    assert emulator.ids() == set(PLAIN) | set(DASHED)
