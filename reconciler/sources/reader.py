@@ -279,12 +279,12 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
 
     Two exports concatenated with their columns in another order (``name,item_id`` under
     ``item_id,name``), or named in another case, put the second part's ids in another
-    column, where they look missing. When ids to delete are found elsewhere and a row
-    holds the id column's name (in any case) in another column, that row is a header
-    repeated mid-file: refused (exit 3, naming the row). Otherwise the ids found elsewhere
-    (say in a ``replaced_by`` column) are not deleted, and a lone cell that happens to
-    read ``item_id`` refuses nothing. The file must be the one ``read`` read. Parquet and
-    one-column files have no such rows.
+    column, where they look missing. A row holding the id column's name (in any case) in
+    another column is such a header when each of its cells is a column name or blank, or
+    when ids to delete sit in that column: refused (exit 3, naming the row); otherwise it
+    is a value (a ``field`` column holding ``item_id``). The ids found elsewhere (say in a
+    ``replaced_by`` column) are not deleted. The file must be the one ``read`` read.
+    Parquet and one-column files have no such rows.
     """
     empty = pa.array([], pa.string())
     path, id_column = spec.path, spec.id_column
@@ -298,26 +298,48 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
         raise SourceError(_changed(path))
     name = id_column.lower()
     found = pa.array([False] * len(wanted), pa.bool_())
-    named_at: tuple[int, str, str] | None = None  # the first row naming the id column
     for n, column in enumerate(table.column_names):
         if column == id_column:
             continue
-        values = pc.utf8_trim_whitespace(table.column(n).combine_chunks())
+        values = _trimmed(table.column(n).combine_chunks())
         named = pc.equal(pc.utf8_lower(values), name)
+        hits = pc.is_in(wanted, value_set=values)
+        row = None
         if pc.any(named).as_py():
-            row = pc.index(named, True).as_py()
-            if named_at is None or row < named_at[0]:
-                named_at = (row, column, str(values[row].as_py()))
-        found = pc.or_(found, pc.is_in(wanted, value_set=values))
-    elsewhere = wanted.filter(found)
-    if named_at is not None and len(elsewhere):
-        row, column, value = named_at
-        raise SourceError(
-            f"{path}: row {row + 2}: column {column!r} holds {value!r}, the id column's "
-            "name, and ids to delete are held in other columns: the header repeated "
-            f"mid-file (two exports concatenated, in another column order?); column "
-            f"{id_column!r} would not hold the ids after it")
-    return elsewhere
+            # A header only when its row is all column names, or when ids to delete are
+            # in this column: a column ``field`` holding ``item_id`` is otherwise a value.
+            row = _header_row(table, named, header)
+            if row is None and pc.any(hits).as_py():
+                row = pc.index(named, True).as_py()
+        if row is not None:
+            raise SourceError(
+                f"{path}: row {row + 2}: column {column!r} holds {values[row].as_py()!r}, the "
+                f"id column's name: the header repeated mid-file (two exports concatenated, "
+                f"in another column order?); column {id_column!r} would not hold the ids "
+                "after it")
+        found = pc.or_(found, hits)
+    return wanted.filter(found)
+
+
+def _trimmed(values: pa.Array) -> pa.Array:
+    """Cells without the blanks around them, invisible ones too (a byte-order mark or a
+    zero-width space pasted with an id): the id a person sees."""
+    return pc.utf8_trim_whitespace(pc.utf8_trim(pc.utf8_trim_whitespace(values), _INVISIBLE))
+
+
+_INVISIBLE = "\ufeff\u200b\u200c\u200d\u2060"
+
+
+def _header_row(table: pa.Table, named: pa.Array, header: list[str]) -> int | None:
+    """The first of the ``named`` rows (one of whose cells is the id column's name) that
+    looks like a header: each of its cells a column name (any case) or blank."""
+    rows = pc.indices_nonzero(named)
+    names = pa.array(sorted({column.strip().lower() for column in header} | {""}))
+    like = pa.array([True] * len(rows), pa.bool_())
+    for column in table.columns:
+        cells = pc.utf8_lower(pc.utf8_trim_whitespace(pc.take(column, rows).combine_chunks()))
+        like = pc.and_(like, pc.is_in(cells, value_set=names))
+    return rows[pc.index(like, True).as_py()].as_py() if pc.any(like).as_py() else None
 
 
 def _header_of(path: Path) -> list[str]:

@@ -18,7 +18,7 @@ from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.flows.gates import catalog_size, deleted_today, protected_in, record_gates
 from reconciler.runs.flows.listing import apply_snapshot, back_up, ledger_ids, list_remote
 from reconciler.runs.flows.send import log_skipped, send_deletes
-from reconciler.sources.reader import read_ids
+from reconciler.sources.reader import SourceRead, in_other_columns, read_source
 from reconciler.store import Store, preflight, saved_plan
 from reconciler.store.saved_plan import SavedPlan
 
@@ -43,7 +43,8 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     preflight.writable_dir(ctx.folder, "report folder")  # before anything is deleted
     refuse_stale(ctx, saved, now)
     refuse_spent(saved.run_id, journal.plan_spent_by(saved.run_id))
-    source = read_ids(ctx.job.source)
+    read = read_source(ctx.job.source)
+    source = read.ids
     rec.summary["source_changed"] = (
         saved_plan.file_sha256(ctx.job.source.path) != saved.source_sha256)
     ids = pa.array(list(saved.to_delete), pa.string())
@@ -57,7 +58,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         finally:
             if snapshot is not None:
                 snapshot.close()
-        plan = drift_checked(ctx, ids, stats, source, remote)
+        plan = drift_checked(ctx, ids, stats, source, remote, read)
         remote_size = catalog_size(ctx, plan, remote)
         gates = judge_caps(rules, len(plan.to_delete), remote_size,
                            deleted_today(ctx, journal, now))
@@ -117,10 +118,11 @@ def refuse_spent(plan_run: str, applied_by: str | None) -> None:
 
 
 def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Array,
-                  remote: pa.Array) -> Plan:
+                  remote: pa.Array, read: SourceRead) -> Plan:
     """The saved ids as a plan, minus those now out of scope, back in the source or
-    protected (``drifted``), or back in the source under another spelling
-    (``near_match``: the same normal forms ``run`` judges by)."""
+    protected (``drifted``), back in the source under another spelling (``near_match``:
+    the same normal forms ``run`` judges by), or held in another column of it
+    (``in_other_column``: the last look ``run`` takes before a delete)."""
     plan = Plan(to_delete=ids, skipped_ids=pa.array([], pa.string()),
                 skipped_reasons=pa.array([], pa.string()), source=stats,
                 remote=IdStats(rows=int(pc.count_distinct(remote).as_py() or 0),
@@ -130,7 +132,10 @@ def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Arr
                      protected_in(ctx, plan.to_delete))
     plan = defer(plan, drifted, SKIP_DRIFTED)
     near = near_matches(plan.to_delete, source)
-    return defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SkipReason.NEAR_MATCH)
+    plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SkipReason.NEAR_MATCH)
+    elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
+    return defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
+                 SkipReason.IN_OTHER_COLUMN)
 
 
 def distinct_stats(ids: pa.Array) -> IdStats:

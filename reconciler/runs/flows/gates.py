@@ -44,8 +44,9 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
     plan = defer(plan, protected_in(ctx, plan.to_delete), SKIP_PROTECTED)
     near = near_matches(plan.to_delete, source)
     plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
-    if not ctx.dry_run and read is not None:
-        # The last look before a delete (a real run only: it reads every column).
+    if read is not None and (not ctx.dry_run or ctx.request.plan_out is not None):
+        # The last look before a delete (a real run, or a plan saved for 'apply': it reads
+        # every column; a bare 'plan' leaves it out and may list ids the run will skip).
         elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
         plan = defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
                      SkipReason.IN_OTHER_COLUMN)

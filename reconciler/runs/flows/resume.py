@@ -16,7 +16,7 @@ from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.executor import SKIPPED
 from reconciler.runs.flows.gates import protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
-from reconciler.sources.reader import read_ids
+from reconciler.sources.reader import in_other_columns, read_source
 from reconciler.store import RunRow, Store
 from reconciler.store.journal import RESUMED
 
@@ -29,7 +29,8 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     rec.summary["resumed_from"] = old.run_id
     rec.summary["resumed_at"] = at
     ctx.log.warning("run.resuming", resumed_from=old.run_id, states=at)
-    source = read_ids(ctx.job.source)  # the plan is re-checked against today's source
+    read = read_source(ctx.job.source)  # the plan is re-checked against today's source
+    source = read.ids
     pending = journal.resendable(old.run_id)
     pending_ids = pa.array([p.item_id for p in pending], type=source.type)
     back = pc.is_in(pending_ids, value_set=source)
@@ -40,27 +41,36 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     rest = pc.invert(pc.or_(pc.or_(back, outside), protected))
     near = pc.and_(rest, pc.is_in(pending_ids, value_set=near_matches(
         pending_ids.filter(rest), source).ids.cast(pending_ids.type)))
+    # Held whole in another column of it (the last look ``run`` takes before a delete).
+    rest = pc.and_(rest, pc.invert(near))
+    elsewhere = pc.and_(rest, pc.is_in(pending_ids, value_set=in_other_columns(
+        ctx.job.source, read, pending_ids.filter(rest)).cast(pending_ids.type)))
     back_ids = pending_ids.filter(back).to_pylist()
     outside_ids = pending_ids.filter(outside).to_pylist()
     protected_ids = pending_ids.filter(protected).to_pylist()
     near_ids = pending_ids.filter(near).to_pylist()
-    kept = pc.or_(pc.invert(rest), near)
+    elsewhere_ids = pending_ids.filter(elsewhere).to_pylist()
+    kept = pc.or_(pc.or_(pc.invert(rest), near), elsewhere)
     to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
     journal.record_outcomes(
         ctx.run_id, old.run_id, None,
         [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
         + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
         + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids]
-        + [(i, SKIPPED, SKIP_NEAR_MATCH) for i in near_ids],
+        + [(i, SKIPPED, SKIP_NEAR_MATCH) for i in near_ids]
+        + [(i, SKIPPED, SkipReason.IN_OTHER_COLUMN) for i in elsewhere_ids],
         ctx.clock.utcnow().timestamp(),
     )
     rec.plan = Plan(
         to_delete=pa.array(to_send, pa.string()),
-        skipped_ids=pa.array(back_ids + outside_ids + protected_ids + near_ids, pa.string()),
+        skipped_ids=pa.array(back_ids + outside_ids + protected_ids + near_ids
+                             + elsewhere_ids, pa.string()),
         skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
                                  + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
                                  + [SKIP_PROTECTED] * len(protected_ids)
-                                 + [SKIP_NEAR_MATCH] * len(near_ids), pa.string()),
+                                 + [SKIP_NEAR_MATCH] * len(near_ids)
+                                 + [SkipReason.IN_OTHER_COLUMN] * len(elsewhere_ids),
+                                 pa.string()),
         source=IdStats(rows=len(source), empty=0, duplicates=0),
         remote=IdStats(rows=0, empty=0, duplicates=0),
     )
