@@ -92,7 +92,7 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
     else:
         blank = pc.replace_substring_regex(ids, _BLANKS, "")
         composed = pc.utf8_normalize(blank, "NFKC")
-        if present[0xCD:0xD5].any():  # Greek or Cyrillic letters in some id
+        if present[0xCD:0xD7].any():  # Greek, Cyrillic or Armenian letters in some id
             composed = _latin_lookalikes(composed)
         if has("\xd9\xdb") and pc.any(pc.match_substring_regex(
                 composed, _ARABIC_DIGITS)).as_py():
@@ -131,16 +131,18 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
             pc.if_else(decimal, unpadded, number)]
 
 
-# Greek and Cyrillic letters drawn like Latin ones (a subset of Unicode's confusables,
+# Greek, Cyrillic and Armenian letters drawn like Latin ones (a subset of Unicode's confusables,
 # UTS #39): typed on another keyboard layout, or pasted, inside an otherwise Latin id.
 _LOOKALIKES = dict(zip(
     "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425\u0406\u0408"
     "\u0405\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u04bb\u0501\u0391"
     "\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf"
     "\u03b1\u03b9\u03bd\u03c1\u03c5\u03b3\u03f2\u03f9\u037f\u03f3\u04af\u04ae\u04cf\u051b"
-    "\u051a\u051d\u051c",
-    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo" "aivpuycCJjyYlqQwW", strict=True))
-_GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f]"
+    "\u051a\u051d\u051c"
+    "\u0585\u0578\u057d\u0570\u0581\u0566\u0555\u054d",  # Armenian
+    "ABEKMHOPCTYXIJSaeopcyxijshdABEZHIKMNOPTYXo" "aivpuycCJjyYlqQwW" "onuhgqOU", strict=True))
+# Greek, Cyrillic (and its supplement) and Armenian: the scripts folded here.
+_GREEK_CYRILLIC = "[\u0370-\u03ff\u0400-\u052f\u0531-\u058f]"
 
 
 def _class_of(codes: list[int]) -> str:
@@ -155,9 +157,8 @@ def _class_of(codes: list[int]) -> str:
 
 
 # A Greek or Cyrillic character that is not drawn like a Latin letter.
-_UNLIKE_LATIN = _class_of([c for c in range(0x370, 0x530) if chr(c) not in _LOOKALIKES])
-_MIXED_SCRIPT = ("[A-Za-z].*[\u0370-\u03ff\u0400-\u052f]"
-                 "|[\u0370-\u03ff\u0400-\u052f].*[A-Za-z]")
+_UNLIKE_LATIN = _class_of([c for c in range(0x370, 0x590) if chr(c) not in _LOOKALIKES])
+_MIXED_SCRIPT = f"[A-Za-z].*{_GREEK_CYRILLIC}|{_GREEK_CYRILLIC}.*[A-Za-z]"
 
 
 def _latin_lookalikes(ids: pa.Array) -> pa.Array:
