@@ -44,12 +44,11 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
     plan = defer(plan, protected_in(ctx, plan.to_delete), SKIP_PROTECTED)
     near = near_matches(plan.to_delete, source)
     plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
-    if read is not None and (not ctx.dry_run or ctx.request.plan_out is not None):
-        # The last look before a delete (a real run, or a plan saved for 'apply': it reads
-        # every column; a bare 'plan' leaves it out and may list ids the run will skip).
-        elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
-        plan = defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
-                     SkipReason.IN_OTHER_COLUMN)
+    bare_plan = ctx.dry_run and ctx.request.plan_out is None
+    if read is not None and not bare_plan:
+        # The last look before a delete (a real run, or a plan saved for 'apply'), at every
+        # missing id: a broken export is refused on its first run, before grace.
+        plan = last_look(ctx, plan, read)
     facts = SourceFacts(
         path=str(ctx.job.source.path),
         age_seconds=now - (read.identity.mtime if read else
@@ -74,6 +73,10 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
                         clock.mark.reading)
     due, pending = int(grace.due.sum()), int((~grace.due).sum())
     plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
+    if read is not None and bare_plan and len(plan.to_delete):
+        # A bare 'plan' looks only at the ids due now (it reads every column only when
+        # something is due), so what it lists to delete is what the run would delete.
+        plan = last_look(ctx, plan, read)
     rec.summary["pending_grace"] = pending
     rec.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
                             "due": due, "pending": pending, "clock": clock.as_dict()}
@@ -101,6 +104,14 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
         raise SafetyRefusal(caps_refusal)
     rec.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
     return plan, caps_refusal
+
+
+def last_look(ctx: RunContext, plan: Plan, read: SourceRead) -> Plan:
+    """Skip as ``in_other_column`` the ids to delete that the export still holds, whole, in
+    another column; refuse a header repeated mid-file (``reader.in_other_columns``)."""
+    elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
+    return defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
+                 SkipReason.IN_OTHER_COLUMN)
 
 
 def catalog_size(ctx: RunContext, plan: Plan, remote: pa.Array) -> int:
