@@ -16,7 +16,7 @@ from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.flows.gates import catalog_size, deleted_today, protected_in, record_gates
-from reconciler.runs.flows.listing import apply_snapshot, back_up, ledger_ids, list_remote
+from reconciler.runs.flows.listing import apply_snapshot, back_up, remote_ids
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import SourceRead, in_other_columns, read_source
 from reconciler.store import Store, preflight, saved_plan
@@ -52,12 +52,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     backend = ctx.factory(ctx.job, ctx.clock, ctx.log)
     snapshot = apply_snapshot(ctx)
     try:
-        try:
-            remote = ledger_ids(ctx, rec, journal) if ctx.job.target.ledger else \
-                list_remote(ctx, rec, backend, snapshot)
-        finally:
-            if snapshot is not None:
-                snapshot.close()
+        remote = remote_ids(ctx, rec, journal, backend, snapshot)
         plan = drift_checked(ctx, ids, stats, source, remote, read)
         remote_size = catalog_size(ctx, plan, remote)
         gates = judge_caps(rules, len(plan.to_delete), remote_size,

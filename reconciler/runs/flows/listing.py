@@ -74,6 +74,19 @@ def list_remote(ctx: RunContext, rec: RunRecord, backend: Backend,
     return pa.array(inventory.ids, type=pa.string())
 
 
+def remote_ids(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
+               snapshot: backups.RecordWriter | None) -> pa.Array:
+    """The catalog's ids: the ledger, or a listing whose records stream to ``snapshot``
+    (closed here, listed or not, for the backup to read)."""
+    try:
+        if ctx.job.target.ledger:
+            return ledger_ids(ctx, rec, journal)
+        return list_remote(ctx, rec, backend, snapshot)
+    finally:
+        if snapshot is not None:
+            snapshot.close()
+
+
 def share_read_budget(ctx: RunContext, backend: Backend) -> None:
     """List and read calls count against a budget shared by every process, per catalog."""
     # ``backend`` is wrapped (RedactingBackend): ask what it can do, not what class it is.

@@ -15,7 +15,7 @@ from reconciler.report.files import prune_reports
 from reconciler.runs.context import RunContext, RunRecord, RunResult
 from reconciler.runs.executor import QUEUED
 from reconciler.runs.flows.gates import judge
-from reconciler.runs.flows.listing import back_up, ledger_ids, list_remote, snapshot_writer
+from reconciler.runs.flows.listing import back_up, remote_ids, snapshot_writer
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.runs.flows.verify import verified_line, verify_earlier
 from reconciler.sources.reader import read_source
@@ -37,12 +37,7 @@ def reconcile(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend)
     source = source_read.ids
     ctx.log.info("source.read", path=str(ctx.job.source.path), rows=len(source))
     snapshot = snapshot_writer(ctx)
-    try:
-        remote = ledger_ids(ctx, rec, journal) if ctx.job.target.ledger else \
-            list_remote(ctx, rec, backend, snapshot)
-    finally:
-        if snapshot is not None:
-            snapshot.close()
+    remote = remote_ids(ctx, rec, journal, backend, snapshot)
     if ctx.request.verify_only or not ctx.dry_run:
         verify_earlier(ctx, rec, journal, remote)
     plan = make_plan(source, remote, backend.address_rules)
