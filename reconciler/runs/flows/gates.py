@@ -10,14 +10,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.core.errors import SafetyRefusal, SourceError
+from reconciler.core.gracetime import GraceTick
 from reconciler.core.gracetime import tick as grace_tick
-from reconciler.core.nearmatch import near_matches
+from reconciler.core.nearmatch import NearMatches, near_matches
 from reconciler.core.plan import Plan, defer
 from reconciler.core.safety import (
     SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
     SKIP_PROTECTED,
     Gate,
+    Grace,
     SourceFacts,
     grace_split,
     judge_caps,
@@ -38,17 +40,45 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
           remote: pa.Array, now: float, read: SourceRead | None) -> tuple[Plan, str | None]:
     """Skip what is not ours to delete, gate the source, defer what is within grace,
     then cap what is due now (the order is explained in safety.py)."""
-    rules = ctx.job.safety
+    bare_plan = ctx.dry_run and ctx.request.plan_out is None
+    plan, near = skip_not_ours(ctx, plan, source, read, look=not bare_plan)
+    gate_source(ctx, rec, journal, plan, source, near, now, read)
+    plan, grace, clock = split_grace(ctx, rec, journal, plan, now)
+    if read is not None and bare_plan and len(plan.to_delete):
+        # A bare 'plan' looks only at the ids due now (it reads every column only when
+        # something is due), so what it lists to delete is what the run would delete.
+        plan = last_look(ctx, plan, read)
+    if not ctx.dry_run:
+        # Recorded before the caps judge: a healthy source's absences count even on a
+        # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
+        journal.replace_absences(ctx.job.name, ctx.target, grace.absences())
+        journal.set_grace_mark(ctx.job.name, ctx.target, clock.mark)
+    caps_refusal = judge_the_caps(ctx, rec, journal, plan, remote, now)
+    rec.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
+    return plan, caps_refusal
+
+
+def skip_not_ours(ctx: RunContext, plan: Plan, source: pa.Array, read: SourceRead | None,
+                  *, look: bool) -> tuple[Plan, NearMatches]:
+    """Out of scope, protected, near matches and, with ``look``, ids held in another
+    column: never deletions, whatever the source gates say."""
     plan = defer(plan, pc.invert(in_scope_mask(plan.to_delete, ctx.job.scope)),
                  SKIP_OUT_OF_SCOPE)
     plan = defer(plan, protected_in(ctx, plan.to_delete), SKIP_PROTECTED)
     near = near_matches(plan.to_delete, source)
     plan = defer(plan, pc.is_in(plan.to_delete, value_set=near.ids), SKIP_NEAR_MATCH)
-    bare_plan = ctx.dry_run and ctx.request.plan_out is None
-    if read is not None and not bare_plan:
+    if read is not None and look:
         # The last look before a delete (a real run, or a plan saved for 'apply'), at every
         # missing id: a broken export is refused on its first run, before grace.
         plan = last_look(ctx, plan, read)
+    return plan, near
+
+
+def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
+                source: pa.Array, near: NearMatches, now: float,
+                read: SourceRead | None) -> None:
+    """Judge the source as a whole; a source refused here records nothing."""
+    rules = ctx.job.safety
     facts = SourceFacts(
         path=str(ctx.job.source.path),
         age_seconds=now - (read.identity.mtime if read else
@@ -68,15 +98,17 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
     source_reason = refusal(source_gates)
     if source_reason is not None:
         raise SafetyRefusal(source_reason)  # a refused source records no absence
+
+
+def split_grace(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
+                now: float) -> tuple[Plan, Grace, GraceTick]:
+    """Defer the ids not missing long enough, by runs and by grace's own clock."""
+    rules = ctx.job.safety
     clock = grace_tick(journal.grace_mark(ctx.job.name, ctx.target), now, ctx.clock.boot())
     grace = grace_split(plan.to_delete, journal.absences(ctx.job.name, ctx.target), rules,
                         clock.mark.reading)
     due, pending = int(grace.due.sum()), int((~grace.due).sum())
     plan = defer(plan, pa.array(~grace.due), SKIP_PENDING_GRACE)
-    if read is not None and bare_plan and len(plan.to_delete):
-        # A bare 'plan' looks only at the ids due now (it reads every column only when
-        # something is due), so what it lists to delete is what the run would delete.
-        plan = last_look(ctx, plan, read)
     rec.summary["pending_grace"] = pending
     rec.summary["grace"] = {"runs": rules.grace_runs, "period_seconds": rules.grace_period,
                             "due": due, "pending": pending, "clock": clock.as_dict()}
@@ -91,19 +123,20 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
         {"due": due, "pending": pending, "grace_runs": rules.grace_runs,
          "grace_period_seconds": rules.grace_period},
     )])
-    if not ctx.dry_run:
-        # Recorded before the caps judge: a healthy source's absences count even on a
-        # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
-        journal.replace_absences(ctx.job.name, ctx.target, grace.absences())
-        journal.set_grace_mark(ctx.job.name, ctx.target, clock.mark)
-    cap_gates = judge_caps(rules, len(plan.to_delete), catalog_size(ctx, plan, remote),
+    return plan, grace, clock
+
+
+def judge_the_caps(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
+                   remote: pa.Array, now: float) -> str | None:
+    """The caps, on what is due now; a refusal ends the run unless the plan is saved
+    (``plan --out``: the way past a cap is that file, applied with ``--approve``)."""
+    cap_gates = judge_caps(ctx.job.safety, len(plan.to_delete), catalog_size(ctx, plan, remote),
                            deleted_today(ctx, journal, now))
     record_gates(ctx, rec, cap_gates)
     caps_refusal = refusal(cap_gates)
     if caps_refusal is not None and ctx.request.plan_out is None:
         raise SafetyRefusal(caps_refusal)
-    rec.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
-    return plan, caps_refusal
+    return caps_refusal
 
 
 def last_look(ctx: RunContext, plan: Plan, read: SourceRead) -> Plan:
