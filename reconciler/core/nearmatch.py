@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reconciler.core.strbuf import scan_bytes
+
 # What makes two ids a near match: the steps of the normal form, in the order it applies
 # them, then the spellings of an id to delete that are tried besides the id itself.
 STEP_KINDS = ("whitespace", "unicode", "case", "spreadsheet", "punctuation", "number",
@@ -424,27 +426,15 @@ def _kinds(candidates: pa.Table, source_ids: pa.Array,
 _TELLING_BYTES = b"\t\n\x0b\f\r \"'`=.,eE+\xd9\xdb"  # the bytes that call for an ASCII step
 
 
-_SCAN_BLOCK = 1 << 18  # bytes copied out of an Arrow buffer at a time: they stay in cache
-
-
 def _bytes_present(ids: pa.Array) -> np.ndarray:
     """Which byte values may occur in the ids' character data, by 256 flags: exact for the
     bytes that call for a step of the normal form (a memchr each) and for non-ASCII data;
-    other bytes, such as upper-case letters, are taken to be there. The data is scanned a
-    cache-sized block at a time (no copy of the whole buffer)."""
-    present = np.ones(256, dtype=bool)
-    data = ids.buffers()[2]
-    if data is None or not len(ids):
+    other bytes, such as upper-case letters, are taken to be there (``strbuf.scan_bytes``)."""
+    if not len(ids) or ids.buffers()[2] is None:
         return np.zeros(256, dtype=bool)
-    wanted = {byte: bytes([byte]) for byte in _TELLING_BYTES}
-    present[list(wanted)] = False
-    wide = False
-    for at in range(0, data.size, _SCAN_BLOCK):
-        raw = data.slice(at, min(_SCAN_BLOCK, data.size - at)).to_pybytes()
-        wide = wide or not raw.isascii()
-        for byte, needle in list(wanted.items()):
-            if needle in raw:
-                present[byte] = True
-                del wanted[byte]
+    present = np.ones(256, dtype=bool)
+    present[list(_TELLING_BYTES)] = False
+    found, wide = scan_bytes(ids, _TELLING_BYTES)
+    present[list(found)] = True
     present[0x80:] = wide
     return present

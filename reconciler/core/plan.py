@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.core.states import SkipReason
+from reconciler.core.strbuf import offsets
 
 SKIP_UNADDRESSABLE = SkipReason.UNADDRESSABLE
 SKIP_EMPTY = SkipReason.EMPTY
@@ -126,15 +127,14 @@ def _whitespace_count(ids: pa.Array) -> int:
     """
     if not len(ids):
         return 0
-    width = "<i8" if pa.types.is_large_string(ids.type) else "<i4"
-    offsets = np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset:ids.offset + len(ids) + 1]
+    bounds = offsets(ids)
     data = ids.buffers()[2]
     if data is None:
         return 0
     chars = np.frombuffer(data, dtype=np.uint8)
     if not len(chars):
         return 0
-    starts, ends = offsets[:-1], offsets[1:]
+    starts, ends = bounds[:-1], bounds[1:]
     last = len(chars) - 1  # an empty id's start may be the end of the buffer: clipped
     maybe = _MAYBE_SPACE[chars[np.minimum(starts, last)]] | _MAYBE_SPACE[chars[ends - 1]]
     maybe &= ends > starts  # empty ids have no whitespace

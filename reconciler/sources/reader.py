@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 from reconciler.core.errors import SourceError
 from reconciler.core.plan import as_string_array
 from reconciler.core.settings import CSV_SUFFIXES, PARQUET_SUFFIXES, IdFile
+from reconciler.core.strbuf import scan_bytes
 
 _BLOCK = 1 << 20
 # Appended after the last row: if it reads back whole, every quote in the file was closed.
@@ -528,41 +529,14 @@ def _refuse_markup(path: Path, ids: pa.Array) -> None:
         "error page written into the export? The rows it replaced would look missing")
 
 
-def _offsets(ids: pa.Array) -> np.ndarray:
-    """The ids' ``len(ids) + 1`` offsets into their character data, without a copy."""
-    width = np.int64 if pa.types.is_large_string(ids.type) else np.int32
-    return np.frombuffer(ids.buffers()[1], dtype=width)[ids.offset:ids.offset + len(ids) + 1]
-
-
-_SCAN_BLOCK = 1 << 18  # bytes copied out of the column at a time for memchr: stays in cache
-
-
 def _forbidden_bytes(ids: pa.Array) -> Iterator[int]:
     """Which forbidden bytes occur anywhere in the ids' character data."""
     yield from sorted(_bytes_in(ids, set(_FORBIDDEN)), key=lambda b: (b == 0, b))
 
 
 def _bytes_in(ids: pa.Array, bytes_: set[int]) -> set[int]:
-    """Which of ``bytes_`` occur anywhere in the ids' character data (a memchr each, a
-    cache-sized block at a time; a numpy comparison would make a bool per byte)."""
-    if not len(ids):
-        return set()
-    offsets = _offsets(ids)
-    start, end = int(offsets[0]), int(offsets[-1])
-    data = ids.buffers()[2]
-    if data is None or end <= start:
-        return set()
-    wanted = {byte: bytes([byte]) for byte in bytes_}
-    found: set[int] = set()
-    for at in range(start, end, _SCAN_BLOCK):
-        raw = data.slice(at, min(_SCAN_BLOCK, end - at)).to_pybytes()
-        for byte, needle in list(wanted.items()):
-            if needle in raw:
-                found.add(byte)
-                del wanted[byte]
-        if not wanted:
-            break
-    return found
+    """Which of ``bytes_`` occur anywhere in the ids' character data."""
+    return scan_bytes(ids, bytes_)[0]
 
 
 _NOT_UTF8 = "not valid UTF-8 text"
