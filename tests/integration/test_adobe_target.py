@@ -34,6 +34,20 @@ def target_for(emulator, environment=1):
                                           token=Secret(s.token)))
 
 
+def recs_config(tmp_path, emulator, source_ids, extra_limits=""):
+    """A job 'recs' on environment 1 of the emulator, permissive safety, fast limits."""
+    source = write_csv(tmp_path / "source.csv", source_ids)
+    s = emulator.settings
+    target = {"backend": "adobe-target", "base_url": emulator.base_url, "tenant": s.tenant,
+              "environment": 1, "api_key": s.api_key, "token": s.token}
+    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
+            + "[jobs.recs.limits]\nrequests_per_window = 50\nwindow_seconds = 1\n"
+            + extra_limits + "[jobs.recs.safety]\n"
+            + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
+    return load_config(write_config(tmp_path, text))
+
+
 def test_the_guard_keeps_the_environment_alive(adobe):
     """Would fail without the guard: the emulator deletes everything for an empty ids list."""
     emulator = adobe({1: ["a", "b"], 2: ["c"]})
@@ -61,18 +75,8 @@ def test_reconcile_21000_entities_exactly(tmp_path, adobe):
     entities = [f"ent-{n:06d}" for n in range(21_000)] + ["has,comma", "ünïcødé", "00123"]
     stale = set(entities[::20]) | {"has,comma", "ünïcødé", "00123"}
     emulator = adobe({1: entities, 2: entities[:100]})
-    source = write_csv(tmp_path / "source.csv", [i for i in entities if i not in stale])
-    s = emulator.settings
-    target = {
-        "backend": "adobe-target", "base_url": emulator.base_url, "tenant": s.tenant,
-        "environment": 1, "api_key": s.api_key, "token": s.token,
-    }
-    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
-            + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
-            + "[jobs.recs.limits]\nrequests_per_window = 50\nwindow_seconds = 1\n"
-            + "backoff_initial_seconds = 0.05\n[jobs.recs.safety]\n"
-            + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
-    config = load_config(write_config(tmp_path, text))
+    config = recs_config(tmp_path, emulator, [i for i in entities if i not in stale],
+                         "backoff_initial_seconds = 0.05\n")
     result = run_job(config, config.jobs["recs"], RunRequest(dry_run=False))
     assert result.exit_code == EXIT_OK, result.summary
     summary = result.summary
@@ -134,16 +138,7 @@ def test_a_runs_backup_holds_the_properties_its_listing_does_not_carry(tmp_path,
     restore would bring back their properties, not empty entities."""
     entities = [f"ent-{n:03d}" for n in range(40)]
     emulator = adobe({1: entities})
-    source = write_csv(tmp_path / "source.csv", entities[5:])
-    s = emulator.settings
-    target = {"backend": "adobe-target", "base_url": emulator.base_url, "tenant": s.tenant,
-              "environment": 1, "api_key": s.api_key, "token": s.token}
-    text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
-            + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
-            + "[jobs.recs.limits]\nrequests_per_window = 50\nwindow_seconds = 1\n"
-            + "[jobs.recs.safety]\n"
-            + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
-    config = load_config(write_config(tmp_path, text))
+    config = recs_config(tmp_path, emulator, entities[5:])
     result = run_job(config, config.jobs["recs"], RunRequest(dry_run=False))
     assert result.exit_code == EXIT_OK and result.summary["deleted"] == 5, result.summary
     assert result.summary["backup"]["read_back"] == 5
