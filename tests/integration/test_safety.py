@@ -331,3 +331,24 @@ def saved_run(plan_file):
 def approved_run(result):
     return next(json.loads(line)["run_id"] for line in result.stderr.splitlines()
                 if '"run.started"' in line)
+
+
+def test_apply_is_refused_for_a_job_set_dry_run(tmp_path, catalog):
+    """A job with ``dry_run = true`` deletes nothing by any command. ``apply`` used to
+    delete its plan anyway, journal the run as a dry one (so the history said nothing was
+    deleted for real) and leave no claim on the catalog."""
+    ids = sorted(ITEMS)
+    source = write_csv(tmp_path / "exports" / "products.csv", ids[100:])
+    job = job_toml("products", catalog.base_url, source, emulator=catalog,
+                   safety={**DEFAULT_SAFETY, "grace_runs": 1, "grace_period": "off"})
+    path = write_config(tmp_path, "[jobs.products]\ndry_run = true\n" + job)
+    plan_file = tmp_path / "plan.json"
+    planned = run_reconciler("--config", path, "plan", "--out", plan_file)
+    assert planned.returncode == 0, planned.stderr
+    applied = run_reconciler("--config", path, "apply", plan_file, "--approve",
+                             "--reason", "try")
+    assert applied.returncode == EXIT_REFUSED
+    assert [line for line in applied.stderr.splitlines() if not line.startswith("{")] == [
+        "products: job 'products' has dry_run = true in its config: it deletes nothing, "
+        "and nothing was deleted; set dry_run = false to apply a plan"]
+    assert catalog.stats.bulk_delete_requests == 0 and len(catalog.ids()) == len(ids)

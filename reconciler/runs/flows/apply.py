@@ -16,7 +16,7 @@ from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.flows.gates import catalog_size, deleted_today, protected_in, record_gates
-from reconciler.runs.flows.listing import apply_snapshot, back_up, remote_ids
+from reconciler.runs.flows.listing import back_up, remote_ids, snapshot_writer
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import SourceRead, in_other_columns, read_source
 from reconciler.store import Store, preflight, saved_plan
@@ -41,6 +41,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     journal.start_run(ctx.run_id, ctx.job.name, False, rec.summary["started_at"],
                       target=ctx.target)
     preflight.writable_dir(ctx.folder, "report folder")  # before anything is deleted
+    refuse_dry_job(ctx)
     refuse_stale(ctx, saved, now)
     refuse_spent(saved.run_id, journal.plan_spent_by(saved.run_id))
     read = read_source(ctx.job.source)
@@ -50,7 +51,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     ids = pa.array(list(saved.to_delete), pa.string())
     stats = distinct_stats(source)
     backend = ctx.factory(ctx.job, ctx.clock, ctx.log)
-    snapshot = apply_snapshot(ctx)
+    snapshot = snapshot_writer(ctx)
     try:
         remote = remote_ids(ctx, rec, journal, backend, snapshot)
         plan = drift_checked(ctx, ids, stats, source, remote, read)
@@ -83,6 +84,15 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         if snapshot is not None:
             snapshot.path.unlink(missing_ok=True)  # refused before the backup took it
     return code, f"applied {saved.run_id}: {message}"
+
+
+def refuse_dry_job(ctx: RunContext) -> None:
+    """A job set ``dry_run = true`` deletes nothing, by any command: its config says so.
+    (Applied anyway, its deletes would be journaled as a dry run's, and leave no claim.)"""
+    if ctx.job.dry_run:
+        raise SafetyRefusal(
+            f"job {ctx.job.name!r} has dry_run = true in its config: it deletes nothing, "
+            "and nothing was deleted; set dry_run = false to apply a plan")
 
 
 def refuse_stale(ctx: RunContext, saved: SavedPlan, now: float) -> None:

@@ -107,17 +107,9 @@ def keep_properties(ctx: RunContext, rec: RunRecord, records: Sequence[dict[str,
 
 
 def snapshot_writer(ctx: RunContext) -> backups.RecordWriter | None:
-    """Listed records stream here on real runs, for the backup (see backups.py)."""
+    """Listed records stream here on real runs and applies, for the backup (see
+    backups.py): apply's backup comes from this listing, with no GET per id."""
     if ctx.dry_run or ctx.job.target.inventory is not None or ctx.job.target.ledger:
-        return None
-    path = backups.backup_dir(ctx.config.state_dir, ctx.job.name) / \
-        f"{ctx.run_id}.inventory{backups.SUFFIX}"
-    return backups.RecordWriter(path)
-
-
-def apply_snapshot(ctx: RunContext) -> backups.RecordWriter | None:
-    """Where apply's listing streams its records: the backup's source (no GET per id)."""
-    if ctx.job.target.inventory is not None or ctx.job.target.ledger:
         return None
     path = backups.backup_dir(ctx.config.state_dir, ctx.job.name) / \
         f"{ctx.run_id}.inventory{backups.SUFFIX}"
