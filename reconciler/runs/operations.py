@@ -74,6 +74,10 @@ def purge(config: Config, job_name: str, confirm: str, clock: Clock | None = Non
     claimed = claim_problems(config, job, clock.utcnow().timestamp())
     if claimed:
         raise ConfigError(f"purge refused: {config.path}: {claimed[0]}")
+    if job.dry_run:
+        raise ConfigError(
+            f"purge refused: job {job.name!r} has dry_run = true in its config: it deletes "
+            "nothing, and nothing was deleted")
     if job.scope:
         raise ConfigError(
             f"purge refused: job {job.name!r} owns only its scope of catalog {catalog!r} "

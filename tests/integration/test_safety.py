@@ -333,7 +333,7 @@ def approved_run(result):
                 if '"run.started"' in line)
 
 
-def test_apply_is_refused_for_a_job_set_dry_run(tmp_path, catalog):
+def test_apply_and_purge_are_refused_for_a_job_set_dry_run(tmp_path, catalog):
     """A job with ``dry_run = true`` deletes nothing by any command. ``apply`` used to
     delete its plan anyway, journal the run as a dry one (so the history said nothing was
     deleted for real) and leave no claim on the catalog."""
@@ -352,3 +352,9 @@ def test_apply_is_refused_for_a_job_set_dry_run(tmp_path, catalog):
         "products: job 'products' has dry_run = true in its config: it deletes nothing, "
         "and nothing was deleted; set dry_run = false to apply a plan"]
     assert catalog.stats.bulk_delete_requests == 0 and len(catalog.ids()) == len(ids)
+    purged = run_reconciler("--config", path, "purge", "products", "--confirm", "demo-catalog")
+    assert purged.returncode == EXIT_CONFIG
+    assert purged.stderr == (
+        "reconciler: purge refused: job 'products' has dry_run = true in its config: it "
+        "deletes nothing, and nothing was deleted\n")
+    assert len(catalog.ids()) == len(ids)
