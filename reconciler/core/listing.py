@@ -269,13 +269,14 @@ def _gap(
         tail = yield from _ask(walk, PageRequest(child, 0, walk.page_size, descending=True))
         unseen = yield from _edge(walk, child, tail, known, unseen, low_run, lo, before=True)
     child = common + hi_char
-    known = sum(1 for i in high_run if i.startswith(child) and i >= hi)
-    head = yield from _ask(walk, PageRequest(child, 0, walk.page_size))
-    unseen = yield from _edge(walk, child, head, known, unseen, high_run, hi, before=False)
+    if hi != child:  # else every id of ``child`` sorts from ``hi`` on: all in ``high_run``
+        known = sum(1 for i in high_run if i.startswith(child) and i >= hi)
+        head = yield from _ask(walk, PageRequest(child, 0, walk.page_size))
+        unseen = yield from _edge(walk, child, head, known, unseen, high_run, hi, before=False)
     tried: set[str] = set()
     queue: list[str] = []
     while unseen is None or unseen > 0:
-        if not queue:  # (re)computed when exhausted: the children may show new characters
+        if not queue:  # (re)computed after each find: the ids found may show new characters
             queue = [c for c in walk.candidates(depth, lo_char, hi_char) if c not in tried]
             queue.reverse()
             if not queue:
@@ -288,6 +289,7 @@ def _gap(
             if unseen is not None and first.matched_is_exact:
                 unseen -= first.matched
             yield from _partition(walk, child, first)
+            queue = []  # rank what is left by what was just learned
     if unseen:
         walk.shortfalls.append(Shortfall(common, unseen, 0))
 
