@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reconciler.core.setdiff import look_up
+from reconciler.core.setdiff import distinct, look_up
 from reconciler.core.states import SkipReason
 from reconciler.core.strbuf import offsets
 
@@ -153,24 +153,23 @@ class _Hits:
     with no row. Those rows, ``marked``, are the distinct ids in both columns, one row
     each. The source rows left unmarked are ids only in the source and repeats of any id:
     none in the usual export, and then nothing more is hashed. Otherwise an unmarked id
-    is in the remote exactly when some marked row holds it too, which a probe of the
-    source against the unmarked ids tells. Empty ids count as ids here and are taken out
-    at the end.
+    is in the remote exactly when some marked row holds it too, which a lookup of the
+    unmarked rows among the marked ones tells. Empty ids count as ids here and are taken
+    out at the end.
     """
 
     def __init__(self, source: pa.Array, remote: pa.Array) -> None:
         lookup = look_up(remote, source)
-        self.stale = pc.unique(lookup.missing)
+        self.stale = distinct(lookup.missing)
         marked = np.zeros(len(source), dtype=bool)
         marked[lookup.rows] = True
         del lookup
         both = int(np.count_nonzero(marked))
         source_only = 0
         if both < len(source):
-            unmarked = pc.unique(source.filter(pa.array(~marked)))
-            repeated = pc.and_(pc.is_in(source, value_set=unmarked), pa.array(marked))
-            source_only = len(unmarked) - int(
-                pc.sum(pc.is_in(unmarked, value_set=source.filter(repeated))).as_py() or 0)
+            # The unmarked rows whose id no marked row holds: ids only in the source.
+            rest = source.filter(pa.array(~marked))
+            source_only = len(distinct(look_up(rest, source.filter(pa.array(marked))).missing))
         self.source_empty = _empties(source)
         self.remote_empty = _empties(remote)
         self.source_unique = both + source_only - (1 if self.source_empty else 0)

@@ -37,13 +37,17 @@ class Lookup:
     rows: np.ndarray  # the values' rows holding a probe id (the first row of each such id)
 
 
-def look_up(probe: pa.Array, values: pa.Array, *, bucket_ids: int = BUCKET_IDS,
-            min_partitioned: int = MIN_PARTITIONED, max_skew: float = MAX_SKEW) -> Lookup:
+def look_up(probe: pa.Array, values: pa.Array, *, bucket_ids: int | None = None,
+            min_partitioned: int | None = None, max_skew: float | None = None) -> Lookup:
     """Which ``probe`` ids are not among ``values``, and which value rows some probe id hit.
 
     Both are string arrays of one type without nulls. ``rows`` names, for every distinct
-    probe id found, the first row of ``values`` holding it, as ``index_in`` does.
+    probe id found, the first row of ``values`` holding it, as ``index_in`` does. The
+    sizes default to the module's constants, read at each call.
     """
+    bucket_ids = BUCKET_IDS if bucket_ids is None else bucket_ids
+    min_partitioned = MIN_PARTITIONED if min_partitioned is None else min_partitioned
+    max_skew = MAX_SKEW if max_skew is None else max_skew
     buckets = _bucket_count(len(values), bucket_ids, min_partitioned)
     if buckets > 1 and len(probe):
         value_keys, probe_keys = _keys(values, buckets), _keys(probe, buckets)
@@ -51,6 +55,14 @@ def look_up(probe: pa.Array, values: pa.Array, *, bucket_ids: int = BUCKET_IDS,
         if value_counts.max() <= max_skew * len(values) / buckets:
             return _by_bucket(probe, values, probe_keys, value_keys, value_counts)
     return _whole(probe, values)
+
+
+def distinct(ids: pa.Array) -> pa.Array:
+    """The ids without repeats (each at its first row), as ``pc.unique`` gives them, by
+    the same bucketed lookup: an id's first row is the row its lookup in the column names."""
+    first = np.zeros(len(ids), dtype=bool)
+    first[look_up(ids, ids).rows] = True
+    return ids.filter(pa.array(first))
 
 
 def _whole(probe: pa.Array, values: pa.Array) -> Lookup:

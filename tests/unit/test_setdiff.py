@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.core import setdiff
-from reconciler.core.setdiff import look_up
+from reconciler.core.setdiff import distinct, look_up
 
 # Ids that share lengths, ends and middles, so buckets collide and repeat.
 ids = st.text(alphabet="ab0é\u00a0-", max_size=9)
@@ -88,3 +88,38 @@ def test_empty_columns_and_columns_of_empty_ids():
     assert _answer(blanks, none, **forced) == (["", "", ""], [])
     assert _answer(blanks, blanks, **forced) == ([], [0])
     assert _answer(pa.array(["a", ""]), blanks, **forced) == (["a"], [0])
+
+
+@settings(max_examples=150)
+@given(st.lists(ids, max_size=50))
+def test_distinct_is_unique_in_the_same_order(column):
+    values = pa.array(column, pa.string())
+    assert distinct(values).equals(pc.unique(values))
+
+
+few = st.lists(st.text(alphabet="ab ", max_size=3), max_size=50)  # repeats and empty ids
+
+
+@settings(max_examples=150)
+@given(few, few)
+def test_a_plan_made_through_buckets_counts_as_a_plain_one(source, remote):
+    import reconciler.core.plan as plan_module
+
+    def plan() -> tuple:
+        made = plan_module.make_plan(pa.array(source, pa.string()), pa.array(remote, pa.string()),
+                                     plan_module.AddressRules())
+        return made.to_delete.to_pylist(), made.skipped_ids.to_pylist(), made.source, made.remote
+
+    plain = plan()
+    sizes = {"BUCKET_IDS": 1, "MIN_PARTITIONED": 0, "MAX_SKEW": float("inf")}
+    saved = {name: getattr(setdiff, name) for name in sizes}
+    try:
+        for name, value in sizes.items():
+            setattr(setdiff, name, value)
+        assert plan() == plain
+    finally:
+        for name, value in saved.items():
+            setattr(setdiff, name, value)
+    non_empty = {i for i in source if i}
+    assert plain[2].unique == len(non_empty)
+    assert sorted(plain[0]) == sorted({i for i in remote if i} - set(source))
