@@ -9,8 +9,9 @@ thousands of ids. Gathering the buckets (one stable radix sort of a small key pe
 column, then an Arrow ``take`` per bucket, so only one bucket's copy lives at a time)
 costs far less than the cache misses it spares; ``benchmarks/diff.py`` measures it.
 
-Small columns, and columns whose ids hash into a few buckets only (the key reads a few
-bytes of each id, not all of them), take the one big lookup. Pure: Arrow and numpy only.
+``distinct`` (``pc.unique``) gains the same way. Small columns, and columns whose ids
+hash into a few buckets only (the key reads a few bytes of each id, not all of them),
+take the one big lookup. Pure: Arrow and numpy only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,55 @@ class Lookup:
     rows: np.ndarray  # the values' rows holding a probe id (the first row of each such id)
 
 
+@dataclass(frozen=True)
+class _Buckets:
+    """A column's rows in bucket order (stable: column order within a bucket), and where
+    each bucket ends in that order."""
+
+    order: np.ndarray
+    ends: np.ndarray
+
+    @staticmethod
+    def of(ids: pa.Array, buckets: int) -> _Buckets:
+        keys = _keys(ids, buckets)
+        # A stable sort keeps each bucket's rows in column order, so the first row of an
+        # id in a bucket is its first row in the column. numpy radix-sorts 16-bit keys.
+        rows_type = np.int32 if len(ids) < 1 << 31 else np.int64
+        return _Buckets(np.argsort(keys, kind="stable").astype(rows_type),
+                        np.cumsum(np.bincount(keys, minlength=buckets)))
+
+    def rows(self, bucket: int) -> np.ndarray:
+        return self.order[self.ends[bucket - 1] if bucket else 0:self.ends[bucket]]
+
+    def skewed(self, max_skew: float) -> bool:
+        """Whether a bucket holds more than ``max_skew`` times its share of the rows: the
+        key reads a few bytes of each id, and ids alike in those gain nothing from buckets."""
+        largest = int(np.diff(self.ends, prepend=0).max())
+        return largest > max_skew * int(self.ends[-1]) / len(self.ends)
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    bucket_ids: int
+    min_partitioned: int
+    max_skew: float
+
+    @staticmethod
+    def now(bucket_ids: int | None, min_partitioned: int | None,
+            max_skew: float | None) -> _Sizes:
+        """The sizes asked for, else the module's constants as they are at the call."""
+        return _Sizes(BUCKET_IDS if bucket_ids is None else bucket_ids,
+                      MIN_PARTITIONED if min_partitioned is None else min_partitioned,
+                      MAX_SKEW if max_skew is None else max_skew)
+
+    def buckets(self, ids: int) -> int:
+        """A power of two (at most 2**16, the key's width) giving about ``bucket_ids`` a
+        bucket; 1 when the column is too small to gain from buckets."""
+        if ids < max(self.min_partitioned, 2 * self.bucket_ids):
+            return 1
+        return 1 << min(16, (ids // self.bucket_ids).bit_length())
+
+
 def look_up(probe: pa.Array, values: pa.Array, *, bucket_ids: int | None = None,
             min_partitioned: int | None = None, max_skew: float | None = None) -> Lookup:
     """Which ``probe`` ids are not among ``values``, and which value rows some probe id hit.
@@ -45,57 +95,22 @@ def look_up(probe: pa.Array, values: pa.Array, *, bucket_ids: int | None = None,
     probe id found, the first row of ``values`` holding it, as ``index_in`` does. The
     sizes default to the module's constants, read at each call.
     """
-    bucket_ids = BUCKET_IDS if bucket_ids is None else bucket_ids
-    min_partitioned = MIN_PARTITIONED if min_partitioned is None else min_partitioned
-    max_skew = MAX_SKEW if max_skew is None else max_skew
-    buckets = _bucket_count(len(values), bucket_ids, min_partitioned)
-    if buckets > 1 and len(probe):
-        value_keys, probe_keys = _keys(values, buckets), _keys(probe, buckets)
-        value_counts = np.bincount(value_keys, minlength=buckets)
-        if value_counts.max() <= max_skew * len(values) / buckets:
-            return _by_bucket(probe, values, probe_keys, value_keys, value_counts)
-    return _whole(probe, values)
-
-
-def distinct(ids: pa.Array) -> pa.Array:
-    """The ids without repeats (each at its first row), as ``pc.unique`` gives them, by
-    the same bucketed lookup: an id's first row is the row its lookup in the column names."""
-    first = np.zeros(len(ids), dtype=bool)
-    first[look_up(ids, ids).rows] = True
-    return ids.filter(pa.array(first))
-
-
-def _whole(probe: pa.Array, values: pa.Array) -> Lookup:
-    rows = pc.index_in(probe, value_set=values)
-    return Lookup(missing=probe.filter(pc.is_null(rows)),
-                  rows=pc.drop_null(rows).to_numpy().astype(np.int64, copy=False))
-
-
-def _bucket_count(values: int, bucket_ids: int, min_partitioned: int) -> int:
-    """A power of two (at most 2**16, the key's width) giving about ``bucket_ids`` a bucket."""
-    if values < max(min_partitioned, 2 * bucket_ids):
-        return 1
-    return 1 << min(16, (values // bucket_ids).bit_length())
-
-
-def _by_bucket(probe: pa.Array, values: pa.Array, probe_keys: np.ndarray,
-               value_keys: np.ndarray, value_counts: np.ndarray) -> Lookup:
-    # A stable sort keeps each bucket's rows in column order, so the first row of an id in
-    # a bucket is its first row in the column. numpy radix-sorts keys of 16 bits or less.
-    rows_type = np.int32 if max(len(values), len(probe)) < 1 << 31 else np.int64
-    value_order = np.argsort(value_keys, kind="stable").astype(rows_type)
-    probe_order = np.argsort(probe_keys, kind="stable").astype(rows_type)
-    probe_counts = np.bincount(probe_keys, minlength=len(value_counts))
-    value_ends, probe_ends = np.cumsum(value_counts), np.cumsum(probe_counts)
+    sizes = _Sizes.now(bucket_ids, min_partitioned, max_skew)
+    count = sizes.buckets(len(values)) if len(probe) else 1
+    by_value = _cut(values, count)
+    if by_value is None or by_value.skewed(sizes.max_skew):
+        found = pc.index_in(probe, value_set=values)
+        return Lookup(missing=probe.filter(pc.is_null(found)),
+                      rows=pc.drop_null(found).to_numpy().astype(np.int64, copy=False))
+    by_probe = _Buckets.of(probe, count)
     missing: list[pa.Array] = []
     rows: list[np.ndarray] = []
-    for bucket in np.flatnonzero(probe_counts):
-        probe_rows = probe_order[probe_ends[bucket] - probe_counts[bucket]:probe_ends[bucket]]
-        probed = probe.take(pa.array(probe_rows))
-        if not value_counts[bucket]:
-            missing.append(probed)
+    for bucket in range(count):
+        probe_rows = by_probe.rows(bucket)
+        if not len(probe_rows):
             continue
-        value_rows = value_order[value_ends[bucket] - value_counts[bucket]:value_ends[bucket]]
+        probed = probe.take(pa.array(probe_rows))
+        value_rows = by_value.rows(bucket)
         found = pc.index_in(probed, value_set=values.take(pa.array(value_rows)))
         if found.null_count:
             missing.append(probed.filter(pc.is_null(found)))
@@ -104,6 +119,23 @@ def _by_bucket(probe: pa.Array, values: pa.Array, probe_keys: np.ndarray,
         missing=pa.concat_arrays(missing) if missing else probe.slice(0, 0),
         rows=np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64),
     )
+
+
+def distinct(ids: pa.Array, *, bucket_ids: int | None = None,
+             min_partitioned: int | None = None, max_skew: float | None = None) -> pa.Array:
+    """The ids without repeats, in no set order: ``pc.unique`` bucket by bucket."""
+    sizes = _Sizes.now(bucket_ids, min_partitioned, max_skew)
+    split = _cut(ids, sizes.buckets(len(ids)))
+    if split is None or split.skewed(sizes.max_skew):
+        return pc.unique(ids)
+    parts = [pc.unique(ids.take(pa.array(split.rows(bucket))))
+             for bucket in range(len(split.ends))]
+    return pa.concat_arrays(parts)
+
+
+def _cut(ids: pa.Array, buckets: int) -> _Buckets | None:
+    """The column cut into ``buckets`` by its ids' keys; None for a single bucket."""
+    return _Buckets.of(ids, buckets) if buckets > 1 else None
 
 
 def _keys(ids: pa.Array, buckets: int) -> np.ndarray:

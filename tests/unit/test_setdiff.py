@@ -50,15 +50,15 @@ def test_a_big_column_is_cut_into_buckets_of_about_the_aimed_size(monkeypatch):
     values = pa.array([f"SKU-{n:08d}" for n in range(40_000)])
     probe = pa.array([f"SKU-{n:08d}" for n in range(39_000, 41_000)])
     seen: list[int] = []
-    real = setdiff._by_bucket
+    real = setdiff._Buckets.of
 
-    def spy(*args):
-        seen.append(len(args[4]))
-        return real(*args)
+    def spy(ids, buckets):
+        seen.append(buckets)
+        return real(ids, buckets)
 
-    monkeypatch.setattr(setdiff, "_by_bucket", spy)
+    monkeypatch.setattr(setdiff._Buckets, "of", staticmethod(spy))
     found = look_up(probe, values, bucket_ids=1_000, min_partitioned=0)
-    assert seen == [64]  # 40,000 / 1,000 -> the next power of two above 40
+    assert seen == [64, 64]  # 40,000 / 1,000 -> the next power of two above 40
     assert sorted(found.missing.to_pylist()) == [f"SKU-{n:08d}" for n in range(40_000, 41_000)]
     assert sorted(found.rows.tolist()) == list(range(39_000, 40_000))
 
@@ -70,14 +70,16 @@ def test_keys_spread_ids_that_differ_only_in_the_middle_or_the_end():
     assert counts.max() <= 2 * len(values) / 64, counts
 
 
-def test_ids_that_hash_into_few_buckets_take_the_one_lookup(monkeypatch):
+def test_ids_that_hash_into_few_buckets_take_the_one_lookup():
     # Same length, same last six bytes, same middle: one key for all, so no buckets.
     values = pa.array([f"{n:05d}-same-middle-x-tail42" for n in range(5_000)])
-    monkeypatch.setattr(setdiff, "_by_bucket", lambda *a: (_ for _ in ()).throw(AssertionError))
+    assert setdiff._Buckets.of(values, 64).skewed(setdiff.MAX_SKEW)
     found = look_up(pa.array(["00001-same-middle-x-tail42", "nope"]), values,
                     bucket_ids=100, min_partitioned=0)
     assert found.missing.to_pylist() == ["nope"]
     assert found.rows.tolist() == [1]
+    assert sorted(distinct(values, bucket_ids=100, min_partitioned=0).to_pylist()) == \
+        sorted(values.to_pylist())
 
 
 def test_empty_columns_and_columns_of_empty_ids():
@@ -91,10 +93,12 @@ def test_empty_columns_and_columns_of_empty_ids():
 
 
 @settings(max_examples=150)
-@given(st.lists(ids, max_size=50))
-def test_distinct_is_unique_in_the_same_order(column):
-    values = pa.array(column, pa.string())
-    assert distinct(values).equals(pc.unique(values))
+@given(st.lists(ids, max_size=50), st.booleans())
+def test_distinct_holds_each_id_once_as_unique_does(column, large):
+    values = pa.array(column, pa.large_string() if large else pa.string())
+    for sizes in ({}, {"bucket_ids": 1, "min_partitioned": 0, "max_skew": float("inf")}):
+        got = distinct(values, **sizes).to_pylist()
+        assert len(got) == len(set(got)) and set(got) == set(column)
 
 
 few = st.lists(st.text(alphabet="ab ", max_size=3), max_size=50)  # repeats and empty ids
