@@ -12,7 +12,10 @@ the temporaries. Pure: arrays in, arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import html
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,23 +286,51 @@ def _precision_keys(digits: pa.Array) -> pa.Array:
 
 
 def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
-    """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
-    Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
-    A loop over the ids to delete that are not ASCII, never over the source."""
+    """The spellings of the ids to delete that a re-encoding may have made of them:
+    (original id, spelling) pairs. UTF-8 read as Latin-1 or Windows-1252 (``café`` ->
+    ``cafÃ©``), once or twice, or the reverse; the letters a lossy step could not keep
+    replaced (``caf\ufffd``, ``caf\ufffd\ufffd``: bytes a decoder could not read;
+    ``caf?``: a charset that cannot hold them) or stripped of their accents (``cafe``:
+    an ASCII transliteration); and the escapes of an XML or HTML feed (``at&amp;t``,
+    ``caf&#233;``). A loop over the ids to delete that are not ASCII or hold ``&<>"'``,
+    never over the source."""
     originals: list[str] = []
     spellings: list[str] = []
-    wide = ids.filter(pc.invert(pc.fill_null(pc.string_is_ascii(ids), True)))
-    for value in wide.to_pylist():
-        for codec in ("latin-1", "cp1252"):
-            for encode, decode in (("utf-8", codec), (codec, "utf-8")):
-                try:
-                    spelling = value.encode(encode).decode(decode)
-                except UnicodeError:
-                    continue
-                if spelling != value:
-                    originals.append(value)
-                    spellings.append(spelling)
+    wide = pc.invert(pc.fill_null(pc.string_is_ascii(ids), True))
+    escapable = pc.fill_null(pc.match_substring_regex(ids, _ESCAPABLE), False)
+    for value in ids.filter(pc.or_(wide, escapable)).to_pylist():
+        found = {spelling for spelling in _spellings(value) if spelling != value}
+        originals.extend([value] * len(found))
+        spellings.extend(sorted(found))
     return originals, spellings
+
+
+_ESCAPABLE = "[&<>\"']"
+
+
+def _spellings(value: str) -> Iterator[str]:
+    """What ``value`` may have become on its way through a re-encoding (``_misdecoded``)."""
+    if value.isascii():  # only the escapes can change it
+        yield html.escape(value)
+        yield html.escape(value, quote=False)
+        return
+    for codec in ("latin-1", "cp1252"):
+        for encode, decode in (("utf-8", codec), (codec, "utf-8")):
+            with suppress(UnicodeError):
+                once = value.encode(encode).decode(decode)
+                yield once
+                yield once.encode(encode).decode(decode)  # twice
+        with suppress(UnicodeError):  # a codec's bytes read as UTF-8, errors replaced
+            yield value.encode(codec).decode("utf-8", "replace")
+        yield value.encode(codec, "replace").decode(codec)  # "?" for what it cannot hold
+    utf8 = value.encode("utf-8")
+    yield utf8.decode("ascii", "replace")  # one U+FFFD per byte
+    yield utf8.decode("ascii", "replace").replace("\ufffd", "?")
+    yield value.encode("ascii", "replace").decode()  # one "?" per letter
+    yield "".join(c for c in unicodedata.normalize("NFD", value)
+                  if not unicodedata.combining(c))
+    yield value.encode("ascii", "xmlcharrefreplace").decode()
+    yield html.escape(value.encode("ascii", "xmlcharrefreplace").decode())
 
 
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:

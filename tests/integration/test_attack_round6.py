@@ -1,0 +1,87 @@
+"""Hostile QA of issue 9, round 6: exports and situations rounds 3 to 5 did not try, with
+the DEFAULT safety settings (an empty ``[safety]`` table).
+
+Every test asserts the correct behaviour: none may delete an id that a person would say is
+still in the source, and a healthy run must not be refused.
+
+The usual shape (as in rounds 3 to 5): a catalog of 2,000 ids, of which 100 (5%, under
+every cap) are the ones an accident makes look missing; runs an hour apart (past
+``grace_runs`` 2 and ``grace_period`` 1h) must not delete them.
+"""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+from datetime import UTC, datetime
+
+import pytest
+
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
+from tests.integration.test_attack_round4 import (
+    PLAIN,
+    assert_none_deleted,
+    configure,
+    runs_an_hour_apart,
+)
+
+pytestmark = pytest.mark.integration
+
+ACCENTED = {f"caf\u00e9-{n:03d}": {"title": "coffee"} for n in range(100)}
+AMPERSAND = {f"at&t-{n:03d}": {"title": "phone"} for n in range(100)}
+
+
+# -- 1. Lossy re-encodings: the id's non-ASCII letters replaced or stripped ------------------
+
+
+def _stripped(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
+
+
+LOSSY = {
+    # Latin-1 bytes read as UTF-8 by a tool that replaces what it cannot decode (Spark,
+    # Java, Python's errors="replace"): "caf\xe9" -> "caf\ufffd".
+    "latin1_read_as_utf8_replaced": (ACCENTED, lambda i: i.encode("latin-1").decode(
+        "utf-8", "replace")),
+    # UTF-8 bytes read as ASCII with replacement: one U+FFFD per byte.
+    "utf8_read_as_ascii_replaced": (ACCENTED, lambda i: i.encode("utf-8").decode(
+        "ascii", "replace")),
+    # A database column in an 8-bit or ASCII charset: "?" for what it cannot hold.
+    "question_marks": (ACCENTED, lambda i: i.encode("ascii", "replace").decode()),
+    # UTF-8 read as Windows-1252 twice (double-encoded mojibake).
+    "double_mojibake": (ACCENTED, lambda i: i.encode("utf-8").decode("cp1252").encode(
+        "utf-8").decode("cp1252")),
+    # An ASCII transliteration (iconv //TRANSLIT, unidecode): accents dropped.
+    "accents_stripped": (ACCENTED, _stripped),
+    # An XML or HTML feed flattened to CSV with its escapes left in.
+    "html_escaped": (AMPERSAND, lambda i: html.escape(i)),
+    "xml_character_references": (ACCENTED, lambda i: i.encode(
+        "ascii", "xmlcharrefreplace").decode()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOSSY))
+def test_lossy_spellings_of_live_ids_delete_nothing(tmp_path, start_emulator, case):
+    special, mangle = LOSSY[case]
+    emulator = start_emulator({**PLAIN, **special}, bulk_requests_per_window=100)
+    ids = sorted({**PLAIN, **special})
+    config = configure(tmp_path, emulator, [mangle(i) if i in special else i for i in ids])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, special, results)
+    assert all(r.exit_code == EXIT_REFUSED for r in results[1:])
+    assert results[-1].summary["refused"].startswith(
+        "near_match: 100 ids to delete equal a source id but for their spelling (encoding 100)")
+
+
+def test_one_lossy_spelling_is_skipped_and_the_rest_deleted(tmp_path, start_emulator):
+    """One id spelled with U+FFFD (under max_near_match_share): skipped as near_match, the
+    99 others that are really gone are deleted."""
+    emulator = start_emulator({**PLAIN, **ACCENTED}, bulk_requests_per_window=100)
+    kept = "caf\u00e9-007"
+    config = configure(tmp_path, emulator, [*sorted(PLAIN), "caf\ufffd-007"])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3
+    assert results[-1].summary["skipped"] == {"near_match": 1}
+    assert emulator.ids() == set(PLAIN) | {kept}
