@@ -285,12 +285,15 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
     when ids to delete sit in that column: refused (exit 3, naming the row); otherwise it
     is a value (a ``field`` column holding ``item_id``). The ids found elsewhere (say in a
     ``replaced_by`` column) are not deleted. The file must be the one ``read`` read.
-    Parquet and one-column files have no such rows.
+    One-column files have no such rows; in a Parquet file (no header to repeat) the
+    ids are looked for in its text and integer columns (``_in_other_parquet_columns``).
     """
     empty = pa.array([], pa.string())
     path, id_column = spec.path, spec.id_column
-    if not len(wanted) or file_kind(path) != "csv":
+    if not len(wanted):
         return empty
+    if file_kind(path) != "csv":
+        return _in_other_parquet_columns(path, id_column, read, wanted)
     header = _header_of(path)
     if len(header) < 2:
         return empty
@@ -320,6 +323,48 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
                 "after it")
         found = pc.or_(found, hits)
     return wanted.filter(found)
+
+
+def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
+                              wanted: pa.Array) -> pa.Array:
+    """Which ``wanted`` ids a Parquet source still holds, whole, in a column other than
+    its id column: one of text or integers (a ``replaced_by`` or ``parent_id``), of a
+    dictionary of them, or of lists of them (a ``variant_ids``), as the CSV's last look
+    finds them in its other columns."""
+    schema = pq.read_schema(path)
+    names = list(dict.fromkeys(field.name for field in schema
+                               if field.name != id_column and _holds_ids(field.type)))
+    if not names:
+        return pa.array([], pa.string())
+    try:
+        table = pq.read_table(path, columns=names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    if FileIdentity.of(path) != read.identity:
+        raise SourceError(_changed(path))
+    found = pa.array([False] * len(wanted), pa.bool_())
+    for chunk in (chunk for column in table.columns for chunk in column.chunks):
+        values = chunk
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = pc.list_flatten(values)
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        if not pa.types.is_large_string(values.type):
+            values = values.cast(pa.string())
+        values = _trimmed(values)
+        found = pc.or_(found, pc.is_in(wanted.cast(values.type), value_set=values))
+    return wanted.filter(found)
+
+
+def _holds_ids(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of this type may hold ids: text or integers, a dictionary
+    of them, or lists of them."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        kind = kind.value_type
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_string_view(kind) or pa.types.is_integer(kind))
 
 
 def _trimmed(values: pa.Array) -> pa.Array:

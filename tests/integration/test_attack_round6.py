@@ -20,6 +20,7 @@ import pytest
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from tests.integration.test_attack_round4 import (
+    DASHED,
     PLAIN,
     assert_none_deleted,
     configure,
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 ACCENTED = {f"caf\u00e9-{n:03d}": {"title": "coffee"} for n in range(100)}
 AMPERSAND = {f"at&t-{n:03d}": {"title": "phone"} for n in range(100)}
+NUMBERED = {str(700_000 + n): {"title": "parent"} for n in range(100)}
 
 
 # -- 1. Lossy re-encodings: the id's non-ASCII letters replaced or stripped ------------------
@@ -85,3 +87,49 @@ def test_one_lossy_spelling_is_skipped_and_the_rest_deleted(tmp_path, start_emul
     assert [r.exit_code for r in results] == [EXIT_OK] * 3
     assert results[-1].summary["skipped"] == {"near_match": 1}
     assert emulator.ids() == set(PLAIN) | {kept}
+
+
+# -- 2. The last look in a Parquet export ------------------------------------------------------
+
+
+def _parquet_export(config, columns):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = config.jobs["products"].source.path
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string", "dictionary"])
+def test_ids_held_in_another_parquet_column_are_not_deleted(tmp_path, start_emulator, kind):
+    """The same export as round 5's ``replaced_by`` CSV, written as Parquet: the 100 ab-*
+    ids only in ``replaced_by``. The CSV keeps them (``in_other_column``); so must Parquet."""
+    import pyarrow as pa
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, [], export="products.parquet")
+    dashed = sorted(DASHED)
+    replaced = [dashed[n] if n < 100 else None for n in range(len(PLAIN))]
+    column = {"string": pa.array(replaced, pa.string()),
+              "large_string": pa.array(replaced, pa.large_string()),
+              "dictionary": pa.array(replaced, pa.string()).dictionary_encode()}[kind]
+    _parquet_export(config, {"item_id": sorted(PLAIN), "replaced_by": column,
+                             "stock": list(range(len(PLAIN)))})
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, DASHED, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3
+    assert results[-1].summary["skipped"] == {"in_other_column": 100}
+
+
+def test_numbers_held_in_another_parquet_integer_column_are_not_deleted(
+        tmp_path, start_emulator):
+    """Variants whose ``parent_id`` (int64) names 100 parent items that have no row."""
+    emulator = start_emulator({**PLAIN, **NUMBERED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, [], export="products.parquet")
+    parents = [int(i) for i in sorted(NUMBERED)]
+    _parquet_export(config, {"item_id": sorted(PLAIN), "parent_id": [
+        parents[n] if n < 100 else None for n in range(len(PLAIN))]})
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, NUMBERED, results)
+    assert results[-1].summary["skipped"] == {"in_other_column": 100}

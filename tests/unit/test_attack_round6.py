@@ -30,3 +30,26 @@ from tests.unit.test_near_match import near
 def test_lossy_and_escaped_spellings_are_near_matches(to_delete, source, ids, kinds):
     found, counted = near(to_delete, source)
     assert (sorted(found), counted) == (ids, kinds)
+
+
+def test_the_last_look_finds_ids_in_a_parquet_files_lists_and_integers(tmp_path):
+    """A ``variant_ids`` list column, an int ``parent_id`` and a padded ``replaced_by``
+    hold ids to delete; a float column and the id column itself are not looked at."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reconciler.core.settings import IdFile
+    from reconciler.sources.reader import in_other_columns, read_source
+
+    path = tmp_path / "products.parquet"
+    pq.write_table(pa.table({
+        "item_id": ["a", "b"],
+        "variant_ids": pa.array([["v-1", "v-2"], None], pa.large_list(pa.string())),
+        "parent_id": pa.array([7, None], pa.int32()),
+        "replaced_by": [" r-1\u200b", ""],
+        "price": [8.0, 9.5],
+    }), path)
+    spec = IdFile(path=path, id_column="item_id")
+    wanted = pa.array(["v-2", "7", "r-1", "8", "9.5", "a", "x"], pa.string())
+    found = in_other_columns(spec, read_source(spec), wanted)
+    assert found.to_pylist() == ["v-2", "7", "r-1"]
