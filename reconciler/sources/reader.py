@@ -262,16 +262,45 @@ def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
 def _every_column(path: Path, header: list[str]) -> pa.Table:
     """Every column of a CSV file as exact strings (the costly read: asked only when a
     check needs the other columns)."""
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
     try:
-        with pa.input_stream(str(path), compression=compression) as stream:
-            return pacsv.read_csv(
-                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
-                    strings_can_be_null=False))
+        return _columns_as(path, header, pa.string())
+    except (pa.ArrowInvalid, OSError) as exc:
+        if _explain(exc) != _NOT_UTF8:
+            raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    # Another column is not UTF-8 (titles saved in Windows-1252 beside ASCII ids, say):
+    # such a cell is read with U+FFFD for the bytes that are not, so it holds no id whole
+    # nor a column name, and its lines are still looked at (rows a stray quote swallowed).
+    try:
+        table = _columns_as(path, header, pa.binary())
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    return pa.table([pa.chunked_array([_text_replaced(chunk) for chunk in column.chunks],
+                                      pa.string()) for column in table.columns],
+                    names=table.column_names)
+
+
+def _columns_as(path: Path, header: list[str], kind: pa.DataType) -> pa.Table:
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    with pa.input_stream(str(path), compression=compression) as stream:
+        return pacsv.read_csv(
+            stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, kind), null_values=[],
+                strings_can_be_null=False))
+
+
+def _text_replaced(values: pa.Array, piece: int = 4096) -> pa.Array:
+    """Binary cells as text, the bytes that are not UTF-8 as U+FFFD (checked by pieces,
+    and cell by cell only within a piece that is not all UTF-8)."""
+    pieces = []
+    for start in range(0, len(values), piece):
+        part = values.slice(start, piece)
+        try:
+            pieces.append(part.cast(pa.string()))
+        except pa.ArrowInvalid:
+            pieces.append(pa.array([None if cell is None else cell.decode("utf-8", "replace")
+                                    for cell in part.to_pylist()], pa.string()))
+    return pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
 
 
 def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Array:

@@ -133,3 +133,24 @@ def test_numbers_held_in_another_parquet_integer_column_are_not_deleted(
     results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
     assert_none_deleted(emulator, NUMBERED, results)
     assert results[-1].summary["skipped"] == {"in_other_column": 100}
+
+
+# -- 3. Windows-1252 bytes in another column ---------------------------------------------------
+
+
+def test_windows_1252_titles_do_not_hide_ids_held_in_another_column(tmp_path, start_emulator):
+    """A legacy export: ASCII ids, titles saved in Windows-1252 (``caf\\xe9``), and the 100
+    ab-* ids only in ``replaced_by``. The last look cannot read the titles as UTF-8; it must
+    still find the ids (a cell that is not UTF-8 can hold no id whole), not refuse every run
+    that has something due."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, [])
+    dashed = sorted(DASHED)
+    rows = [f"{s},caf\xe9 {n},{dashed[n] if n < 100 else ''}".encode("cp1252")
+            for n, s in enumerate(sorted(PLAIN))]
+    config.jobs["products"].source.path.write_bytes(
+        b"\n".join([b"item_id,title,replaced_by", *rows]) + b"\n")
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, DASHED, results)
+    assert [r.exit_code for r in results] == [EXIT_OK] * 3, results[-1].summary.get("refused")
+    assert results[-1].summary["skipped"] == {"in_other_column": 100}

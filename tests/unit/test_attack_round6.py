@@ -53,3 +53,26 @@ def test_the_last_look_finds_ids_in_a_parquet_files_lists_and_integers(tmp_path)
     wanted = pa.array(["v-2", "7", "r-1", "8", "9.5", "a", "x"], pa.string())
     found = in_other_columns(spec, read_source(spec), wanted)
     assert found.to_pylist() == ["v-2", "7", "r-1"]
+
+
+def test_windows_1252_cells_in_other_columns_are_read_with_replacement(tmp_path):
+    """Titles in Windows-1252 beside ASCII ids: the last look reads them (an id found
+    whole elsewhere, none in a cell with a byte that is not UTF-8), and rows a stray quote
+    swallowed into such a title are still refused, naming the row and column."""
+    import pyarrow as pa
+
+    from reconciler.core.errors import SourceError
+    from reconciler.core.settings import IdFile
+    from reconciler.sources.reader import in_other_columns, read_source
+
+    path = tmp_path / "products.csv"
+    path.write_bytes(b"item_id,title,replaced_by\na,caf\xe9,r-1\nb,x-2\xe9,\n")
+    spec = IdFile(path=path, id_column="item_id")
+    found = in_other_columns(spec, read_source(spec), pa.array(["r-1", "x-2", "caf"]))
+    assert found.to_pylist() == ["r-1"]
+    path.write_bytes(b'item_id,title\na,"caf\xe9\nb,x\nc,y"\nd,ok\n')
+    with pytest.raises(SourceError) as refused:
+        read_source(spec)
+    assert str(refused.value) == (
+        f"{path}: row 2: column 'title' holds 2 line(s) that look like rows (the first: "
+        "'b,x'); a stray quote swallowed them? Their ids would look missing")
