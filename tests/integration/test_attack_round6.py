@@ -154,3 +154,31 @@ def test_windows_1252_titles_do_not_hide_ids_held_in_another_column(tmp_path, st
     assert_none_deleted(emulator, DASHED, results)
     assert [r.exit_code for r in results] == [EXIT_OK] * 3, results[-1].summary.get("refused")
     assert results[-1].summary["skipped"] == {"in_other_column": 100}
+
+
+# -- 4. Rows whose id is a placeholder for a missing value -------------------------------------
+
+PLACEHOLDERS = {
+    "excel_lookup_error": "#N/A",  # a VLOOKUP that found nothing
+    "excel_ref_error": "#REF!",
+    "pandas_astype_str_nan": "nan",  # df["item_id"].astype(str) over missing values
+    "pandas_astype_str_none": "None",
+    "sql_client_null": "NULL",
+    "blank": "   ",
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLACEHOLDERS))
+def test_rows_whose_id_is_a_placeholder_count_as_empty_ids(tmp_path, start_emulator, case):
+    """The export keeps all 2,000 rows, but 100 of them (5%) hold a placeholder where the
+    id should be: those items are still in the source, their ids lost, as with empty ids
+    (which ``max_error_share`` refuses over 1%). The placeholder rows are duplicates of one
+    id, so the unique count drops by 5%, under ``max_shrink``."""
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    placeholder = PLACEHOLDERS[case]
+    config = configure(tmp_path, emulator, [*sorted(PLAIN), *[placeholder] * 100])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, DASHED, results)
+    assert [r.summary["refused"] for r in results] == [
+        f"max_error_share: 100 of 2000 source rows have an empty id or a placeholder for "
+        f"one such as {placeholder!r} (5.0%); max_error_share is 1.0%"] * 3

@@ -76,3 +76,17 @@ def test_windows_1252_cells_in_other_columns_are_read_with_replacement(tmp_path)
     assert str(refused.value) == (
         f"{path}: row 2: column 'title' holds 2 line(s) that look like rows (the first: "
         "'b,x'); a stray quote swallowed them? Their ids would look missing")
+
+
+def test_placeholders_for_a_missing_id_are_counted_apart_from_empty_ids():
+    import pyarrow as pa
+
+    from reconciler.core.safety import placeholder_ids
+
+    ids = ["#N/A", " nan ", "", "   ", "\u00a0", "NULL", "None", None, "<NA>", "NaT",
+           "#VALUE!", "n/a", "(null)", " " * 30,
+           # Ids, not placeholders: a word that starts like one, a country code, a long id.
+           "Nancy", "NA", "nullable-1", "none-such-item-x", "sku-1", "nul"]
+    assert placeholder_ids(pa.array(ids, pa.string())) == (12, "#N/A")
+    assert placeholder_ids(pa.array(ids, pa.large_string()).slice(14)) == (0, None)
+    assert placeholder_ids(pa.array(["x"] * 3 + ["nan"], pa.string()).slice(1)) == (1, "nan")

@@ -25,6 +25,7 @@ from reconciler.core.safety import (
     judge_caps,
     judge_source,
     missing_from,
+    placeholder_ids,
     protected_mask,
     refusal,
 )
@@ -79,6 +80,7 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
                 read: SourceRead | None) -> None:
     """Judge the source as a whole; a source refused here records nothing."""
     rules = ctx.job.safety
+    placeholders, placeholder = placeholder_ids(source)
     facts = SourceFacts(
         path=str(ctx.job.source.path),
         age_seconds=now - (read.identity.mtime if read else
@@ -90,6 +92,7 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
         final_newline=read.final_newline if read else None,
         mtime=read.identity.mtime if read else None,
         last_mtime=journal.last_source_mtime(ctx.job.name, ctx.target),
+        placeholders=placeholders, placeholder=placeholder,
     )
     if read is not None and isinstance(rec.summary.get("source"), dict):
         rec.summary["source"]["mtime"] = read.identity.mtime  # the next run's baseline
