@@ -182,3 +182,35 @@ def test_rows_whose_id_is_a_placeholder_count_as_empty_ids(tmp_path, start_emula
     assert [r.summary["refused"] for r in results] == [
         f"max_error_share: 100 of 2000 source rows have an empty id or a placeholder for "
         f"one such as {placeholder!r} (5.0%); max_error_share is 1.0%"] * 3
+
+
+# -- 5. A resume over an export that is being rewritten -----------------------------------------
+
+
+def test_a_resume_over_a_half_written_export_deletes_nothing(tmp_path, start_emulator):
+    """A run stopped before it sent its 100 deletes (the ab-* ids, missing from a bad
+    export). The export is fixed, and the daemon resumes while the fixed one is still being
+    written: cut mid-row, before the ab-* rows. A fresh run refuses such a file
+    (``require_final_newline``); the resume must not send the 100 deletes by it."""
+    from tests.integration.test_attack_round4 import _stopped_before_sending, run
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    stopped = _stopped_before_sending(config, clock)
+    source = config.jobs["products"].source.path
+    whole = "\n".join(["item_id", *sorted({**PLAIN, **DASHED}, reverse=True)]) + "\n"
+    source.write_bytes(whole.encode()[:whole.index("ab-099") - 4])  # "sku-00" of sku-0000
+    clock.advance(600)
+    resumed = run(config, clock)
+    assert_none_deleted(emulator, DASHED, [stopped, resumed])
+    assert resumed.exit_code == EXIT_REFUSED
+    assert resumed.summary["refused"] == (
+        "require_final_newline: the last row of the source has no line break: the export "
+        "may be cut short (still being written?)")
+    source.write_bytes(whole.encode())  # written out: the next run resumes, keeps the 100
+    clock.advance(600)
+    again = run(config, clock)
+    assert again.summary["resumed_from"] == stopped.run_id
+    assert again.summary["skipped"] == {"back_in_source": 100}
+    assert_none_deleted(emulator, DASHED, [stopped, resumed, again])
