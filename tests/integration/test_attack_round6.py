@@ -214,3 +214,28 @@ def test_a_resume_over_a_half_written_export_deletes_nothing(tmp_path, start_emu
     assert again.summary["resumed_from"] == stopped.run_id
     assert again.summary["skipped"] == {"back_in_source": 100}
     assert_none_deleted(emulator, DASHED, [stopped, resumed, again])
+
+
+def test_an_apply_over_a_half_written_export_deletes_nothing(tmp_path, start_emulator):
+    """A plan saved with the 100 ab-* ids due; the export is fixed, and the plan applied
+    while the fixed export is still being written (cut mid-row, before the ab-* rows):
+    ``apply`` judges drift by that file, so it must refuse it as a run would."""
+    from reconciler.store import plan_key, saved_plan
+    from tests.integration.test_attack_round4 import run
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, sorted(PLAIN))
+    clock = FakeClock(wall=datetime.now(UTC))
+    results = runs_an_hour_apart(config, clock, times=1)
+    plan_file = tmp_path / "plan.json"
+    assert run(config, clock, dry_run=True, plan_out=plan_file).summary["to_delete"] == 100
+    source = config.jobs["products"].source.path
+    whole = "\n".join(["item_id", *sorted({**PLAIN, **DASHED}, reverse=True)]) + "\n"
+    source.write_bytes(whole.encode()[:whole.index("ab-099") - 4])
+    clock.advance(60)
+    applied = run(config, clock, apply=saved_plan.load(plan_file, plan_key(config)))
+    assert_none_deleted(emulator, DASHED, [*results, applied])
+    assert applied.exit_code == EXIT_REFUSED
+    assert applied.summary["refused"] == (
+        "require_final_newline: the last row of the source has no line break: the export "
+        "may be cut short (still being written?)")

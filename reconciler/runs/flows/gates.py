@@ -13,7 +13,7 @@ from reconciler.core.errors import SafetyRefusal, SourceError
 from reconciler.core.gracetime import GraceTick
 from reconciler.core.gracetime import tick as grace_tick
 from reconciler.core.nearmatch import NearMatches, near_matches
-from reconciler.core.plan import Plan, defer
+from reconciler.core.plan import IdStats, Plan, defer
 from reconciler.core.safety import (
     SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
@@ -101,6 +101,18 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
     source_reason = refusal(source_gates)
     if source_reason is not None:
         raise SafetyRefusal(source_reason)  # a refused source records no absence
+
+
+def gate_todays_source(ctx: RunContext, rec: RunRecord, journal: Store, source: pa.Array,
+                       stats: IdStats, read: SourceRead) -> None:
+    """The source gates over the export a resume or an apply reads to drop the ids that
+    came back: cut short (still being written), stale, shrunk or full of empty ids, it
+    would hide some. Ids back under another spelling are skipped one by one by the
+    caller, so the near-match share is not judged here."""
+    none = pa.array([], pa.string())
+    gate_source(ctx, rec, journal, Plan(to_delete=none, skipped_ids=none,
+                                        skipped_reasons=none, source=stats, remote=stats),
+                source, NearMatches(none, {}), ctx.clock.utcnow().timestamp(), read)
 
 
 def split_grace(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,

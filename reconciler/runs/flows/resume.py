@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reconciler.backends.base import Backend
-from reconciler.core.nearmatch import NearMatches, near_matches
+from reconciler.core.nearmatch import near_matches
 from reconciler.core.plan import IdStats, Plan
 from reconciler.core.safety import SKIP_NEAR_MATCH, SKIP_PROTECTED
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
@@ -15,7 +15,7 @@ from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.executor import SKIPPED
 from reconciler.runs.flows.apply import distinct_stats
-from reconciler.runs.flows.gates import gate_source, protected_in
+from reconciler.runs.flows.gates import gate_todays_source, protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import in_other_columns, read_source
 from reconciler.store import RunRow, Store
@@ -38,11 +38,7 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     # (still being written), stale, shrunk or full of empty ids hides ids that came back.
     # Refused, the plan stays to be resumed by the next run. (Ids back under another
     # spelling are skipped below, one by one, as they always were.)
-    stats = distinct_stats(source)
-    none = pa.array([], pa.string())
-    gate_source(ctx, rec, journal, Plan(to_delete=none, skipped_ids=none,
-                                        skipped_reasons=none, source=stats, remote=stats),
-                source, NearMatches(none, {}), ctx.clock.utcnow().timestamp(), read)
+    gate_todays_source(ctx, rec, journal, source, distinct_stats(source), read)
     back = pc.is_in(pending_ids, value_set=source)
     outside = pc.and_(pc.invert(in_scope_mask(pending_ids, ctx.job.scope)),
                       pc.invert(back))
