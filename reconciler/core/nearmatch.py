@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 import numpy as np
 import pyarrow as pa
@@ -292,8 +293,8 @@ def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     replaced (``caf\ufffd``, ``caf\ufffd\ufffd``: bytes a decoder could not read;
     ``caf?``: a charset that cannot hold them) or stripped of their accents (``cafe``:
     an ASCII transliteration); and the escapes of an XML or HTML feed (``at&amp;t``,
-    ``caf&#233;``). A loop over the ids to delete that are not ASCII or hold ``&<>"'``,
-    never over the source."""
+    ``caf&#233;``) or of a URL (``ab%20001``, ``caf%C3%A9``). A loop over the ids to
+    delete that are not ASCII or hold ``&<>"'`` or a space, never over the source."""
     originals: list[str] = []
     spellings: list[str] = []
     wide = pc.invert(pc.fill_null(pc.string_is_ascii(ids), True))
@@ -305,11 +306,14 @@ def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     return originals, spellings
 
 
-_ESCAPABLE = "[&<>\"']"
+_ESCAPABLE = "[&<>\"' ]"
+_URL_SAFE = "!$&'()*+,:;=@-._~/"  # left as they are in a URL's path: only the rest is %-encoded
 
 
 def _spellings(value: str) -> Iterator[str]:
     """What ``value`` may have become on its way through a re-encoding (``_misdecoded``)."""
+    yield quote(value, safe=_URL_SAFE)  # taken from a URL: "ab%20001", "caf%C3%A9"
+    yield quote_plus(value, safe=_URL_SAFE.replace("+", ""))
     if value.isascii():  # only the escapes can change it
         yield html.escape(value)
         yield html.escape(value, quote=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import unicodedata
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pytest
 
@@ -61,6 +62,8 @@ LOSSY = {
     "html_escaped": (AMPERSAND, lambda i: html.escape(i)),
     "xml_character_references": (ACCENTED, lambda i: i.encode(
         "ascii", "xmlcharrefreplace").decode()),
+    # Ids taken from product URLs: percent-encoded.
+    "url_encoded": (ACCENTED, lambda i: quote(i)),
 }
 
 
