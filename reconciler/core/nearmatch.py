@@ -52,6 +52,7 @@ _ASCII_QUOTES = "\"'`"
 _DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
 _SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
 _DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
+_TRAILING_ZEROS = r"^([0-9]+\.[0-9]*[1-9])0+$"  # 100.10 as a number shows it: 100.1
 # 1.23457e+11; 1.23457e+06 as C's printf("%g") writes it (the exponent's zeros dropped)
 _SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?0*(?P<e>[0-9]+)$"
 # 123,00: a decimal comma; 1,000 is read as a thousand (an English digit group), not as 1.
@@ -125,6 +126,7 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
             if pc.any(pc.match_substring_regex(number, _GROUPED)).as_py():
                 number = _ungrouped(number)
             number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+            number = pc.replace_substring_regex(number, _TRAILING_ZEROS, r"\1")
     if has("eE") and has("+.") and pc.any(pc.starts_with(
             pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
         number = _scientific(number)

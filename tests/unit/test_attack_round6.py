@@ -25,6 +25,9 @@ from tests.unit.test_near_match import near
     # Taken from a URL: percent-encoded (or a space as "+").
     (["caf\u00e9-1", "ab 001", "ab 002"], ["caf%C3%A9-1", "ab%20001", "ab+002"],
      ["ab 001", "ab 002", "caf\u00e9-1"], {"encoding": 3}),
+    # A decimal id read as a number and written back: its trailing zeros dropped.
+    (["100.10", "7.50", "3.10"], ["100.1", "7.5", "3.1000"], ["100.10", "3.10", "7.50"],
+     {"number": 3}),
     # Not lossy spellings: other ids, and a no-break space is whitespace only.
     (["cafe-1", "caf\u00e9-2", "at&t-2", "ab\u00a0001"], ["caf\u00e9-1", "caf-2", "att-2",
                                                          "ab 001"],
