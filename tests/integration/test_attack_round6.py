@@ -242,3 +242,36 @@ def test_an_apply_over_a_half_written_export_deletes_nothing(tmp_path, start_emu
     assert applied.summary["refused"] == (
         "require_final_newline: the last row of the source has no line break: the export "
         "may be cut short (still being written?)")
+
+
+# -- 6. Slow erosion: an export that shrinks a little less than max_shrink on every run ---------
+
+
+def test_an_export_eroding_under_max_shrink_every_hour_loses_at_most_a_fifth_a_day(
+        tmp_path, start_emulator):
+    """Each hourly export lacks 9% more ids than the last (under ``max_shrink`` 10% each
+    time): every source gate passes on every run. Nothing tells a slow upstream loss from
+    real removals, so the bound is ``max_deletes_per_day`` (20% of the catalog over any
+    24 h, of the catalog as it is): in a day of runs at most 400 of the 2,000 ids go, and
+    the runs past it are refused (the operator is told) rather than deleting on."""
+    from tests.integration.test_attack_round4 import run, write_lines
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    ids = sorted({**PLAIN, **DASHED})
+    config = configure(tmp_path, emulator, ids)
+    clock = FakeClock(wall=datetime.now(UTC))
+    source = config.jobs["products"].source.path
+    results = []
+    for _ in range(24):
+        ids = ids[:int(len(ids) * 0.91) + 1]
+        write_lines(source, ["item_id", *ids])
+        results.append(run(config, clock))
+        clock.advance(3601)
+    deleted = sum(r.summary.get("deleted", 0) for r in results)
+    assert 0 < deleted <= 400 and len(emulator.ids()) >= 1600
+    refused = [r.summary["refused"] for r in results if r.exit_code == EXIT_REFUSED]
+    # The first run past the budget is refused by it; the runs after it by max_shrink,
+    # for the baseline is then the last run that was not refused.
+    assert refused[0].startswith("max_deletes_per_day: ")
+    assert all(r.startswith(("max_deletes_per_day: ", "max_shrink: ")) for r in refused)
+    assert results[-1].summary["refused"].startswith("max_shrink: ")
