@@ -357,9 +357,9 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
 def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
                               wanted: pa.Array) -> pa.Array:
     """Which ``wanted`` ids a Parquet source still holds, whole, in a column other than
-    its id column: one of text or integers (a ``replaced_by`` or ``parent_id``), of a
-    dictionary of them, or of lists of them (a ``variant_ids``), as the CSV's last look
-    finds them in its other columns."""
+    its id column: one of text or integers (a ``replaced_by`` or ``parent_id``), or of
+    lists, dictionaries or structs of them (``variant_ids``, ``variants.item_id``), as
+    the CSV's last look finds them in its other columns."""
     schema = pq.read_schema(path)
     names = list(dict.fromkeys(field.name for field in schema
                                if field.name != id_column and _holds_ids(field.type)))
@@ -373,25 +373,36 @@ def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
         raise SourceError(_changed(path))
     found = pa.array([False] * len(wanted), pa.bool_())
     for chunk in (chunk for column in table.columns for chunk in column.chunks):
-        values = chunk
-        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
-            values = pc.list_flatten(values)
-        if pa.types.is_dictionary(values.type):
-            values = values.dictionary_decode()
-        if not pa.types.is_large_string(values.type):
-            values = values.cast(pa.string())
-        values = _trimmed(values)
-        found = pc.or_(found, pc.is_in(wanted.cast(values.type), value_set=values))
+        for values in _id_leaves(chunk):
+            values = _trimmed(values)
+            found = pc.or_(found, pc.is_in(wanted.cast(values.type), value_set=values))
     return wanted.filter(found)
 
 
-def _holds_ids(kind: pa.DataType) -> bool:
-    """Whether a Parquet column of this type may hold ids: text or integers, a dictionary
-    of them, or lists of them."""
+def _id_leaves(values: pa.Array) -> Iterator[pa.Array]:
+    """The text or integer values of a Parquet column, as text: inside its lists, its
+    dictionaries and the fields of its structs (``variants: list<struct<item_id, ...>>``)."""
+    kind = values.type
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        kind = kind.value_type
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
+        yield from _id_leaves(pc.list_flatten(values))
+    elif pa.types.is_struct(kind):
+        for field in values.flatten():  # each field, with the struct's offset and nulls
+            yield from _id_leaves(field)
+    elif pa.types.is_dictionary(kind):
+        yield from _id_leaves(values.dictionary_decode())
+    elif pa.types.is_large_string(kind):
+        yield values
+    elif _holds_ids(kind):
+        yield values.cast(pa.string())
+
+
+def _holds_ids(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of this type may hold ids: text or integers, or lists,
+    dictionaries or structs holding some."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_dictionary(kind):
+        return _holds_ids(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_holds_ids(kind.field(n).type) for n in range(kind.num_fields))
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
                 or pa.types.is_string_view(kind) or pa.types.is_integer(kind))
 

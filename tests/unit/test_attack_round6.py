@@ -54,11 +54,15 @@ def test_the_last_look_finds_ids_in_a_parquet_files_lists_and_integers(tmp_path)
         "parent_id": pa.array([7, None], pa.int32()),
         "replaced_by": [" r-1\u200b", ""],
         "price": [8.0, 9.5],
+        "variants": pa.array([[{"item_id": "s-1", "size": 1.0}], [{"item_id": "s-2",
+                                                                   "size": 2.0}]]),
+        "brand": pa.array([{"id": 42, "name": "b-1"}, None]),
     }), path)
     spec = IdFile(path=path, id_column="item_id")
-    wanted = pa.array(["v-2", "7", "r-1", "8", "9.5", "a", "x"], pa.string())
+    wanted = pa.array(["v-2", "7", "r-1", "8", "9.5", "a", "x", "s-2", "42", "b-1", "2"],
+                      pa.string())
     found = in_other_columns(spec, read_source(spec), wanted)
-    assert found.to_pylist() == ["v-2", "7", "r-1"]
+    assert found.to_pylist() == ["v-2", "7", "r-1", "s-2", "42", "b-1"]
 
 
 def test_windows_1252_cells_in_other_columns_are_read_with_replacement(tmp_path):
