@@ -143,7 +143,8 @@ def _error_share_gate(rules: Safety, facts: SourceFacts) -> Gate:
 # (compared trimmed and in lower case); a blank id (whitespace only) is one too.
 PLACEHOLDERS = ("", "#n/a", "#n/a n/a", "#na", "#ref!", "#value!", "#name?", "#div/0!",
                 "#null!", "#num!", "#error!", "#error", "n/a", "nan", "none", "null",
-                "<na>", "nat", "undefined", "(null)", "(blank)")
+                "<na>", "nat", "undefined", "(null)", "(blank)", "-", "--", "?", "\u2013",
+                "\u2014")
 _PLACEHOLDER_LONGEST = max(map(len, PLACEHOLDERS))  # bytes, when not blank-padded
 # The first bytes of a blank: ASCII whitespace, or the lead byte of a no-break or another
 # Unicode space (U+00A0, U+1680, U+2000-U+205F, U+3000).
@@ -182,6 +183,8 @@ def placeholder_ids(ids: pa.Array) -> tuple[int, str | None]:
         return 0, None
     blank_lead = np.zeros(256, dtype=bool)
     blank_lead[list(_BLANK_LEADS)] = True
+    lone = np.zeros(256, dtype=bool)  # one-byte placeholders: "-", "?"
+    lone[[ord(word) for word in PLACEHOLDERS if len(word.encode()) == 1]] = True
     valid = np.asarray(ids.is_valid()) if ids.null_count else None
     rows = []
     for at in range(0, len(ids), _PLACEHOLDER_SLICE):  # slices bound the temporaries
@@ -189,7 +192,7 @@ def placeholder_ids(ids: pa.Array) -> tuple[int, str | None]:
         starts, lengths = bounds[:-1], np.diff(bounds)
         first = data[np.minimum(starts, len(data) - 1)].astype(np.uint16)
         second = data[np.minimum(starts + 1, len(data) - 1)]
-        maybe = (lengths > 0) & (blank_lead[first] | (
+        maybe = (lengths > 0) & (blank_lead[first] | ((lengths == 1) & lone[first]) | (
             (lengths >= 2) & (lengths <= _PLACEHOLDER_LONGEST)
             & _PLACEHOLDER_PAIRS[first << 8 | second]))
         if valid is not None:

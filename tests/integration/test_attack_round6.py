@@ -168,6 +168,7 @@ PLACEHOLDERS = {
     "pandas_astype_str_none": "None",
     "sql_client_null": "NULL",
     "blank": "   ",
+    "report_dash": "-",  # a report's "no value"
 }
 
 

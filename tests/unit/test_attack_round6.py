@@ -94,9 +94,9 @@ def test_placeholders_for_a_missing_id_are_counted_apart_from_empty_ids():
     from reconciler.core.safety import placeholder_ids
 
     ids = ["#N/A", " nan ", "", "   ", "\u00a0", "NULL", "None", None, "<NA>", "NaT",
-           "#VALUE!", "n/a", "(null)", " " * 30,
+           "#VALUE!", "n/a", "(null)", " " * 30, "-", "?", "\u2014",
            # Ids, not placeholders: a word that starts like one, a country code, a long id.
-           "Nancy", "NA", "nullable-1", "none-such-item-x", "sku-1", "nul"]
-    assert placeholder_ids(pa.array(ids, pa.string())) == (12, "#N/A")
-    assert placeholder_ids(pa.array(ids, pa.large_string()).slice(14)) == (0, None)
+           "Nancy", "NA", "nullable-1", "none-such-item-x", "sku-1", "nul", "-1", "?x"]
+    assert placeholder_ids(pa.array(ids, pa.string())) == (15, "#N/A")
+    assert placeholder_ids(pa.array(ids, pa.large_string()).slice(17)) == (0, None)
     assert placeholder_ids(pa.array(["x"] * 3 + ["nan"], pa.string()).slice(1)) == (1, "nan")
