@@ -366,7 +366,7 @@ def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
     if not names:
         return pa.array([], pa.string())
     try:
-        table = pq.read_table(path, columns=names)
+        table = pq.read_table(path, columns=names, page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
     if FileIdentity.of(path) != read.identity:
@@ -540,7 +540,10 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
             f"{path}: the schema names column {spec.id_column!r} {len(positions)} times "
             f"(columns {', '.join(map(str, positions))}); which one holds the ids is ambiguous")
     kind = schema.field(spec.id_column).type
-    column = pq.read_table(path, columns=[spec.id_column]).column(spec.id_column)
+    # Pages written with a CRC (Spark's and parquet-mr's default) are checked: a damaged
+    # page would otherwise read as other ids.
+    column = pq.read_table(path, columns=[spec.id_column],
+                           page_checksum_verification=True).column(spec.id_column)
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
         kind = kind.value_type
@@ -666,6 +669,8 @@ def _explain(exc: BaseException) -> str:
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:
         return "not a Parquet file (or cut short: its footer is missing)"
+    if "CRC checksum verification failed" in text:
+        return "a data page is damaged (its CRC checksum does not match)"
     if "zlib inflate failed" in text:
         return "not a valid gzip file (corrupt, or not compressed)"
     if "Truncated compressed stream" in text or "Compressed file ended" in text:

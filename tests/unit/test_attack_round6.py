@@ -100,3 +100,26 @@ def test_placeholders_for_a_missing_id_are_counted_apart_from_empty_ids():
     assert placeholder_ids(pa.array(ids, pa.string())) == (15, "#N/A")
     assert placeholder_ids(pa.array(ids, pa.large_string()).slice(17)) == (0, None)
     assert placeholder_ids(pa.array(["x"] * 3 + ["nan"], pa.string()).slice(1)) == (1, "nan")
+
+
+def test_a_parquet_page_damaged_on_disk_is_refused_by_its_checksum(tmp_path):
+    """An uncompressed Parquet file with page checksums (Spark's default) whose bytes were
+    damaged: read without the check, ``sku-120000`` became ``sku-XXXX00``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reconciler.core.errors import SourceError
+    from reconciler.core.settings import IdFile
+    from reconciler.sources.reader import read_source
+
+    path = tmp_path / "products.parquet"
+    pq.write_table(pa.table({"item_id": [f"sku-{n:06d}" for n in range(200_000)]}), path,
+                   row_group_size=50_000, compression="none", write_page_checksum=True)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"sku-120000")
+    data[at + 4:at + 8] = b"XXXX"
+    path.write_bytes(bytes(data))
+    with pytest.raises(SourceError) as refused:
+        read_source(IdFile(path=path))
+    assert str(refused.value) == (
+        f"{path}: cannot read: a data page is damaged (its CRC checksum does not match)")
