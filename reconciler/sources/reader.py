@@ -374,8 +374,11 @@ def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
     found = pa.array([False] * len(wanted), pa.bool_())
     for chunk in (chunk for column in table.columns for chunk in column.chunks):
         for values in _id_leaves(chunk):
-            values = _trimmed(values)
-            found = pc.or_(found, pc.is_in(wanted.cast(values.type), value_set=values))
+            # Only the few wanted ids are hashed; the column's values are probed.
+            probe = wanted.cast(values.type)
+            held = _trimmed(values)
+            held = held.filter(pc.fill_null(pc.is_in(held, value_set=probe), False))
+            found = pc.or_(found, pc.is_in(probe, value_set=held))
     return wanted.filter(found)
 
 
