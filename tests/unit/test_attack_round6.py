@@ -123,3 +123,39 @@ def test_a_parquet_page_damaged_on_disk_is_refused_by_its_checksum(tmp_path):
         read_source(IdFile(path=path))
     assert str(refused.value) == (
         f"{path}: cannot read: a data page is damaged (its CRC checksum does not match)")
+
+
+def _decimal_ids():
+    import decimal
+
+    import pyarrow as pa
+
+    return pa.array([decimal.Decimal("123"), decimal.Decimal("124")], pa.decimal128(12, 0))
+
+
+@pytest.mark.parametrize(("name", "column", "message"), [
+    # A warehouse's NUMERIC(12,0) id: its leading zeros are gone, and it is no string.
+    ("decimal", lambda: {"item_id": _decimal_ids()},
+     "column 'item_id' has type decimal128(12, 0); ids must be strings or integers"),
+    # The id nested in a struct of the same name, or only inside another struct.
+    ("struct", lambda: {"item_id": [{"id": "a"}, {"id": "b"}]},
+     "column 'item_id' has type struct<id: string>; ids must be strings or integers"),
+    ("nested_only", lambda: {"product": [{"item_id": "a"}, {"item_id": "b"}]},
+     "no column 'item_id' (columns: product)"),
+    ("list", lambda: {"item_id": [["a"], ["b"]]},
+     "column 'item_id' has type list<element: string>; ids must be strings or integers"),
+])
+def test_parquet_id_columns_of_other_shapes_are_refused_with_one_line(
+        tmp_path, name, column, message):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reconciler.core.errors import SourceError
+    from reconciler.core.settings import IdFile
+    from reconciler.sources.reader import read_source
+
+    path = tmp_path / f"{name}.parquet"
+    pq.write_table(pa.table(column()), path)
+    with pytest.raises(SourceError) as refused:
+        read_source(IdFile(path=path))
+    assert str(refused.value) == f"{path}: {message}"
