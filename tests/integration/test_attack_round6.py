@@ -276,3 +276,22 @@ def test_an_export_eroding_under_max_shrink_every_hour_loses_at_most_a_fifth_a_d
     assert refused[0].startswith("max_deletes_per_day: ")
     assert all(r.startswith(("max_deletes_per_day: ", "max_shrink: ")) for r in refused)
     assert results[-1].summary["refused"].startswith("max_shrink: ")
+
+
+def test_the_cli_refuses_an_export_of_placeholders_with_one_line(tmp_path, start_emulator):
+    from tests.helpers import run_reconciler
+
+    emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
+    config = configure(tmp_path, emulator, [*sorted(PLAIN), *["#N/A"] * 100])
+    result = run_reconciler("--config", config.path, "run", "products")
+    assert result.returncode == EXIT_REFUSED
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("{")]
+    reason = ("max_error_share: 100 of 2000 source rows have an empty id or a placeholder "
+              "for one such as '#N/A' (5.0%); max_error_share is 1.0%")
+    assert lines == [
+        f"products: {reason}",
+        "products: refused by 1 gate(s); nothing was deleted.",
+        f"  - {reason} (empty_ids=0, placeholder_ids=100, rows=2000, max_error_share=0.01)",
+        "  Way past: fix the source export or change max_error_share in "
+        "[jobs.products.safety] if the change is expected; then run again."]
+    assert emulator.ids() == set(PLAIN) | set(DASHED)
