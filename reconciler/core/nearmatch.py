@@ -316,9 +316,9 @@ def _spellings(value: str) -> Iterator[str]:
     """What ``value`` may have become on its way through a re-encoding (``_misdecoded``)."""
     yield quote(value, safe=_URL_SAFE)  # taken from a URL: "ab%20001", "caf%C3%A9"
     yield quote_plus(value, safe=_URL_SAFE.replace("+", ""))
+    yield html.escape(value)
+    yield html.escape(value, quote=False)
     if value.isascii():  # only the escapes can change it
-        yield html.escape(value)
-        yield html.escape(value, quote=False)
         return
     for codec in ("latin-1", "cp1252"):
         for encode, decode in (("utf-8", codec), (codec, "utf-8")):

@@ -21,7 +21,8 @@ from tests.unit.test_near_match import near
     (["Caf\u00e9-1"], ["Cafe-1"], ["Caf\u00e9-1"], {"encoding": 1}),
     (["at&t-1", "a<b>-1", "o'neil-1"], ["at&amp;t-1", "a&lt;b&gt;-1", "o&#x27;neil-1"],
      ["a<b>-1", "at&t-1", "o'neil-1"], {"encoding": 3}),
-    (["caf\u00e9-1"], ["caf&#233;-1"], ["caf\u00e9-1"], {"encoding": 1}),
+    (["caf\u00e9-1", "caf\u00e9&co"], ["caf&#233;-1", "caf\u00e9&amp;co"],
+     ["caf\u00e9&co", "caf\u00e9-1"], {"encoding": 2}),
     # Taken from a URL: percent-encoded (or a space as "+").
     (["caf\u00e9-1", "ab 001", "ab 002"], ["caf%C3%A9-1", "ab%20001", "ab+002"],
      ["ab 001", "ab 002", "caf\u00e9-1"], {"encoding": 3}),
