@@ -13,6 +13,7 @@ the temporaries. Pure: arrays in, arrays out.
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
@@ -29,7 +30,7 @@ from reconciler.core.strbuf import scan_bytes
 # them, then the spellings of an id to delete that are tried besides the id itself.
 STEP_KINDS = ("whitespace", "unicode", "case", "spreadsheet", "punctuation", "number",
               "leading_zeros")
-VARIANT_KINDS = ("encoding", "number")
+VARIANT_KINDS = ("encoding", "number", "spreadsheet")
 NEAR_MATCH_KINDS = (*STEP_KINDS, "encoding")
 
 @dataclass(frozen=True)
@@ -339,6 +340,39 @@ def _spellings(value: str) -> Iterator[str]:
     yield html.escape(value.encode("ascii", "xmlcharrefreplace").decode())
 
 
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+# Ids a spreadsheet reads as a date: "3-12" or "3/12" (month and day, or day and month),
+# "MAR1" or "SEPT2" (a month's name and a day).
+_DATE_LIKE = (r"(?i)^[0-9]{1,2}[-/][0-9]{1,2}$"
+              r"|^(jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*-?[0-9]{1,2}$")
+
+
+def _as_dates(ids: pa.Array) -> tuple[list[str], list[str]]:
+    """The spellings a spreadsheet saves for the ids to delete that it reads as dates
+    (``3-12`` -> ``12-Mar`` or ``03-Dec``, ``MAR1`` -> ``1-Mar``): (original id,
+    spelling) pairs. A loop over the date-like ids to delete only."""
+    originals: list[str] = []
+    spellings: list[str] = []
+    like = pc.fill_null(pc.match_substring_regex(ids, _DATE_LIKE), False)
+    for value in ids.filter(like).to_pylist():
+        found = set()
+        digits = re.findall(r"[0-9]+", value)
+        if value[0].isdigit():
+            a, b = (int(d) for d in digits)
+            pairs = [(a, b), (b, a)]
+        else:
+            pairs = [(_MONTHS.index(value[:3].capitalize()) + 1, int(digits[-1]))]
+        for month, day in pairs:
+            if 1 <= month <= 12 and 1 <= day <= 31:
+                name = _MONTHS[month - 1]
+                found |= {f"{day}-{name}", f"{day:02d}-{name}", f"{name}-{day}",
+                          f"{name}-{day:02d}"}
+        originals.extend([value] * len(found))
+        spellings.extend(sorted(found))
+    return originals, spellings
+
+
 def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     """Which ids to delete equal a source id once both are in normal form (``to_delete``
     holds no source id: it is the diff).
@@ -369,7 +403,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     # hashing every source id.
     variant = candidates.column("variant")
     changed_only = not pc.any(pc.or_(pc.or_(
-        pc.equal(variant, "encoding"),
+        pc.is_in(variant, value_set=pa.array(["encoding", "spreadsheet"])),
         pc.and_(pc.equal(variant, ""), pc.not_equal(finals, candidates.column("f0")))),
         pc.and_(pc.equal(variant, "number"), pc.invert(pc.starts_with(finals, "~ "))))
     ).as_py()
@@ -405,6 +439,11 @@ def _candidates(to_delete: pa.Array, rounded: Callable[[], bool]) -> pa.Table:
     that are numbers, the keys of the E-notations they may have become (``number``)."""
     forms = normal_forms(to_delete)
     tables = [_rows(to_delete, "", to_delete, forms)]
+    dated, dates = _as_dates(to_delete)
+    if dated:
+        spelled = pa.array(dates, pa.string())
+        tables.append(_rows(pa.array(dated, pa.string()), "spreadsheet", spelled,
+                            normal_forms(spelled)))
     originals, spellings = _misdecoded(to_delete)
     if originals:
         spelled = pa.array(spellings, pa.string())

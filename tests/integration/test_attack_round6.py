@@ -295,3 +295,28 @@ def test_the_cli_refuses_an_export_of_placeholders_with_one_line(tmp_path, start
         "  Way past: fix the source export or change max_error_share in "
         "[jobs.products.safety] if the change is expected; then run again."]
     assert emulator.ids() == set(PLAIN) | set(DASHED)
+
+
+# -- 7. Ids a spreadsheet read as dates ----------------------------------------------------------
+
+MONTH_DAY = {f"{m}-{d}": {"title": "size"} for m in range(1, 13) for d in range(1, 10)}
+MONTH_DAY = dict(sorted(MONTH_DAY.items())[:100])
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def test_ids_a_spreadsheet_saved_as_dates_delete_nothing(tmp_path, start_emulator):
+    """The export went through a spreadsheet, which read ``3-12`` as 12 March and saved
+    it as ``12-Mar`` (the famous SEPT2 -> 2-Sep)."""
+    emulator = start_emulator({**PLAIN, **MONTH_DAY}, bulk_requests_per_window=100)
+
+    def as_date(i: str) -> str:
+        month, day = i.split("-")
+        return f"{day}-{MONTHS[int(month) - 1]}"
+
+    ids = sorted({**PLAIN, **MONTH_DAY})
+    config = configure(tmp_path, emulator, [as_date(i) if i in MONTH_DAY else i for i in ids])
+    results = runs_an_hour_apart(config, FakeClock(wall=datetime.now(UTC)))
+    assert_none_deleted(emulator, MONTH_DAY, results)
+    assert results[-1].summary["refused"].startswith(
+        "near_match: 100 ids to delete equal a source id but for their spelling "
+        "(spreadsheet 100)")

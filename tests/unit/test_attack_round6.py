@@ -29,6 +29,11 @@ from tests.unit.test_near_match import near
     # A decimal id read as a number and written back: its trailing zeros dropped.
     (["100.10", "7.50", "3.10"], ["100.1", "7.5", "3.1000"], ["100.10", "3.10", "7.50"],
      {"number": 3}),
+    # Ids a spreadsheet read as dates (month-day or day-month; a month's name and a day).
+    (["3-12", "4/7", "MAR1", "SEPT2", "10-30"], ["12-Mar", "04-Jul", "1-Mar", "2-Sep",
+                                                "Oct-30"],
+     ["10-30", "3-12", "4/7", "MAR1", "SEPT2"], {"spreadsheet": 5}),
+    (["13-40", "sku-1", "0-0"], ["13-40x", "1-Sku", "0-Jan"], [], {}),
     # Not lossy spellings: other ids, and a no-break space is whitespace only.
     (["cafe-1", "caf\u00e9-2", "at&t-2", "ab\u00a0001"], ["caf\u00e9-1", "caf-2", "att-2",
                                                          "ab 001"],
