@@ -12,8 +12,13 @@ the temporaries. Pure: arrays in, arrays out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import html
+import re
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
+from urllib.parse import quote, quote_plus
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +30,7 @@ from reconciler.core.strbuf import scan_bytes
 # them, then the spellings of an id to delete that are tried besides the id itself.
 STEP_KINDS = ("whitespace", "unicode", "case", "spreadsheet", "punctuation", "number",
               "leading_zeros")
-VARIANT_KINDS = ("encoding", "number")
+VARIANT_KINDS = ("encoding", "number", "spreadsheet")
 NEAR_MATCH_KINDS = (*STEP_KINDS, "encoding")
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ _ASCII_QUOTES = "\"'`"
 _DASHES = r"[\p{Pd}\x{2212}]"  # en and em dashes, the minus sign...: a hyphen
 _SPREADSHEET = r"^=\"(.*)\"$|^'"  # ="123" (a formula kept as text), '123 (text marker)
 _DECIMAL = r"^([0-9]+)\.0*$"  # 123.0, 123.
+_TRAILING_ZEROS = r"^([0-9]+\.[0-9]*[1-9])0+$"  # 100.10 as a number shows it: 100.1
 # 1.23457e+11; 1.23457e+06 as C's printf("%g") writes it (the exponent's zeros dropped)
 _SCIENTIFIC = r"^(?P<m>[0-9])(?:\.(?P<f>[0-9]*))?e\+?0*(?P<e>[0-9]+)$"
 # 123,00: a decimal comma; 1,000 is read as a thousand (an English digit group), not as 1.
@@ -121,6 +127,7 @@ def normal_forms(ids: pa.Array, ascii_only: bool = False,
             if pc.any(pc.match_substring_regex(number, _GROUPED)).as_py():
                 number = _ungrouped(number)
             number = pc.replace_substring_regex(number, _DECIMAL, r"\1")
+            number = pc.replace_substring_regex(number, _TRAILING_ZEROS, r"\1")
     if has("eE") and has("+.") and pc.any(pc.starts_with(
             pc.ascii_ltrim(number, "0123456789."), "e")).as_py():
         number = _scientific(number)
@@ -283,22 +290,86 @@ def _precision_keys(digits: pa.Array) -> pa.Array:
 
 
 def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
-    """The spellings of the non-ASCII ids to delete when UTF-8 was read as Latin-1 or
-    Windows-1252 (``café`` -> ``cafÃ©``), or the reverse: (original id, spelling) pairs.
-    A loop over the ids to delete that are not ASCII, never over the source."""
+    """The spellings of the ids to delete that a re-encoding may have made of them:
+    (original id, spelling) pairs. UTF-8 read as Latin-1 or Windows-1252 (``café`` ->
+    ``cafÃ©``), once or twice, or the reverse; the letters a lossy step could not keep
+    replaced (``caf\ufffd``, ``caf\ufffd\ufffd``: bytes a decoder could not read;
+    ``caf?``: a charset that cannot hold them) or stripped of their accents (``cafe``:
+    an ASCII transliteration); and the escapes of an XML or HTML feed (``at&amp;t``,
+    ``caf&#233;``) or of a URL (``ab%20001``, ``caf%C3%A9``). A loop over the ids to
+    delete that are not ASCII or hold ``&<>"'`` or a space, never over the source."""
     originals: list[str] = []
     spellings: list[str] = []
-    wide = ids.filter(pc.invert(pc.fill_null(pc.string_is_ascii(ids), True)))
-    for value in wide.to_pylist():
-        for codec in ("latin-1", "cp1252"):
-            for encode, decode in (("utf-8", codec), (codec, "utf-8")):
-                try:
-                    spelling = value.encode(encode).decode(decode)
-                except UnicodeError:
-                    continue
-                if spelling != value:
-                    originals.append(value)
-                    spellings.append(spelling)
+    wide = pc.invert(pc.fill_null(pc.string_is_ascii(ids), True))
+    escapable = pc.fill_null(pc.match_substring_regex(ids, _ESCAPABLE), False)
+    for value in ids.filter(pc.or_(wide, escapable)).to_pylist():
+        found = {spelling for spelling in _spellings(value) if spelling != value}
+        originals.extend([value] * len(found))
+        spellings.extend(sorted(found))
+    return originals, spellings
+
+
+_ESCAPABLE = "[&<>\"' ]"
+_URL_SAFE = "!$&'()*+,:;=@-._~/"  # left as they are in a URL's path: only the rest is %-encoded
+
+
+def _spellings(value: str) -> Iterator[str]:
+    """What ``value`` may have become on its way through a re-encoding (``_misdecoded``)."""
+    yield quote(value, safe=_URL_SAFE)  # taken from a URL: "ab%20001", "caf%C3%A9"
+    yield quote_plus(value, safe=_URL_SAFE.replace("+", ""))
+    yield html.escape(value)
+    yield html.escape(value, quote=False)
+    if value.isascii():  # only the escapes can change it
+        return
+    for codec in ("latin-1", "cp1252"):
+        for encode, decode in (("utf-8", codec), (codec, "utf-8")):
+            with suppress(UnicodeError):
+                once = value.encode(encode).decode(decode)
+                yield once
+                yield once.encode(encode).decode(decode)  # twice
+        with suppress(UnicodeError):  # a codec's bytes read as UTF-8, errors replaced
+            yield value.encode(codec).decode("utf-8", "replace")
+        yield value.encode(codec, "replace").decode(codec)  # "?" for what it cannot hold
+    utf8 = value.encode("utf-8")
+    yield utf8.decode("ascii", "replace")  # one U+FFFD per byte
+    yield utf8.decode("ascii", "replace").replace("\ufffd", "?")
+    yield value.encode("ascii", "replace").decode()  # one "?" per letter
+    yield "".join(c for c in unicodedata.normalize("NFD", value)
+                  if not unicodedata.combining(c))
+    yield value.encode("ascii", "xmlcharrefreplace").decode()
+    yield html.escape(value.encode("ascii", "xmlcharrefreplace").decode())
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+           "Dec")
+# Ids a spreadsheet reads as a date: "3-12" or "3/12" (month and day, or day and month),
+# "MAR1" or "SEPT2" (a month's name and a day).
+_DATE_LIKE = (r"(?i)^[0-9]{1,2}[-/][0-9]{1,2}$"
+              r"|^(jan|feb|mar|apr|may|jun|jul|aug|sept?|oct|nov|dec)[a-z]*-?[0-9]{1,2}$")
+
+
+def _as_dates(ids: pa.Array) -> tuple[list[str], list[str]]:
+    """The spellings a spreadsheet saves for the ids to delete that it reads as dates
+    (``3-12`` -> ``12-Mar`` or ``03-Dec``, ``MAR1`` -> ``1-Mar``): (original id,
+    spelling) pairs. A loop over the date-like ids to delete only."""
+    originals: list[str] = []
+    spellings: list[str] = []
+    like = pc.fill_null(pc.match_substring_regex(ids, _DATE_LIKE), False)
+    for value in ids.filter(like).to_pylist():
+        found = set()
+        digits = re.findall(r"[0-9]+", value)
+        if value[0].isdigit():
+            a, b = (int(d) for d in digits)
+            pairs = [(a, b), (b, a)]
+        else:
+            pairs = [(_MONTHS.index(value[:3].capitalize()) + 1, int(digits[-1]))]
+        for month, day in pairs:
+            if 1 <= month <= 12 and 1 <= day <= 31:
+                name = _MONTHS[month - 1]
+                found |= {f"{day}-{name}", f"{day:02d}-{name}", f"{name}-{day}",
+                          f"{name}-{day:02d}"}
+        originals.extend([value] * len(found))
+        spellings.extend(sorted(found))
     return originals, spellings
 
 
@@ -332,7 +403,7 @@ def near_matches(to_delete: pa.Array, source: pa.Array) -> NearMatches:
     # hashing every source id.
     variant = candidates.column("variant")
     changed_only = not pc.any(pc.or_(pc.or_(
-        pc.equal(variant, "encoding"),
+        pc.is_in(variant, value_set=pa.array(["encoding", "spreadsheet"])),
         pc.and_(pc.equal(variant, ""), pc.not_equal(finals, candidates.column("f0")))),
         pc.and_(pc.equal(variant, "number"), pc.invert(pc.starts_with(finals, "~ "))))
     ).as_py()
@@ -368,6 +439,11 @@ def _candidates(to_delete: pa.Array, rounded: Callable[[], bool]) -> pa.Table:
     that are numbers, the keys of the E-notations they may have become (``number``)."""
     forms = normal_forms(to_delete)
     tables = [_rows(to_delete, "", to_delete, forms)]
+    dated, dates = _as_dates(to_delete)
+    if dated:
+        spelled = pa.array(dates, pa.string())
+        tables.append(_rows(pa.array(dated, pa.string()), "spreadsheet", spelled,
+                            normal_forms(spelled)))
     originals, spellings = _misdecoded(to_delete)
     if originals:
         spelled = pa.array(spellings, pa.string())

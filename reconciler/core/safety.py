@@ -23,6 +23,7 @@ from reconciler.core.globs import glob_to_regex
 from reconciler.core.nearmatch import NEAR_MATCH_KINDS, NearMatches, near_matches, normal_forms
 from reconciler.core.settings import Safety
 from reconciler.core.states import SkipReason
+from reconciler.core.strbuf import offsets
 
 SKIP_PROTECTED = SkipReason.PROTECTED
 SKIP_PENDING_GRACE = SkipReason.PENDING_GRACE
@@ -59,6 +60,8 @@ class SourceFacts:
     final_newline: bool | None = None  # CSV: the last row ends with a line break
     mtime: float | None = None  # the export's mtime, and the one the last successful run read
     last_mtime: float | None = None
+    placeholders: int = 0  # source rows whose id is a placeholder (#N/A, nan, NULL, blank)
+    placeholder: str | None = None  # the first of them, as written
 
 
 # Coarse filesystems keep mtimes to 2 s (FAT) or 1 s: within this, "older" is noise.
@@ -123,13 +126,87 @@ def _shrink_gate(rules: Safety, facts: SourceFacts) -> Gate | None:
 
 
 def _error_share_gate(rules: Safety, facts: SourceFacts) -> Gate:
-    share = facts.empty / facts.rows if facts.rows else 0.0
+    lost = facts.empty + facts.placeholders
+    share = lost / facts.rows if facts.rows else 0.0
+    what = (f"an empty id or a placeholder for one such as {facts.placeholder!r}"
+            if facts.placeholders else "an empty id")
     return Gate(
         "max_error_share", share <= rules.max_error_share,
-        f"{facts.empty} of {facts.rows} source rows have an empty id ({share:.1%}); "
+        f"{lost} of {facts.rows} source rows have {what} ({share:.1%}); "
         f"max_error_share is {rules.max_error_share:.1%}",
-        {"empty_ids": facts.empty, "rows": facts.rows, "max_error_share": rules.max_error_share},
+        {"empty_ids": facts.empty, "placeholder_ids": facts.placeholders, "rows": facts.rows,
+         "max_error_share": rules.max_error_share},
     )
+
+
+# What a spreadsheet, a dataframe or a database client writes where a value is missing
+# (compared trimmed and in lower case); a blank id (whitespace only) is one too.
+PLACEHOLDERS = ("", "#n/a", "#n/a n/a", "#na", "#ref!", "#value!", "#name?", "#div/0!",
+                "#null!", "#num!", "#error!", "#error", "n/a", "nan", "none", "null",
+                "<na>", "nat", "undefined", "(null)", "(blank)", "-", "--", "?", "\u2013",
+                "\u2014")
+_PLACEHOLDER_LONGEST = max(map(len, PLACEHOLDERS))  # bytes, when not blank-padded
+# The first bytes of a blank: ASCII whitespace, or the lead byte of a no-break or another
+# Unicode space (U+00A0, U+1680, U+2000-U+205F, U+3000).
+_BLANK_LEADS = (*b" \t\x0b\x0c", 0xC2, 0xE1, 0xE2, 0xE3)
+
+
+def _placeholder_pairs() -> np.ndarray:
+    """The (first byte, second byte) pairs a placeholder not padded with blanks can start
+    with (any case), as a 65,536-flag table."""
+    pairs = np.zeros(1 << 16, dtype=bool)
+    for word in PLACEHOLDERS:
+        for spelling in {word, word.upper(), word.capitalize(), word.title()}:
+            head = spelling.encode()
+            if len(head) >= 2:
+                pairs[head[0] << 8 | head[1]] = True
+    return pairs
+
+
+_PLACEHOLDER_PAIRS = _placeholder_pairs()
+_PLACEHOLDER_SLICE = 1 << 20  # ids looked at a time
+
+
+def placeholder_ids(ids: pa.Array) -> tuple[int, str | None]:
+    """How many ids are a placeholder for a missing value (``#N/A``, ``nan``, ``NULL``,
+    a blank): rows whose item is in the source but whose id is lost, as with an empty id.
+    And the first one, as written. Empty ids are not counted (they are counted apart).
+    Only the ids whose first two bytes a placeholder (or a blank) can start with are
+    compared, found by numpy over the offsets: the usual catalog pays a few table lookups
+    per id."""
+    if not len(ids) or ids.buffers()[2] is None:
+        return 0, None
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ids = ids.cast(pa.string())
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)
+    if not len(data):
+        return 0, None
+    blank_lead = np.zeros(256, dtype=bool)
+    blank_lead[list(_BLANK_LEADS)] = True
+    lone = np.zeros(256, dtype=bool)  # one-byte placeholders: "-", "?"
+    lone[[ord(word) for word in PLACEHOLDERS if len(word.encode()) == 1]] = True
+    valid = np.asarray(ids.is_valid()) if ids.null_count else None
+    rows = []
+    for at in range(0, len(ids), _PLACEHOLDER_SLICE):  # slices bound the temporaries
+        bounds = offsets(ids.slice(at, _PLACEHOLDER_SLICE))
+        starts, lengths = bounds[:-1], np.diff(bounds)
+        first = data[np.minimum(starts, len(data) - 1)].astype(np.uint16)
+        second = data[np.minimum(starts + 1, len(data) - 1)]
+        maybe = (lengths > 0) & (blank_lead[first] | ((lengths == 1) & lone[first]) | (
+            (lengths >= 2) & (lengths <= _PLACEHOLDER_LONGEST)
+            & _PLACEHOLDER_PAIRS[first << 8 | second]))
+        if valid is not None:
+            maybe &= valid[at:at + len(maybe)]
+        rows.append(np.flatnonzero(maybe) + at)
+    found = np.concatenate(rows)
+    if not len(found):
+        return 0, None
+    candidates = ids.take(pa.array(found))
+    trimmed = pc.utf8_trim_whitespace(candidates)
+    hit = pc.or_(pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(PLACEHOLDERS)),
+                 pc.equal(pc.binary_length(trimmed), 0))
+    count = hit.true_count
+    return count, (candidates[pc.index(hit, True).as_py()].as_py() if count else None)
 
 
 def _canary_gate(rules: Safety, facts: SourceFacts) -> Gate | None:

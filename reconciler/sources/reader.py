@@ -262,16 +262,45 @@ def _refuse_hidden_rows(path: Path, header: list[str], id_column: str) -> None:
 def _every_column(path: Path, header: list[str]) -> pa.Table:
     """Every column of a CSV file as exact strings (the costly read: asked only when a
     check needs the other columns)."""
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
     try:
-        with pa.input_stream(str(path), compression=compression) as stream:
-            return pacsv.read_csv(
-                stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(header, pa.string()), null_values=[],
-                    strings_can_be_null=False))
+        return _columns_as(path, header, pa.string())
+    except (pa.ArrowInvalid, OSError) as exc:
+        if _explain(exc) != _NOT_UTF8:
+            raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    # Another column is not UTF-8 (titles saved in Windows-1252 beside ASCII ids, say):
+    # such a cell is read with U+FFFD for the bytes that are not, so it holds no id whole
+    # nor a column name, and its lines are still looked at (rows a stray quote swallowed).
+    try:
+        table = _columns_as(path, header, pa.binary())
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    return pa.table([pa.chunked_array([_text_replaced(chunk) for chunk in column.chunks],
+                                      pa.string()) for column in table.columns],
+                    names=table.column_names)
+
+
+def _columns_as(path: Path, header: list[str], kind: pa.DataType) -> pa.Table:
+    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    with pa.input_stream(str(path), compression=compression) as stream:
+        return pacsv.read_csv(
+            stream, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, kind), null_values=[],
+                strings_can_be_null=False))
+
+
+def _text_replaced(values: pa.Array, piece: int = 4096) -> pa.Array:
+    """Binary cells as text, the bytes that are not UTF-8 as U+FFFD (checked by pieces,
+    and cell by cell only within a piece that is not all UTF-8)."""
+    pieces = []
+    for start in range(0, len(values), piece):
+        part = values.slice(start, piece)
+        try:
+            pieces.append(part.cast(pa.string()))
+        except pa.ArrowInvalid:
+            pieces.append(pa.array([None if cell is None else cell.decode("utf-8", "replace")
+                                    for cell in part.to_pylist()], pa.string()))
+    return pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
 
 
 def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Array:
@@ -285,12 +314,15 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
     when ids to delete sit in that column: refused (exit 3, naming the row); otherwise it
     is a value (a ``field`` column holding ``item_id``). The ids found elsewhere (say in a
     ``replaced_by`` column) are not deleted. The file must be the one ``read`` read.
-    Parquet and one-column files have no such rows.
+    One-column files have no such rows; in a Parquet file (no header to repeat) the
+    ids are looked for in its text and integer columns (``_in_other_parquet_columns``).
     """
     empty = pa.array([], pa.string())
     path, id_column = spec.path, spec.id_column
-    if not len(wanted) or file_kind(path) != "csv":
+    if not len(wanted):
         return empty
+    if file_kind(path) != "csv":
+        return _in_other_parquet_columns(path, id_column, read, wanted)
     header = _header_of(path)
     if len(header) < 2:
         return empty
@@ -320,6 +352,62 @@ def in_other_columns(spec: IdFile, read: SourceRead, wanted: pa.Array) -> pa.Arr
                 "after it")
         found = pc.or_(found, hits)
     return wanted.filter(found)
+
+
+def _in_other_parquet_columns(path: Path, id_column: str, read: SourceRead,
+                              wanted: pa.Array) -> pa.Array:
+    """Which ``wanted`` ids a Parquet source still holds, whole, in a column other than
+    its id column: one of text or integers (a ``replaced_by`` or ``parent_id``), or of
+    lists, dictionaries or structs of them (``variant_ids``, ``variants.item_id``), as
+    the CSV's last look finds them in its other columns."""
+    schema = pq.read_schema(path)
+    names = list(dict.fromkeys(field.name for field in schema
+                               if field.name != id_column and _holds_ids(field.type)))
+    if not names:
+        return pa.array([], pa.string())
+    try:
+        table = pq.read_table(path, columns=names, page_checksum_verification=True)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {_explain(exc)}") from None
+    if FileIdentity.of(path) != read.identity:
+        raise SourceError(_changed(path))
+    found = pa.array([False] * len(wanted), pa.bool_())
+    for chunk in (chunk for column in table.columns for chunk in column.chunks):
+        for values in _id_leaves(chunk):
+            # Only the few wanted ids are hashed; the column's values are probed.
+            probe = wanted.cast(values.type)
+            held = _trimmed(values)
+            held = held.filter(pc.fill_null(pc.is_in(held, value_set=probe), False))
+            found = pc.or_(found, pc.is_in(probe, value_set=held))
+    return wanted.filter(found)
+
+
+def _id_leaves(values: pa.Array) -> Iterator[pa.Array]:
+    """The text or integer values of a Parquet column, as text: inside its lists, its
+    dictionaries and the fields of its structs (``variants: list<struct<item_id, ...>>``)."""
+    kind = values.type
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        yield from _id_leaves(pc.list_flatten(values))
+    elif pa.types.is_struct(kind):
+        for field in values.flatten():  # each field, with the struct's offset and nulls
+            yield from _id_leaves(field)
+    elif pa.types.is_dictionary(kind):
+        yield from _id_leaves(values.dictionary_decode())
+    elif pa.types.is_large_string(kind):
+        yield values
+    elif _holds_ids(kind):
+        yield values.cast(pa.string())
+
+
+def _holds_ids(kind: pa.DataType) -> bool:
+    """Whether a Parquet column of this type may hold ids: text or integers, or lists,
+    dictionaries or structs holding some."""
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_dictionary(kind):
+        return _holds_ids(kind.value_type)
+    if pa.types.is_struct(kind):
+        return any(_holds_ids(kind.field(n).type) for n in range(kind.num_fields))
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind)
+                or pa.types.is_string_view(kind) or pa.types.is_integer(kind))
 
 
 def _trimmed(values: pa.Array) -> pa.Array:
@@ -455,7 +543,10 @@ def _read_parquet(path: Path, spec: IdFile) -> pa.ChunkedArray:
             f"{path}: the schema names column {spec.id_column!r} {len(positions)} times "
             f"(columns {', '.join(map(str, positions))}); which one holds the ids is ambiguous")
     kind = schema.field(spec.id_column).type
-    column = pq.read_table(path, columns=[spec.id_column]).column(spec.id_column)
+    # Pages written with a CRC (Spark's and parquet-mr's default) are checked: a damaged
+    # page would otherwise read as other ids.
+    column = pq.read_table(path, columns=[spec.id_column],
+                           page_checksum_verification=True).column(spec.id_column)
     if pa.types.is_dictionary(kind):
         column = column.cast(kind.value_type)
         kind = kind.value_type
@@ -581,6 +672,8 @@ def _explain(exc: BaseException) -> str:
         return "the file is empty (no header row)"
     if "Parquet magic bytes" in text or "Parquet file size is 0" in text:
         return "not a Parquet file (or cut short: its footer is missing)"
+    if "CRC checksum verification failed" in text:
+        return "a data page is damaged (its CRC checksum does not match)"
     if "zlib inflate failed" in text:
         return "not a valid gzip file (corrupt, or not compressed)"
     if "Truncated compressed stream" in text or "Compressed file ended" in text:

@@ -15,7 +15,13 @@ from reconciler.core.safety import judge_caps, refusal
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
-from reconciler.runs.flows.gates import catalog_size, deleted_today, protected_in, record_gates
+from reconciler.runs.flows.gates import (
+    catalog_size,
+    deleted_today,
+    gate_todays_source,
+    protected_in,
+    record_gates,
+)
 from reconciler.runs.flows.listing import back_up, remote_ids, snapshot_writer
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import SourceRead, in_other_columns, read_source
@@ -50,6 +56,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
         saved_plan.file_sha256(ctx.job.source.path) != saved.source_sha256)
     ids = pa.array(list(saved.to_delete), pa.string())
     stats = distinct_stats(source)
+    gate_todays_source(ctx, rec, journal, source, stats, read)  # drift is judged by it
     backend = ctx.factory(ctx.job, ctx.clock, ctx.log)
     snapshot = snapshot_writer(ctx)
     try:

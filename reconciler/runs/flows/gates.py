@@ -13,7 +13,7 @@ from reconciler.core.errors import SafetyRefusal, SourceError
 from reconciler.core.gracetime import GraceTick
 from reconciler.core.gracetime import tick as grace_tick
 from reconciler.core.nearmatch import NearMatches, near_matches
-from reconciler.core.plan import Plan, defer
+from reconciler.core.plan import IdStats, Plan, defer
 from reconciler.core.safety import (
     SKIP_NEAR_MATCH,
     SKIP_PENDING_GRACE,
@@ -25,6 +25,7 @@ from reconciler.core.safety import (
     judge_caps,
     judge_source,
     missing_from,
+    placeholder_ids,
     protected_mask,
     refusal,
 )
@@ -79,6 +80,7 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
                 read: SourceRead | None) -> None:
     """Judge the source as a whole; a source refused here records nothing."""
     rules = ctx.job.safety
+    placeholders, placeholder = placeholder_ids(source)
     facts = SourceFacts(
         path=str(ctx.job.source.path),
         age_seconds=now - (read.identity.mtime if read else
@@ -90,6 +92,7 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
         final_newline=read.final_newline if read else None,
         mtime=read.identity.mtime if read else None,
         last_mtime=journal.last_source_mtime(ctx.job.name, ctx.target),
+        placeholders=placeholders, placeholder=placeholder,
     )
     if read is not None and isinstance(rec.summary.get("source"), dict):
         rec.summary["source"]["mtime"] = read.identity.mtime  # the next run's baseline
@@ -98,6 +101,18 @@ def gate_source(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
     source_reason = refusal(source_gates)
     if source_reason is not None:
         raise SafetyRefusal(source_reason)  # a refused source records no absence
+
+
+def gate_todays_source(ctx: RunContext, rec: RunRecord, journal: Store, source: pa.Array,
+                       stats: IdStats, read: SourceRead) -> None:
+    """The source gates over the export a resume or an apply reads to drop the ids that
+    came back: cut short (still being written), stale, shrunk or full of empty ids, it
+    would hide some. Ids back under another spelling are skipped one by one by the
+    caller, so the near-match share is not judged here."""
+    none = pa.array([], pa.string())
+    gate_source(ctx, rec, journal, Plan(to_delete=none, skipped_ids=none,
+                                        skipped_reasons=none, source=stats, remote=stats),
+                source, NearMatches(none, {}), ctx.clock.utcnow().timestamp(), read)
 
 
 def split_grace(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,

@@ -14,7 +14,8 @@ from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.executor import SKIPPED
-from reconciler.runs.flows.gates import protected_in
+from reconciler.runs.flows.apply import distinct_stats
+from reconciler.runs.flows.gates import gate_todays_source, protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.reader import in_other_columns, read_source
 from reconciler.store import RunRow, Store
@@ -33,6 +34,11 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     source = read.ids
     pending = journal.resendable(old.run_id)
     pending_ids = pa.array([p.item_id for p in pending], type=source.type)
+    # ...which must pass the source gates, as a fresh run's would: an export cut short
+    # (still being written), stale, shrunk or full of empty ids hides ids that came back.
+    # Refused, the plan stays to be resumed by the next run. (Ids back under another
+    # spelling are skipped below, one by one, as they always were.)
+    gate_todays_source(ctx, rec, journal, source, distinct_stats(source), read)
     back = pc.is_in(pending_ids, value_set=source)
     outside = pc.and_(pc.invert(in_scope_mask(pending_ids, ctx.job.scope)),
                       pc.invert(back))
