@@ -257,7 +257,7 @@ def test_an_export_rewritten_between_the_read_and_the_last_look_is_refused(
     """The export is replaced (a new one, without the ab-* ids in any column) after the id
     column was read and before the last look reads every column: refused with one line,
     nothing deleted."""
-    import reconciler.sources.reader as reader
+    import reconciler.sources.csvfile as csvfile
 
     emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     config = configure(tmp_path, emulator, sorted(PLAIN))
@@ -265,13 +265,13 @@ def test_an_export_rewritten_between_the_read_and_the_last_look_is_refused(
     source = config.jobs["products"].source.path
     clock = FakeClock(wall=datetime.now(UTC))
     results = runs_an_hour_apart(config, clock, times=1)
-    every_column = reader._every_column
+    every_column = csvfile.every_column
 
     def rewritten(path, header):
         two_columns(config, [f"{s},x" for s in sorted(PLAIN)])
         return every_column(path, header)
 
-    monkeypatch.setattr(reader, "_every_column", rewritten)
+    monkeypatch.setattr(csvfile, "every_column", rewritten)
     results.append(run(config, clock))
     assert_none_deleted(emulator, DASHED, results)
     assert results[-1].exit_code == EXIT_REFUSED

@@ -232,7 +232,7 @@ def test_an_export_from_the_future_is_refused(tmp_path, catalog):
 
 def test_an_export_rewritten_while_it_is_read_is_refused(tmp_path, catalog, monkeypatch):
     config = make(tmp_path, catalog, sorted(ITEMS)[:1990])
-    import reconciler.sources.reader as source
+    import reconciler.sources.csvfile as source
 
     real = source.pacsv.read_csv
 
@@ -242,7 +242,7 @@ def test_an_export_rewritten_while_it_is_read_is_refused(tmp_path, catalog, monk
         path.write_bytes(path.read_bytes()[:-20])  # the exporter starts over
         return table
 
-    monkeypatch.setattr("reconciler.sources.reader.pacsv.read_csv", rewritten_meanwhile)
+    monkeypatch.setattr("reconciler.sources.csvfile.pacsv.read_csv", rewritten_meanwhile)
     result = run(config)
     assert result.exit_code == EXIT_REFUSED
     assert result.summary["refused"] == (

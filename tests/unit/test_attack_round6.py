@@ -51,7 +51,8 @@ def test_the_last_look_finds_ids_in_a_parquet_files_lists_and_integers(tmp_path)
     import pyarrow.parquet as pq
 
     from reconciler.core.settings import IdFile
-    from reconciler.sources.reader import in_other_columns, read_source
+    from reconciler.sources.lastlook import in_other_columns
+    from reconciler.sources.reader import read_source
 
     path = tmp_path / "products.parquet"
     pq.write_table(pa.table({
@@ -79,7 +80,8 @@ def test_windows_1252_cells_in_other_columns_are_read_with_replacement(tmp_path)
 
     from reconciler.core.errors import SourceError
     from reconciler.core.settings import IdFile
-    from reconciler.sources.reader import in_other_columns, read_source
+    from reconciler.sources.lastlook import in_other_columns
+    from reconciler.sources.reader import read_source
 
     path = tmp_path / "products.csv"
     path.write_bytes(b"item_id,title,replaced_by\na,caf\xe9,r-1\nb,x-2\xe9,\n")

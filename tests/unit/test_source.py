@@ -266,13 +266,14 @@ def test_parquet_id_with_a_line_break_is_refused(tmp_path):
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path, monkeypatch, kind):
-    import reconciler.sources.reader as source
+    import reconciler.sources.csvfile as csv_source
+    import reconciler.sources.parquetfile as parquet_source
 
     path = (write_csv(tmp_path / "s.csv", ["a", "b"]) if kind == "csv"
             else write_parquet(tmp_path / "s.parquet", ["a", "b"]))
-    real = source.pacsv.read_csv if kind == "csv" else source.pq.read_table
-    target = "reconciler.sources.reader.pacsv.read_csv" if kind == "csv" else \
-        "reconciler.sources.reader.pq.read_table"
+    real = csv_source.pacsv.read_csv if kind == "csv" else parquet_source.pq.read_table
+    target = "reconciler.sources.csvfile.pacsv.read_csv" if kind == "csv" else \
+        "reconciler.sources.parquetfile.pq.read_table"
 
     def rewritten_meanwhile(*args, **kwargs):
         table = real(*args, **kwargs)
@@ -314,10 +315,10 @@ def test_concatenated_gzip_members_are_all_read_and_garbage_is_refused(tmp_path)
 ])
 def test_other_columns_are_read_only_when_the_line_breaks_call_for_it(
         tmp_path, monkeypatch, data, other_columns_read):
-    import reconciler.sources.reader as reader
+    import reconciler.sources.csvfile as csvfile
 
     calls = []
-    monkeypatch.setattr(reader, "_refuse_hidden_rows", lambda *args: calls.append(args))
+    monkeypatch.setattr(csvfile, "refuse_hidden_rows", lambda *args: calls.append(args))
     path = tmp_path / "s.csv"
     path.write_bytes(data)
     read_source(IdFile(path))

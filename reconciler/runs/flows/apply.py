@@ -24,7 +24,8 @@ from reconciler.runs.flows.gates import (
 )
 from reconciler.runs.flows.listing import back_up, remote_ids, snapshot_writer
 from reconciler.runs.flows.send import log_skipped, send_deletes
-from reconciler.sources.reader import SourceRead, in_other_columns, read_source
+from reconciler.sources.lastlook import in_other_columns
+from reconciler.sources.reader import SourceRead, read_source
 from reconciler.store import Store, preflight, saved_plan
 from reconciler.store.saved_plan import SavedPlan
 

@@ -33,7 +33,8 @@ from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.settings import IdFile
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
-from reconciler.sources.reader import SourceRead, in_other_columns, read_source
+from reconciler.sources.lastlook import in_other_columns
+from reconciler.sources.reader import SourceRead, read_source
 from reconciler.store import Store
 
 

@@ -17,7 +17,8 @@ from reconciler.runs.executor import SKIPPED
 from reconciler.runs.flows.apply import distinct_stats
 from reconciler.runs.flows.gates import gate_todays_source, protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
-from reconciler.sources.reader import in_other_columns, read_source
+from reconciler.sources.lastlook import in_other_columns
+from reconciler.sources.reader import read_source
 from reconciler.store import RunRow, Store
 from reconciler.store.journal import RESUMED
 
