@@ -50,6 +50,7 @@ from reconciler.core.classify import (
     id_problem,
     parse_json_body,
     parse_retry_after,
+    read_item_properties,
 )
 from reconciler.core.clock import Clock
 from reconciler.core.errors import (
@@ -115,11 +116,15 @@ def search_hits(body: Any) -> list[str]:
 
 def check_delete_answer(body: Any) -> None:
     """A delete answer is ``{"operation": "deleted by ids"}``: anything else (not an object,
-    or another operation such as "deleted all") cannot be attributed to the ids sent."""
+    another operation such as "deleted all", or none: an empty 200 from a proxy or cache
+    in front of the API) cannot be attributed to the ids sent."""
     if not isinstance(body, dict):
         raise BatchAnswerMismatch(f"delete entities: answer is not an object: "
                                   f"{json.dumps(body)[:80]}")
-    operation = body.get("operation", "deleted by ids")
+    if "operation" not in body:
+        raise BatchAnswerMismatch(f"delete entities: answer has no 'operation' "
+                                  f"({json.dumps(body)[:80]}), expected 'deleted by ids'")
+    operation = body["operation"]
     if operation != "deleted by ids":
         raise BatchAnswerMismatch(f"delete entities: answer says {json.dumps(operation)[:80]}, "
                                   "expected 'deleted by ids'")
@@ -326,9 +331,8 @@ class AdobeTargetBackend(HttpBackend):
                 if exc.status == 404:
                     continue
                 raise
-            properties = {k: v for k, v in body.items() if k != "id"} \
-                if isinstance(body, dict) else {}
-            present.append(Record(item_id, properties))
+            present.append(Record(item_id, read_item_properties(
+                body, item_id, id_key="id", properties_key=None, operation="get entity")))
         return present
 
     def restore(self, records: Sequence[Record]) -> list[ItemResult]:

@@ -1,0 +1,219 @@
+"""Hostile round 7: APIs that answer strangely, under the default safety settings' spirit.
+
+Each case runs a real ``reconciler`` process against an emulator on 127.0.0.1 with a
+queued fault and asserts what the user sees: the first line, the contract's exit code, no
+traceback, every planned id in exactly one final state, and nothing deleted that should
+not be.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
+from tests.helpers import (
+    FAST_LIMITS,
+    PERMISSIVE_SAFETY,
+    job_toml,
+    run_reconciler,
+    toml_value,
+    write_config,
+    write_csv,
+)
+
+pytestmark = pytest.mark.integration
+
+ENTITIES = [f"ent-{n:03d}" for n in range(30)]
+KEEP = ENTITIES[:20]  # the source; ent-020 .. ent-029 are to be deleted
+
+
+@pytest.fixture
+def adobe(serve):
+    """An Adobe Target emulator (30 entities in environment 1) and a CLI config for it."""
+
+    def start(tmp_path: Path) -> tuple[AdobeTargetEmulator, Path]:
+        emulator = serve(AdobeTargetEmulator(
+            {1: ENTITIES}, AdobeTargetSettings(requests_per_window=1000, window_seconds=1.0)))
+        source = write_csv(tmp_path / "exports" / "recs.csv", KEEP)
+        s = emulator.settings
+        target = {"backend": "adobe-target", "base_url": emulator.base_url,
+                  "tenant": s.tenant, "environment": 1, "api_key": s.api_key,
+                  "token": s.token}
+        limits = {**FAST_LIMITS, "requests_per_window": 1000, "window_seconds": 1.0,
+                  "max_attempts": 2, "max_batch_ids": 5}
+        text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+                + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
+                + "[jobs.recs.limits]\n"
+                + "".join(f"{k} = {toml_value(v)}\n" for k, v in limits.items())
+                + "[jobs.recs.safety]\n"
+                + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items()))
+        return emulator, write_config(tmp_path, text)
+
+    return start
+
+
+def report_of(result, tmp_path: Path, job: str) -> Path:
+    line = next(x for x in result.stdout.splitlines() if x.startswith(f"{job}: report "))
+    return tmp_path / line.removeprefix(f"{job}: report ")
+
+
+def outcomes_of(folder: Path) -> dict[str, tuple[str, str]]:
+    """Every item's (outcome, detail); each item exactly once."""
+    with (folder / "outcomes.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    states = {r["item_id"]: (r["outcome"], r["detail"]) for r in rows}
+    assert len(states) == len(rows), "an item has two final states"
+    return states
+
+
+def one_line(result) -> str:
+    """The one line a user sees on stderr (the JSON log lines aside), no traceback."""
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [x for x in result.stderr.splitlines() if x and not x.startswith("{")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]
+
+
+# -- Adobe Target: deletes ---------------------------------------------------------------
+
+@pytest.mark.parametrize("answer", [{"raw": ""}, {"body": {}}, {"body": {"id": "ent-020"}}],
+                         ids=["empty-body", "empty-object", "an-entity"])
+def test_an_adobe_delete_answered_without_its_operation_is_unknown_not_deleted(
+        tmp_path, adobe, answer):
+    """A 200 that is empty or not the delete's answer (a proxy or cache in front of the
+    API swallowed the request) was recorded as deleted: the ids were still there."""
+    emulator, config = adobe(tmp_path)
+    emulator.queue_faults("delete", [answer])  # the first batch; not retried (unattributable)
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 4, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "recs: 5 deleted, 5 not deleted"
+    assert "Traceback" not in ran.stderr + ran.stdout
+    states = outcomes_of(report_of(ran, tmp_path, "recs"))
+    first = ENTITIES[20:25]
+    assert {i: states[i][0] for i in first} == dict.fromkeys(first, "unknown")
+    assert states["ent-020"][1].startswith("delete entities: answer has no 'operation'")
+    assert {states[i][0] for i in ENTITIES[25:]} == {"queued"}
+    assert set(emulator.stats.deleted) == set(ENTITIES[25:])  # the swallowed five remain
+    assert emulator.ids(1) == set(KEEP) | set(first)
+    # The next run resumes the unknown ids against a fresh listing and deletes them.
+    again = run_reconciler("--config", config, "run", timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert emulator.ids(1) == set(KEEP)
+
+
+def test_an_adobe_delete_applied_then_answered_502_is_unknown_then_resumed(tmp_path, adobe):
+    """A 5xx page from a proxy after the delete was done: the batch is ``unknown`` (never
+    claimed deleted), the run stops (exit 4) with the rest ``not_sent``; the next run
+    resumes both (a resend of a gone id is answered as a delete, harmlessly) and nothing
+    of the source is touched."""
+    emulator, config = adobe(tmp_path)
+    bad_gateway = {"status": 502, "raw": "<html><body>502 Bad Gateway</body></html>",
+                   "apply": True}
+    emulator.queue_faults("delete", [bad_gateway] * 2)
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 4, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "recs: 0 deleted, 10 not deleted"
+    assert "Traceback" not in ran.stderr + ran.stdout
+    states = outcomes_of(report_of(ran, tmp_path, "recs"))
+    first = ENTITIES[20:25]
+    assert {states[i][0] for i in first} == {"unknown"}
+    assert states["ent-020"][1] == ("delete entities: HTTP 502: <html><body>502 Bad "
+                                    "Gateway</body></html>")
+    assert {states[i][0] for i in ENTITIES[25:]} == {"not_sent"}  # the run stopped
+    assert emulator.ids(1) == set(KEEP) | set(ENTITIES[25:])  # the first five were applied
+    again = run_reconciler("--config", config, "run", timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.splitlines()[0].endswith(": 10 deleted, 0 not deleted")
+    assert set(outcomes_of(report_of(again, tmp_path, "recs"))) == set(ENTITIES[20:])
+    assert emulator.ids(1) == set(KEEP)
+
+
+# -- Adobe Target: the backup's read-back ------------------------------------------------
+
+@pytest.mark.parametrize(("answer", "why"), [
+    ({"raw": ""}, "an empty item"),
+    ({"body": {}}, "an empty item"),
+    ({"body": {"id": "ent-007", "name": "Entity ent-007"}}, 'it is the item "ent-007"'),
+    ({"body": ["ent-020"]}, 'not an object (["ent-020"])'),
+], ids=["empty-body", "empty-object", "another-entity", "a-list"])
+def test_an_adobe_read_back_that_is_not_the_entity_deletes_nothing(tmp_path, adobe, answer,
+                                                                      why):
+    """The backup reads each entity back before its delete: a 200 that is empty or another
+    entity was backed up as the deleted entity's (empty, or someone else's properties)
+    and the entity deleted; a re-import from that backup would restore the wrong thing."""
+    emulator, config = adobe(tmp_path)
+    emulator.queue_faults("get", [answer])
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert one_line(ran) == (f"recs: get entity: the answer for 'ent-020' is unusable: {why}")
+    assert emulator.stats.delete_requests == 0 and emulator.ids(1) == set(ENTITIES)
+
+
+# -- Bloomreach ----------------------------------------------------------------------------
+
+@pytest.fixture
+def bloomreach(tmp_path, start_emulator):
+    """60 items, the source holds the first 40; 5 ids a batch, 2 attempts a request."""
+
+    def start(inventory: bool = False, **settings) -> tuple[object, Path, dict]:
+        items = {f"sku-{n:03d}": {"title": f"Item {n}"} for n in range(60)}
+        emulator = start_emulator(items, **settings)
+        source = write_csv(tmp_path / "exports" / "products.csv", list(items)[:40])
+        remote = write_csv(tmp_path / "exports" / "remote.csv", list(items)) if inventory \
+            else None
+        config = write_config(tmp_path, job_toml(
+            "products", emulator.base_url, source, emulator=emulator, inventory=remote,
+            limits={"max_attempts": 2, "max_batch_ids": 5}))
+        return emulator, config, items
+
+    return start
+
+
+@pytest.mark.parametrize(("answer", "why"), [
+    ({"body": {"success": True, "data": None}}, "not an object (null)"),
+    ({"body": {"success": True, "data": {"item_id": "sku-040", "properties": "Item 40"}}},
+     'properties are not an object ("Item 40")'),
+    ({"body": {"success": False, "error": "Item not found"}},
+     "it says success false (Item not found)"),
+    ({"body": {"success": True}}, "an empty item"),
+    ({"body": {"success": True, "data": {"item_id": "SKU-040", "properties": {"t": 1}}}},
+     'it is the item "SKU-040"'),
+], ids=["data-null", "properties-a-string", "success-false", "no-data", "another-item"])
+def test_a_bloomreach_read_back_that_is_not_the_item_deletes_nothing(bloomreach, answer, why):
+    """With an inventory export the backup reads each item back: a 200 whose item is null
+    or malformed was a traceback; one that says success false, holds nothing or another
+    item was backed up as an empty (or someone else's) item and the item deleted."""
+    emulator, config, items = bloomreach(inventory=True)
+    emulator.queue_faults("list", [answer])  # get-item answers share the list route's faults
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert one_line(ran) == f"products: get item: the answer for 'sku-040' is unusable: {why}"
+    assert emulator.stats.bulk_delete_requests == 0 and emulator.ids() == set(items)
+
+
+def test_listed_entries_of_another_catalog_are_never_deleted(tmp_path, bloomreach):
+    """A listing (a proxy's or cache's mix-up) that holds another catalog's entries: they
+    were planned and reported deleted from this catalog, where they never were."""
+    emulator, config, items = bloomreach()
+    ours = [{"catalog_id": emulator.settings.catalog_id, "item_id": i, "properties": p}
+            for i, p in items.items()]
+    foreign = [{"catalog_id": "other-catalog", "item_id": f"theirs-{n}", "properties": {}}
+               for n in range(3)]
+    page = {"success": True, "data": ours + foreign, "matched": 63, "total": 63,
+            "limit": 1001, "skip": 0, "matched_limited": False}
+    emulator.queue_faults("list", [{"body": page}] * 3)
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "products: 20 deleted, 0 not deleted"
+    folder = report_of(ran, tmp_path, "products")
+    states = outcomes_of(folder)
+    assert not [i for i in states if i.startswith("theirs-")]
+    assert set(emulator.stats.deleted) == set(list(items)[40:])
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["inventory_complete"] is False
+    assert summary["inventory"]["detail"] == ("prefix '': 60 of 63; 3 listed entries skipped: "
+                                              'entry of another catalog ("other-catalog")')
