@@ -217,3 +217,28 @@ def test_listed_entries_of_another_catalog_are_never_deleted(tmp_path, bloomreac
     assert summary["inventory_complete"] is False
     assert summary["inventory"]["detail"] == ("prefix '': 60 of 63; 3 listed entries skipped: "
                                               'entry of another catalog ("other-catalog")')
+
+
+def test_a_trickled_delete_answer_is_abandoned_at_timeout_seconds(tmp_path, start_emulator):
+    """A proxy trickling the answer a byte every 0.2 s never trips httpx's read timeout
+    (1 s), which bounds each read, not the answer: the run waited ~30 s an attempt. Now the
+    whole answer must arrive within ``timeout_seconds``; the batch (applied, its answer
+    never in) is ``unknown`` and the run stops with exit 4."""
+    items = {f"sku-{n:03d}": {"title": f"Item {n}"} for n in range(60)}
+    emulator = start_emulator(items, trickle_seconds=0.2)
+    source = write_csv(tmp_path / "exports" / "products.csv", list(items)[:40])
+    config = write_config(tmp_path, job_toml(
+        "products", emulator.base_url, source, emulator=emulator,
+        limits={"max_attempts": 2, "max_batch_ids": 5, "timeout_seconds": 1}))
+    emulator.queue_faults("bulk", ["trickle", "trickle"])
+    ran = run_reconciler("--config", config, "run", timeout=60)  # ~70 s without the limit
+    assert ran.returncode == 4, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "products: 0 deleted, 20 not deleted"
+    assert "Traceback" not in ran.stderr + ran.stdout
+    states = outcomes_of(report_of(ran, tmp_path, "products"))
+    first = list(items)[40:45]
+    assert {i: states[i] for i in first} == dict.fromkeys(first, (
+        "unknown", "bulk delete: the answer took longer than 1 s to arrive in full "
+                   "(timeout_seconds)"))
+    assert {states[i][0] for i in list(items)[45:]} == {"not_sent"}
+    assert set(emulator.stats.deleted) == set(first)  # applied; nothing else touched
