@@ -242,3 +242,61 @@ def test_a_trickled_delete_answer_is_abandoned_at_timeout_seconds(tmp_path, star
                    "(timeout_seconds)"))
     assert {states[i][0] for i in list(items)[45:]} == {"not_sent"}
     assert set(emulator.stats.deleted) == set(first)  # applied; nothing else touched
+
+
+GONE = [f"sku-{n:03d}" for n in range(40, 60)]  # the ids the source no longer holds
+FIRST = GONE[:5]  # the first batch
+LOCKED = {"success": False, "queued": False, "errors": {"_global": ["Validation error: locked"]}}
+PAST = "Sun, 01 Nov 2026 12:00:00 GMT"
+ANSWERS = [
+    # (name, bulk faults, exit code, first line, the first batch's outcomes, its detail)
+    ("207-multi-status", [{"status": 207, "body": [{"success": True, "queued": True}] * 4
+                           + [LOCKED]}],
+     4, "products: 19 deleted, 1 not deleted", ["queued"] * 4 + ["failed"],
+     "_global: Validation error: locked"),
+    ("echoes-the-request", [{"body": FIRST}], 4, "products: 15 deleted, 5 not deleted",
+     ["unknown"] * 5, 'bulk delete: unexpected entry "sku-040"'),
+    ("success-for-an-id-not-sent", [{"body": [{"success": True, "queued": True}] * 6}], 4,
+     "products: 15 deleted, 5 not deleted", ["unknown"] * 5,
+     "bulk delete: sent 5 ids, answer has 6 entries"),
+    ("empty-200", [{"raw": ""}] * 2, 4, "products: 0 deleted, 20 not deleted",
+     ["unknown"] * 5, "malformed JSON in the answer: ''"),
+    ("proxy-html-once", [{"raw": "<html><body>Service temporarily unavailable</body></html>"}],
+     0, "products: 20 deleted, 0 not deleted", ["queued"] * 5, ""),
+    ("404-whole-batch", [{"status": 404, "body": {"success": False, "error": "Not found"}}],
+     4, "products: 15 deleted, 5 not deleted", ["failed"] * 5,
+     "bulk delete: HTTP 404: Not found"),
+    ("429-retry-after-negative", [{"status": 429, "headers": {"Retry-After": "-5"}}], 0,
+     "products: 20 deleted, 0 not deleted", ["queued"] * 5, ""),
+    ("429-retry-after-past-date", [{"status": 429, "headers": {"Retry-After": PAST}}], 0,
+     "products: 20 deleted, 0 not deleted", ["queued"] * 5, ""),
+    ("429-retry-after-infinite", [{"status": 429, "headers": {"Retry-After": "1e400"}}], 0,
+     "products: 20 deleted, 0 not deleted", ["queued"] * 5, ""),
+    ("429-without-retry-after", [{"status": 429, "body": {"error": "Rate limit"}}] * 1, 0,
+     "products: 20 deleted, 0 not deleted", ["queued"] * 5, ""),
+]
+
+
+@pytest.mark.parametrize(("faults", "code", "first_line", "outcomes", "detail"),
+                         [case[1:] for case in ANSWERS], ids=[case[0] for case in ANSWERS])
+def test_strange_bulk_delete_answers_give_each_id_its_true_outcome(
+        tmp_path, bloomreach, faults, code, first_line, outcomes, detail):
+    """Answers a bulk delete may get from the API or what stands in front of it: each id
+    ends in the outcome the answer supports (``queued`` only on its own success entry),
+    the run says so in its first line and exit code, and the source is never touched."""
+    emulator, config, items = bloomreach()
+    emulator.queue_faults("bulk", faults)
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == code, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == first_line
+    assert "Traceback" not in ran.stderr + ran.stdout
+    folder = report_of(ran, tmp_path, "products")
+    states = outcomes_of(folder)
+    assert set(states) == set(GONE)
+    assert [states[i][0] for i in FIRST] == outcomes
+    assert states[FIRST[-1]][1] == detail
+    assert set(emulator.stats.deleted) <= set(GONE)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["deleted"] == sum(1 for s, _ in states.values() if s == "queued")
+    if code == 0 and "429" in str(faults):
+        assert summary["throttled"] == 1 and emulator.ids() == set(items) - set(GONE)

@@ -1,0 +1,91 @@
+"""Round 7's strange answers, the pure parts: what a read-back, a delete answer, a listed
+entry and a Retry-After header must be before they are believed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from reconciler.backends.adobe_target import check_delete_answer
+from reconciler.backends.bloomreach import other_catalog, read_item
+from reconciler.core.classify import parse_retry_after, read_item_properties
+from reconciler.core.errors import BatchAnswerMismatch, FatalApiError
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("Sun, 01 Nov 2026 12:00:00 GMT", 0.0),  # a date in the past: retry now
+    ("inf", None), ("-inf", None), ("1e400", None),  # no pause is infinite
+    ("Mon, 23 Nov 2026 12:00:00", 86400.0),  # a date without its zone is GMT
+])
+def test_retry_after_in_the_past_or_infinite(header, seconds):
+    assert parse_retry_after(header, NOW) == seconds
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ({"success": True, "data": {"item_id": "a", "properties": {"t": 1}}}, {"t": 1}),
+    ({"item_id": "a", "properties": {"t": 1}}, {"t": 1}),  # the item alone
+    ({"success": True, "data": {"item_id": "a", "properties": None}}, {}),
+    ({"success": True, "data": {"item_id": "a"}}, {}),  # an item without properties
+])
+def test_a_bloomreach_read_back_of_the_item_gives_its_properties(body, expected):
+    assert read_item(body, "a") == expected
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    ({"success": True, "data": None}, "not an object (null)"),
+    ({"success": True, "data": ["a"]}, 'not an object (["a"])'),
+    ("a", 'not an object ("a")'),
+    ({"success": True}, "an empty item"),
+    ({}, "an empty item"),
+    ({"success": True, "data": {}}, "an empty item"),
+    ({"success": False}, "it says success false (no reason given)"),
+    ({"success": False, "errors": ["Item not found"]}, "it says success false (Item not found)"),
+    ({"success": True, "data": {"item_id": "A", "properties": {}}}, 'it is the item "A"'),
+    ({"success": True, "data": {"item_id": None, "properties": {}}}, "it is the item null"),
+    ({"success": True, "data": {"item_id": "a", "properties": [1]}},
+     "properties are not an object ([1])"),
+])
+def test_a_bloomreach_read_back_that_is_not_the_item_is_unusable(body, why):
+    with pytest.raises(FatalApiError) as caught:
+        read_item(body, "a")
+    assert str(caught.value) == f"get item: the answer for 'a' is unusable: {why}"
+    assert caught.value.status is None  # never taken for a 404 (gone)
+
+
+def test_an_adobe_entity_read_back_is_checked_to_be_that_entity():
+    def read(body, item_id="12"):
+        return read_item_properties(body, item_id, id_key="id", properties_key=None,
+                                    operation="get entity")
+
+    assert read({"id": 12, "name": "x"}) == {"name": "x"}  # numeric ids as decimal text
+    assert read({"id": "12"}) == {}
+    assert read({"name": "x"}) == {"name": "x"}  # an answer without its id is taken
+    for body, why in [({}, "an empty item"), ({"id": 13}, "it is the item 13"),
+                      ({"id": True}, "it is the item true"), ([], "not an object ([])")]:
+        with pytest.raises(FatalApiError) as caught:
+            read(body)
+        assert str(caught.value) == f"get entity: the answer for '12' is unusable: {why}"
+
+
+@pytest.mark.parametrize(("answer", "expected"), [
+    ({}, "delete entities: answer has no 'operation' ({}), expected 'deleted by ids'"),
+    ({"id": "a"}, "delete entities: answer has no 'operation' ({\"id\": \"a\"}), expected "
+                  "'deleted by ids'"),
+    ({"operation": None}, "delete entities: answer says null, expected 'deleted by ids'"),
+])
+def test_an_adobe_delete_answer_without_its_operation_is_a_mismatch(answer, expected):
+    with pytest.raises(BatchAnswerMismatch) as caught:
+        check_delete_answer(answer)
+    assert str(caught.value) == expected
+
+
+def test_an_entry_of_another_catalog_is_named_and_one_without_a_catalog_is_ours():
+    assert other_catalog({"item_id": "a"}, "cat") == ""
+    assert other_catalog({"item_id": "a", "catalog_id": "cat"}, "cat") == ""
+    assert other_catalog({"item_id": "a", "catalog_id": "Cat"}, "cat") == \
+        'entry of another catalog ("Cat")'
+    assert other_catalog({"item_id": "a", "catalog_id": 7}, "cat") == \
+        "entry of another catalog (7)"
