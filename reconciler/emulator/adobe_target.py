@@ -40,6 +40,7 @@ class AdobeTargetSettings:
     window_seconds: float = 60.0
     max_search_limit: int = 500
     retry_after_fractional: bool = False  # tests: "0.25" instead of whole seconds
+    ignore_start: bool = False  # tests: every search answers the first page (a loop)
 
 
 @dataclass
@@ -120,6 +121,8 @@ class AdobeTargetEmulator(ServedEmulator):
         if not 1 <= limit <= self.settings.max_search_limit or start < 1:
             return 400, {"error": f"limit must be 1..{self.settings.max_search_limit}"}, {}
         ids = sorted(self.environments.get(env, {}))
+        if self.settings.ignore_start:
+            start = 1
         page = ids[start - 1:start - 1 + limit]
         return 200, {"hits": [{"id": i} for i in page]}, {}
 

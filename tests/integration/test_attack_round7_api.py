@@ -35,16 +35,16 @@ KEEP = ENTITIES[:20]  # the source; ent-020 .. ent-029 are to be deleted
 def adobe(serve):
     """An Adobe Target emulator (30 entities in environment 1) and a CLI config for it."""
 
-    def start(tmp_path: Path) -> tuple[AdobeTargetEmulator, Path]:
-        emulator = serve(AdobeTargetEmulator(
-            {1: ENTITIES}, AdobeTargetSettings(requests_per_window=1000, window_seconds=1.0)))
+    def start(tmp_path: Path, **settings) -> tuple[AdobeTargetEmulator, Path]:
+        emulator = serve(AdobeTargetEmulator({1: ENTITIES}, AdobeTargetSettings(
+            requests_per_window=1000, window_seconds=1.0, **settings)))
         source = write_csv(tmp_path / "exports" / "recs.csv", KEEP)
         s = emulator.settings
         target = {"backend": "adobe-target", "base_url": emulator.base_url,
                   "tenant": s.tenant, "environment": 1, "api_key": s.api_key,
                   "token": s.token}
         limits = {**FAST_LIMITS, "requests_per_window": 1000, "window_seconds": 1.0,
-                  "max_attempts": 2, "max_batch_ids": 5}
+                  "max_attempts": 2, "max_batch_ids": 5, "list_page_size": 10}
         text = (f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
                 + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
                 + "[jobs.recs.limits]\n"
@@ -130,6 +130,22 @@ def test_an_adobe_delete_applied_then_answered_502_is_unknown_then_resumed(tmp_p
     assert again.stdout.splitlines()[0].endswith(": 10 deleted, 0 not deleted")
     assert set(outcomes_of(report_of(again, tmp_path, "recs"))) == set(ENTITIES[20:])
     assert emulator.ids(1) == set(KEEP)
+
+
+# -- Adobe Target: listing ---------------------------------------------------------------
+
+def test_an_adobe_search_that_ignores_start_ends_in_one_line_not_a_loop(tmp_path, adobe):
+    """A server answering every ``start`` with the first (full) page: the listing paged
+    forever (no total to stop at). Now a page of nothing new ends it: exit 1, one line,
+    nothing deleted."""
+    emulator, config = adobe(tmp_path, ignore_start=True)
+    ran = run_reconciler("--config", config, "run", timeout=60)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert one_line(ran) == ("recs: catalogsearch: the page at start=11 repeats earlier pages "
+                             "entirely (the server ignores 'start', or its pages loop): the "
+                             "listing cannot be finished")
+    assert emulator.stats.delete_requests == 0 and emulator.ids(1) == set(ENTITIES)
+    assert emulator.stats.requests == 2
 
 
 # -- Adobe Target: the backup's read-back ------------------------------------------------
