@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.emulator.adobe_classic import AdobeClassicEmulator
 from reconciler.emulator.adobe_target import AdobeTargetEmulator, AdobeTargetSettings
 from tests.helpers import (
     FAST_LIMITS,
@@ -167,6 +168,50 @@ def test_an_adobe_read_back_that_is_not_the_entity_deletes_nothing(tmp_path, ado
     assert ran.returncode == 1, ran.stderr[-2000:]
     assert one_line(ran) == (f"recs: get entity: the answer for 'ent-020' is unusable: {why}")
     assert emulator.stats.delete_requests == 0 and emulator.ids(1) == set(ENTITIES)
+
+
+# -- Adobe Recommendations classic ---------------------------------------------------------
+
+@pytest.mark.parametrize(("answer", "detail"), [
+    ({"raw": "<!DOCTYPE html><html><body>Sign in to continue</body></html>"},
+     "entity.delete: answered with an HTML page, not the API: '<!DOCTYPE html><html><body>"
+     "Sign in to continue</body></html>'"),
+    ({"body": {"error": "invalid clientToken"}},
+     "entity.delete: answered with an error: invalid clientToken"),
+    ({"raw": "<response><error>Entity service unavailable</error></response>"},
+     "entity.delete: answered with an error: '<response><error>Entity service unavailable"
+     "</error></response>'"),
+], ids=["html-sign-in-page", "json-error", "xml-error"])
+def test_a_classic_200_that_names_an_error_is_unknown_not_deleted(tmp_path, serve, answer,
+                                                                   detail):
+    """Classic documents no answer, so any 200 was taken as every id deleted, even a
+    sign-in page from a proxy or a body that names an error: those ids were reported
+    deleted and stayed."""
+    emulator = serve(AdobeClassicEmulator(ENTITIES))
+    source = write_csv(tmp_path / "exports" / "recs.csv", KEEP)
+    export = write_csv(tmp_path / "exports" / "catalog.csv", ENTITIES)
+    s = emulator.settings
+    target = {"backend": "adobe-classic", "base_url": emulator.base_url, "client": s.client,
+              "client_token": s.client_token}
+    limits = {**FAST_LIMITS, "requests_per_window": 1000, "window_seconds": 1.0,
+              "max_attempts": 2, "max_batch_ids": 5}
+    config = write_config(tmp_path, (
+        f"[jobs.recs.source]\npath = {toml_value(source)}\n[jobs.recs.target]\n"
+        + "".join(f"{k} = {toml_value(v)}\n" for k, v in target.items())
+        + f"[jobs.recs.target.inventory]\npath = {toml_value(export)}\n[jobs.recs.limits]\n"
+        + "".join(f"{k} = {toml_value(v)}\n" for k, v in limits.items())
+        + "[jobs.recs.safety]\n"
+        + "".join(f"{k} = {toml_value(v)}\n" for k, v in PERMISSIVE_SAFETY.items())))
+    emulator.queue_faults([answer])
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 4, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "recs: 5 deleted, 5 not deleted"
+    assert "Traceback" not in ran.stderr + ran.stdout
+    states = outcomes_of(report_of(ran, tmp_path, "recs"))
+    first = ENTITIES[20:25]
+    assert {i: states[i] for i in first} == dict.fromkeys(first, ("unknown", detail))
+    assert emulator.ids() == set(KEEP) | set(first)  # the answered-for five are still there
+    assert emulator.stats.delete_all == 0
 
 
 # -- Bloomreach ----------------------------------------------------------------------------

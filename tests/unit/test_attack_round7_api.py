@@ -89,3 +89,21 @@ def test_an_entry_of_another_catalog_is_named_and_one_without_a_catalog_is_ours(
         'entry of another catalog ("Cat")'
     assert other_catalog({"item_id": "a", "catalog_id": 7}, "cat") == \
         "entry of another catalog (7)"
+
+
+def test_a_classic_answer_is_accepted_unless_it_names_an_error_or_is_a_page():
+    from reconciler.backends.adobe_classic import check_entity_delete_answer
+
+    for fine in ['{"message": "2 entities deleted"}', "", "OK", "<response>2</response>",
+                 '{"error": ""}', '["a"]']:
+        check_entity_delete_answer(fine)
+    for bad, expected in [
+        ("  <html><head>",
+         "entity.delete: answered with an HTML page, not the API: '<html><head>'"),
+        ('{"errors": ["quota"]}', "entity.delete: answered with an error: quota"),
+        ('{"success": false}', "entity.delete: answered with an error: success false"),
+        ("<Error>denied</Error>", "entity.delete: answered with an error: '<Error>denied</Error>'"),
+    ]:
+        with pytest.raises(BatchAnswerMismatch) as caught:
+            check_entity_delete_answer(bad)
+        assert str(caught.value) == expected
