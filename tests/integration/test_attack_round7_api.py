@@ -361,3 +361,42 @@ def test_strange_bulk_delete_answers_give_each_id_its_true_outcome(
     assert summary["deleted"] == sum(1 for s, _ in states.values() if s == "queued")
     if code == 0 and "429" in str(faults):
         assert summary["throttled"] == 1 and emulator.ids() == set(items) - set(GONE)
+
+
+def test_ids_the_api_lists_escaped_are_near_matches_of_their_plain_source_ids(
+        tmp_path, start_emulator):
+    """The API (or a proxy) lists ids URL- or HTML-escaped: ``gift%20card`` for the source's
+    ``gift card``. They were planned as deletes (a server that decodes them deletes the live
+    item; one that does not reports a delete that never happened, every run). Now they are
+    ``near_match`` skips, as the other direction (an escaped source id) already was."""
+    plain = {"gift card": "gift%20card", "bread+butter": "bread%2Bbutter",
+             "at&t-sim": "at&amp;t-sim", "café-1": "caf%C3%A9-1", "kit pro": "kit+pro"}
+    items = {f"sku-{n:03d}": {"title": f"Item {n}"} for n in range(60)}
+    items.update({listed: {"title": f"Listed {listed}"} for listed in plain.values()})
+    emulator = start_emulator(items)
+    source = write_csv(tmp_path / "exports" / "products.csv",
+                       [f"sku-{n:03d}" for n in range(40)] + list(plain))
+    config = write_config(tmp_path, job_toml("products", emulator.base_url, source,
+                                             emulator=emulator))
+    refused = run_reconciler("--config", config, "run", timeout=90)
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr + refused.stdout
+    assert next(x for x in refused.stderr.splitlines() if not x.startswith("{")) == (
+        "products: near_match: 5 ids to delete equal a source id but for their spelling "
+        "(encoding 5); they are skipped as near_match; max_near_match_share is 0.10% of 45 "
+        "source ids (was the export re-encoded or read as numbers?)")
+    assert emulator.stats.bulk_delete_requests == 0
+    # Told to expect them, the run skips the five and deletes the twenty that are gone.
+    config = write_config(tmp_path, job_toml(
+        "products", emulator.base_url, source, emulator=emulator,
+        safety={**PERMISSIVE_SAFETY, "max_near_match_share": 0.5}))
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "products: 20 deleted, 0 not deleted"
+    folder = report_of(ran, tmp_path, "products")
+    states = outcomes_of(folder)
+    assert {states[i][0] for i in plain.values()} == {"skipped"}
+    with (folder / "skipped.csv").open(encoding="utf-8") as f:
+        skipped = {r["item_id"]: r["reason"] for r in csv.DictReader(f)}
+    assert skipped == dict.fromkeys(plain.values(), "near_match")
+    assert set(emulator.stats.deleted) == {f"sku-{n:03d}" for n in range(40, 60)}

@@ -107,3 +107,17 @@ def test_a_classic_answer_is_accepted_unless_it_names_an_error_or_is_a_page():
         with pytest.raises(BatchAnswerMismatch) as caught:
             check_entity_delete_answer(bad)
         assert str(caught.value) == expected
+
+
+@pytest.mark.parametrize(("listed", "source"), [
+    ("gift%20card", "gift card"), ("kit+pro", "kit pro"), ("at&amp;t", "at&t"),
+    ("caf%C3%A9-1", "café-1"), ("sku%2F1", "sku/1"), ("line%0A", "line\n"),
+])
+def test_an_id_listed_escaped_is_a_near_match_of_its_plain_source_id(listed, source):
+    import pyarrow as pa
+
+    from reconciler.core.nearmatch import near_matches
+
+    found = near_matches(pa.array([listed, "other%20id"]), pa.array([source, "unrelated"]))
+    assert found.ids.to_pylist() == [listed]
+    assert found.kinds["encoding"] == 1
