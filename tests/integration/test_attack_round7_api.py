@@ -133,6 +133,30 @@ def test_an_adobe_delete_applied_then_answered_502_is_unknown_then_resumed(tmp_p
     assert emulator.ids(1) == set(KEEP)
 
 
+def test_an_adobe_delete_answered_404_fails_the_batch_and_the_next_listing_settles_it(
+        tmp_path, adobe):
+    """A 404 for a delete (an id already gone, say) after the rest was applied: the batch
+    is ``failed`` with the server's words (not ``queued``: nothing says which ids went),
+    and failed ids are not resumed blindly: the next run lists the catalog again, finds
+    them gone and has nothing left to send for them."""
+    emulator, config = adobe(tmp_path)
+    emulator.queue_faults("delete", [{"status": 404, "body": {"error": "entity not found"},
+                                      "apply": True}])
+    ran = run_reconciler("--config", config, "run", timeout=90)
+    assert ran.returncode == 4, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "recs: 5 deleted, 5 not deleted"
+    states = outcomes_of(report_of(ran, tmp_path, "recs"))
+    first = ENTITIES[20:25]
+    assert {i: states[i] for i in first} == dict.fromkeys(
+        first, ("failed", "delete entities: HTTP 404: entity not found"))
+    assert emulator.ids(1) == set(KEEP)
+    requests = emulator.stats.delete_requests
+    again = run_reconciler("--config", config, "run", timeout=90)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.splitlines()[0] == "recs: 0 deleted, 0 not deleted"
+    assert emulator.stats.delete_requests == requests
+
+
 # -- Adobe Target: listing ---------------------------------------------------------------
 
 def test_an_adobe_search_that_ignores_start_ends_in_one_line_not_a_loop(tmp_path, adobe):
