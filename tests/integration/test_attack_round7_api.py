@@ -424,3 +424,31 @@ def test_ids_the_api_lists_escaped_are_near_matches_of_their_plain_source_ids(
         skipped = {r["item_id"]: r["reason"] for r in csv.DictReader(f)}
     assert skipped == dict.fromkeys(plain.values(), "near_match")
     assert set(emulator.stats.deleted) == {f"sku-{n:03d}" for n in range(40, 60)}
+
+
+def test_a_cache_answering_the_descending_page_with_the_ascending_one_deletes_only_listed(
+        tmp_path, start_emulator):
+    """A cache in front of the API that ignores ``order`` repeats the first page for the
+    descending one: the walk sees the order contradicted, deletes only ids it really
+    listed and absent from the source, and says the inventory is incomplete."""
+    items = {f"sku-{n:05d}": {"title": f"Item {n}"} for n in range(1500)}
+    emulator = start_emulator(items)
+    ids = sorted(items)
+    keep = [i for n, i in enumerate(ids) if n % 15]
+    source = write_csv(tmp_path / "exports" / "products.csv", keep)
+    config = write_config(tmp_path, job_toml("products", emulator.base_url, source,
+                                             emulator=emulator))
+    first = {"success": True, "matched": 1500, "total": 1500, "limit": 1001, "skip": 0,
+             "matched_limited": False,
+             "data": [{"catalog_id": emulator.settings.catalog_id, "item_id": i,
+                       "properties": items[i]} for i in ids[:1001]]}
+    emulator.queue_faults("list", [{"body": first}, {"body": first}])
+    ran = run_reconciler("--config", config, "run", timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert ran.stdout.splitlines()[0] == "products: 67 deleted, 0 not deleted"
+    assert set(emulator.stats.deleted) == set(ids[:1001]) - set(keep)
+    summary = json.loads((report_of(ran, tmp_path, "products") / "summary.json").read_text())
+    assert summary["inventory_complete"] is False
+    assert summary["inventory"]["detail"] == "prefix '': 1001 of 1500"
+    verdicts = {a["name"]: a["status"] for a in summary["assumptions"]}
+    assert verdicts["item_id_order_is_codepoint"] == "contradicted"
