@@ -262,17 +262,21 @@ class AdobeTargetBackend(HttpBackend):
             page = self._search_page(start, limit)
             requests += 1
             repeated = paging_overlap(seen, page)
-            if page and len(repeated) == len(page):
-                # Nothing new: a server ignoring ``start`` (or whose pages cycle) would
-                # keep this loop paging full pages forever.
-                raise FatalApiError(f"catalogsearch: the page at start={start} repeats "
-                                    "earlier pages entirely (the server ignores 'start', or "
-                                    "its pages loop): the listing cannot be finished")
             if evidence is not None and repeated:
                 evidence.contradict(PAGES_DO_NOT_OVERLAP, f"page at start={start} repeats "
                                     f"{len(repeated)} id(s) of earlier pages, e.g. {repeated[0]!r}")
             elif evidence is not None and requests > 1:
                 evidence.confirm(PAGES_DO_NOT_OVERLAP, f"{requests} pages, no id repeated")
+            if page and len(repeated) == len(page):
+                # Nothing new. More than asked: a server answering with all it has (its
+                # ids are real; the overlap makes the inventory unproven). A full page:
+                # a server ignoring ``start`` (or whose pages cycle) would keep this loop
+                # paging forever.
+                if len(page) > limit:
+                    return ids, requests
+                raise FatalApiError(f"catalogsearch: the page at start={start} repeats "
+                                    "earlier pages entirely (the server ignores 'start', or "
+                                    "its pages loop): the listing cannot be finished")
             seen.update(page)
             ids.extend(page)
             if records is not None:

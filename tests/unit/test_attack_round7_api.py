@@ -3,6 +3,7 @@ entry and a Retry-After header must be before they are believed."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -121,3 +122,42 @@ def test_an_id_listed_escaped_is_a_near_match_of_its_plain_source_id(listed, sou
     found = near_matches(pa.array([listed, "other%20id"]), pa.array([source, "unrelated"]))
     assert found.ids.to_pylist() == [listed]
     assert found.kinds["encoding"] == 1
+
+
+def _adobe_inventory(clock, answer):
+    """The inventory an Adobe Target backend (pages of 2) makes of a search ``answer``."""
+    import httpx
+    import respx
+
+    from reconciler.backends.adobe_target import AdobeTargetBackend, AdobeTargetSettings
+    from reconciler.core.settings import Limits, Secret, Target
+
+    target = Target(backend="adobe-target", base_url="https://mc.example.test",
+                    settings=AdobeTargetSettings(tenant="t", environment=1,
+                                                 api_key=Secret("cid"), token=Secret("tok")))
+    backend = AdobeTargetBackend(target, Limits(list_page_size=2, list_window=2), clock)
+    with respx.mock:
+        respx.post("https://mc.example.test/t/target/recs/catalogsearch").mock(
+            side_effect=lambda request: httpx.Response(200, json={"hits": [
+                {"id": i} for i in answer(json.loads(request.content)["meta"])]}))
+        try:
+            return backend.inventory()
+        finally:
+            backend.close()
+
+
+IDS = ["a", "b", "c", "d", "e"]
+
+
+def test_an_adobe_search_that_ignores_start_is_refused_not_paged_forever(clock):
+    with pytest.raises(FatalApiError) as caught:
+        _adobe_inventory(clock, lambda meta: IDS[:meta["limit"]])
+    assert str(caught.value) == (
+        "catalogsearch: the page at start=3 repeats earlier pages entirely (the server "
+        "ignores 'start', or its pages loop): the listing cannot be finished")
+
+
+def test_an_adobe_search_that_ignores_limit_lists_everything_unproven(clock):
+    for answer in (lambda meta: IDS, lambda meta: IDS[meta["start"] - 1:]):  # start too?
+        inventory = _adobe_inventory(clock, answer)
+        assert list(inventory.ids) == IDS and not inventory.complete
