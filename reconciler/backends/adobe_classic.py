@@ -11,6 +11,7 @@ secret, so logs and reports redact it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,9 +32,9 @@ from reconciler.backends.retry import OnRetry
 from reconciler.backends.spec import BackendSpec, Capabilities
 from reconciler.core.assumptions import Assumption
 from reconciler.core.batching import BatchShape
-from reconciler.core.classify import classify_status
+from reconciler.core.classify import classify_status, error_text
 from reconciler.core.clock import Clock
-from reconciler.core.errors import FatalApiError, SkippableItem
+from reconciler.core.errors import BatchAnswerMismatch, FatalApiError, SkippableItem
 from reconciler.core.plan import SKIP_UNADDRESSABLE
 from reconciler.core.settings import Limits, Secret, Target
 from reconciler.core.table import Table, secret
@@ -49,6 +50,28 @@ def entity_delete_query(client: str, token: str, ids: Sequence[str]) -> str:
     joined = ",".join(quote(i, safe="") for i in ids)
     return (f"/rest?action=entity.delete&client={quote(client, safe='')}"
             f"&clientToken={quote(token, safe='')}&entityIds={joined}")
+
+
+def check_entity_delete_answer(text: str) -> None:
+    """Any 200 answer is taken to accept every id of the request (*unconfirmed*: classic
+    documents no answer), except one that says otherwise: a body naming an error (JSON
+    ``error``/``errors``, ``success: false``, an XML ``<error>``) or an HTML page (a proxy's
+    or a sign-in page answering for the API). Neither can be attributed to the ids, so the
+    batch is ``unknown`` (``BatchAnswerMismatch``), never recorded as deleted."""
+    head = text.lstrip()[:200].lower()
+    if head.startswith(("<!doctype html", "<html")):
+        raise BatchAnswerMismatch(f"entity.delete: answered with an HTML page, not the API: "
+                                  f"{text.strip()[:80]!r}")
+    if head.startswith("<") and "<error" in text.lower():
+        raise BatchAnswerMismatch(f"entity.delete: answered with an error: {text.strip()[:120]!r}")
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        return
+    if isinstance(body, dict) and (body.get("error") or body.get("errors")
+                                   or body.get("success") is False):
+        raise BatchAnswerMismatch(f"entity.delete: answered with an error: "
+                                  f"{error_text(body) or 'success false'}")
 
 
 @dataclass(frozen=True)
@@ -122,7 +145,7 @@ class AdobeClassicBackend(HttpBackend):
                                        self._settings.client_token.value, ids)
         except ValueError as exc:
             raise FatalApiError(f"entity.delete: {exc}") from None
-        self._call(path, "entity.delete")
+        check_entity_delete_answer(self._call(path, "entity.delete"))
         return [ItemResult(True) for _ in ids]  # the API answers per request, not per id
 
     def read_back(self, ids: Sequence[str]) -> list[Record]:
@@ -135,12 +158,13 @@ class AdobeClassicBackend(HttpBackend):
         raise FatalApiError("adobe-classic: purge (entity.deleteAll) is not supported by this "
                             "tool")
 
-    def _call(self, path: str, operation: str) -> None:
+    def _call(self, path: str, operation: str) -> str:
         response = send(self._http, "GET", path, operation)
         error = classify_status(response.status_code, response.headers, response.text,
                                 operation=operation)
         if error is not None:
             raise error
+        return response.text
 
 
 SPEC = BackendSpec(

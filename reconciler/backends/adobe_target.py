@@ -50,6 +50,7 @@ from reconciler.core.classify import (
     id_problem,
     parse_json_body,
     parse_retry_after,
+    read_item_properties,
 )
 from reconciler.core.clock import Clock
 from reconciler.core.errors import (
@@ -115,11 +116,15 @@ def search_hits(body: Any) -> list[str]:
 
 def check_delete_answer(body: Any) -> None:
     """A delete answer is ``{"operation": "deleted by ids"}``: anything else (not an object,
-    or another operation such as "deleted all") cannot be attributed to the ids sent."""
+    another operation such as "deleted all", or none: an empty 200 from a proxy or cache
+    in front of the API) cannot be attributed to the ids sent."""
     if not isinstance(body, dict):
         raise BatchAnswerMismatch(f"delete entities: answer is not an object: "
                                   f"{json.dumps(body)[:80]}")
-    operation = body.get("operation", "deleted by ids")
+    if "operation" not in body:
+        raise BatchAnswerMismatch(f"delete entities: answer has no 'operation' "
+                                  f"({json.dumps(body)[:80]}), expected 'deleted by ids'")
+    operation = body["operation"]
     if operation != "deleted by ids":
         raise BatchAnswerMismatch(f"delete entities: answer says {json.dumps(operation)[:80]}, "
                                   "expected 'deleted by ids'")
@@ -262,6 +267,16 @@ class AdobeTargetBackend(HttpBackend):
                                     f"{len(repeated)} id(s) of earlier pages, e.g. {repeated[0]!r}")
             elif evidence is not None and requests > 1:
                 evidence.confirm(PAGES_DO_NOT_OVERLAP, f"{requests} pages, no id repeated")
+            if page and len(repeated) == len(page):
+                # Nothing new. More than asked: a server answering with all it has (its
+                # ids are real; the overlap makes the inventory unproven). A full page:
+                # a server ignoring ``start`` (or whose pages cycle) would keep this loop
+                # paging forever.
+                if len(page) > limit:
+                    return ids, requests
+                raise FatalApiError(f"catalogsearch: the page at start={start} repeats "
+                                    "earlier pages entirely (the server ignores 'start', or "
+                                    "its pages loop): the listing cannot be finished")
             seen.update(page)
             ids.extend(page)
             if records is not None:
@@ -326,9 +341,8 @@ class AdobeTargetBackend(HttpBackend):
                 if exc.status == 404:
                     continue
                 raise
-            properties = {k: v for k, v in body.items() if k != "id"} \
-                if isinstance(body, dict) else {}
-            present.append(Record(item_id, properties))
+            present.append(Record(item_id, read_item_properties(
+                body, item_id, id_key="id", properties_key=None, operation="get entity")))
         return present
 
     def restore(self, records: Sequence[Record]) -> list[ItemResult]:

@@ -19,6 +19,7 @@ once known, is a one-line change:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -43,9 +44,11 @@ from reconciler.core.batching import BatchShape, encode_json
 from reconciler.core.classify import (
     answer_count,
     classify_status,
+    error_text,
     id_problem,
     match_bulk_answer,
     parse_json_body,
+    read_item_properties,
 )
 from reconciler.core.clock import Clock
 from reconciler.core.errors import AuthError, FatalApiError, SkippableItem
@@ -269,6 +272,8 @@ class BloomreachBackend(HttpBackend):
         for entry in body["data"]:
             item_id = entry.get("item_id") if isinstance(entry, dict) else None
             problem = id_problem(item_id) if isinstance(entry, dict) else "entry is not an object"
+            if not problem:
+                problem = other_catalog(entry, self._settings.catalog_id)
             if problem:
                 # Never deleted (only listed ids are), and never turned into the id "None".
                 # (Counted once per distinct entry: the walk may see one entry on several pages.)
@@ -294,8 +299,7 @@ class BloomreachBackend(HttpBackend):
                 if exc.status == 404:
                     continue
                 raise
-            data = body.get("data", body) if isinstance(body, dict) else {}
-            present.append(Record(item_id, dict(data.get("properties") or {})))
+            present.append(Record(item_id, read_item(body, item_id)))
         return present
 
     # -- writing -------------------------------------------------------------------------
@@ -354,6 +358,31 @@ class BloomreachBackend(HttpBackend):
             raise error
         return parse_json_body(response.text)
 
+
+
+def other_catalog(entry: dict[str, Any], catalog_id: str) -> str:
+    """Why a listed entry is not this catalog's ('' when it is): an entry naming another
+    ``catalog_id`` (a proxy's or a cache's mix-up) is never a candidate for this catalog's
+    delete, which would report it deleted while it never was here."""
+    named = entry.get("catalog_id")
+    if named is None or named == catalog_id:
+        return ""
+    return f"entry of another catalog ({json.dumps(named)[:60]})"
+
+
+def read_item(body: Any, item_id: str) -> dict[str, Any]:
+    """The properties of a get-item answer, ``{"success": true, "data": {"item_id",
+    "properties"}}`` (the item alone is taken too); a 200 that says ``success: false``,
+    is empty or names another item is unusable (``read_item_properties``)."""
+    if isinstance(body, dict) and body.get("success") is False:
+        raise FatalApiError(f"get item: the answer for {item_id!r} is unusable: it says "
+                            f"success false ({error_text(body) or 'no reason given'})")
+    item = body
+    if isinstance(body, dict):  # the envelope's flag is no property of the item
+        item = body["data"] if "data" in body else {k: v for k, v in body.items()
+                                                    if k != "success"}
+    return read_item_properties(item, item_id, id_key="item_id", properties_key="properties",
+                                operation="get item")
 
 
 def _auth_hint(status: int, operation: str) -> str:

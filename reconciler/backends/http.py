@@ -8,6 +8,7 @@ the members the backend interface asks of every adapter in the same way.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -132,8 +133,23 @@ class HttpBackend:
 
 def send(client: httpx.Client, method: str, url: str, operation: str,
          **kwargs: Any) -> httpx.Response:
+    """One request whose whole answer must arrive within the client's timeout
+    (``timeout_seconds``, "per HTTP request"): httpx bounds each read, not the answer, so a
+    proxy trickling a byte a second would hold a run (and its stop) for as long as it
+    likes. Past the limit the answer is abandoned like a timeout: retriable, the batch
+    ``unknown`` when retries run out (it may have been applied)."""
+    limit = client.timeout.read
+    started = time.monotonic()
     try:
-        return client.request(method, url, **kwargs)
+        with client.stream(method, url, **kwargs) as response:
+            raw = bytearray()
+            for chunk in response.iter_raw():  # still encoded: the answer decodes it once
+                raw += chunk
+                if limit is not None and time.monotonic() - started > limit:
+                    raise RetriableApiError(f"{operation}: the answer took longer than "
+                                            f"{limit:g} s to arrive in full (timeout_seconds)")
+        return httpx.Response(response.status_code, headers=response.headers,
+                              content=bytes(raw), request=response.request)
     except httpx.TimeoutException as exc:
         raise RetriableApiError(f"{operation}: timed out ({type(exc).__name__})") from None
     except httpx.TransportError as exc:

@@ -153,3 +153,36 @@ def match_bulk_answer(sent: int, body: Any, operation: str) -> list[ItemResult]:
         ok = entry["success"]
         results.append(ItemResult(ok, "" if ok else error_text(entry) or "failed"))
     return results
+
+
+def read_item_properties(item: Any, item_id: str, *, id_key: str, properties_key: str | None,
+                         operation: str) -> dict[str, Any]:
+    """The properties of one item read back (a backup keeps them to restore it), checked to
+    be that item's. An answer that is not an object, is empty, names another item or holds
+    properties that are not an object would back up (and later restore) something else than
+    the item deleted: it is unusable (``FatalApiError``), never an empty record.
+
+    ``properties_key`` is the field holding the properties (Bloomreach's ``properties``), or
+    None when they are the item's other fields (Adobe Target's entity attributes)."""
+
+    def unusable(why: str) -> FatalApiError:
+        return FatalApiError(f"{operation}: the answer for {item_id!r} is unusable: {why}")
+
+    if not isinstance(item, dict):
+        raise unusable(f"not an object ({json.dumps(item)[:60]})")
+    if not item:
+        raise unusable("an empty item")
+    if id_key in item:
+        named = item[id_key]
+        if isinstance(named, int) and not isinstance(named, bool):
+            named = str(named)  # numeric ids travel as their decimal text
+        if named != item_id:
+            raise unusable(f"it is the item {json.dumps(item[id_key])[:60]}")
+    if properties_key is None:
+        return {k: v for k, v in item.items() if k != id_key}
+    properties = item.get(properties_key)
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise unusable(f"{properties_key} are not an object ({json.dumps(properties)[:60]})")
+    return properties

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 import numpy as np
 import pyarrow as pa
@@ -296,8 +296,10 @@ def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     replaced (``caf\ufffd``, ``caf\ufffd\ufffd``: bytes a decoder could not read;
     ``caf?``: a charset that cannot hold them) or stripped of their accents (``cafe``:
     an ASCII transliteration); and the escapes of an XML or HTML feed (``at&amp;t``,
-    ``caf&#233;``) or of a URL (``ab%20001``, ``caf%C3%A9``). A loop over the ids to
-    delete that are not ASCII or hold ``&<>"'`` or a space, never over the source."""
+    ``caf&#233;``) or of a URL (``ab%20001``, ``caf%C3%A9``); and the reverse, an id
+    listed by the API in its escaped form (``ab%20001``, ``ab+001``, ``at&amp;t``) whose
+    source id is the plain one. A loop over the ids to delete that are not ASCII or hold
+    ``&<>"'+``, a space or a ``%XX`` escape, never over the source."""
     originals: list[str] = []
     spellings: list[str] = []
     wide = pc.invert(pc.fill_null(pc.string_is_ascii(ids), True))
@@ -309,12 +311,15 @@ def _misdecoded(ids: pa.Array) -> tuple[list[str], list[str]]:
     return originals, spellings
 
 
-_ESCAPABLE = "[&<>\"' ]"
+_ESCAPABLE = "[&<>\"' +]|%[0-9A-Fa-f]{2}"
 _URL_SAFE = "!$&'()*+,:;=@-._~/"  # left as they are in a URL's path: only the rest is %-encoded
 
 
 def _spellings(value: str) -> Iterator[str]:
     """What ``value`` may have become on its way through a re-encoding (``_misdecoded``)."""
+    yield unquote(value)  # listed escaped by the API: "ab%20001" is "ab 001" in the source
+    yield unquote_plus(value)  # "ab+001"
+    yield html.unescape(value)  # "at&amp;t"
     yield quote(value, safe=_URL_SAFE)  # taken from a URL: "ab%20001", "caf%C3%A9"
     yield quote_plus(value, safe=_URL_SAFE.replace("+", ""))
     yield html.escape(value)

@@ -2,17 +2,20 @@
 
 ``GET /rest?action=entity.delete&client=&clientToken=&entityIds=a,b`` deletes those
 entities; ``action=entity.deleteAll`` deletes every entity (counted, so a test can prove
-it never happened). A wrong client or token answers 401.
+it never happened). A wrong client or token answers 401. ``queue_faults(faults)``: the
+next deletes get these whole answers instead (``{"status": 200, "body": ...}`` or
+``"raw": "text"``), applied first when ``"apply": true``, as the other emulators' faults.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.emulator.server import ServedEmulator
+from reconciler.emulator.server import Raw, ServedEmulator
 
 
 @dataclass
@@ -36,6 +39,11 @@ class AdobeClassicEmulator(ServedEmulator):
         self.entities: set[str] = set(entities)
         self.stats = AdobeClassicStats()
         self.lock = threading.Lock()
+        self.faults: deque[dict[str, Any]] = deque()
+
+    def queue_faults(self, faults: Iterable[dict[str, Any]]) -> None:
+        with self.lock:
+            self.faults.extend(faults)
 
     def ids(self) -> set[str]:
         with self.lock:
@@ -63,11 +71,21 @@ class AdobeClassicEmulator(ServedEmulator):
             ids = [i for i in one.get("entityIds", "").split(",") if i]
             if not ids:
                 return 400, {"error": "entityIds is required"}, {}
+            fault = self.faults.popleft() if self.faults else None
+            if fault is not None and not fault.get("apply"):
+                return self._faulty(fault)
             for item_id in ids:
                 if item_id in self.entities:
                     self.entities.remove(item_id)
                     self.stats.deleted.append(item_id)
+            if fault is not None:
+                return self._faulty(fault)
             return 200, {"message": f"{len(ids)} entities deleted"}, {}
+
+    @staticmethod
+    def _faulty(fault: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        body = Raw(str(fault["raw"]).encode()) if "raw" in fault else fault.get("body")
+        return int(fault.get("status", 200)), body, dict(fault.get("headers", {}))
 
 
 def from_cli(items: Mapping[str, Any], args: Any) -> tuple[AdobeClassicEmulator, str]:

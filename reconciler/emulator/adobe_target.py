@@ -8,6 +8,11 @@
   as the real API documents, so a client that ever sends such a request is caught.
 * ``GET /{tenant}/target/recs/entities/{id}?environmentId=N``: 200 or 404.
 * Every admin call counts against one window (50 a minute by default); over it: **503**.
+* ``queue_faults(route, faults)`` (routes ``search``, ``delete``, ``get``): the next
+  requests on the route get these whole answers instead, ``{"status": 200, "headers":
+  {...}, "body": ...}`` (``"raw": "text"`` for a body that is not JSON), as the Bloomreach
+  emulator's; ``"apply": true`` applies the request first (an answer lost after the
+  delete was done).
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from reconciler.emulator.bloomreach import SlidingWindow
-from reconciler.emulator.server import ServedEmulator
+from reconciler.emulator.server import Raw, ServedEmulator
 
 
 @dataclass
@@ -34,6 +40,7 @@ class AdobeTargetSettings:
     window_seconds: float = 60.0
     max_search_limit: int = 500
     retry_after_fractional: bool = False  # tests: "0.25" instead of whole seconds
+    ignore_start: bool = False  # tests: every search answers the first page (a loop)
 
 
 @dataclass
@@ -56,6 +63,22 @@ class AdobeTargetEmulator(ServedEmulator):
         self.stats = AdobeTargetStats()
         self.lock = threading.Lock()
         self.rate = SlidingWindow(self.settings.requests_per_window, self.settings.window_seconds)
+        self.faults: dict[str, deque[dict[str, Any]]] = {
+            "search": deque(), "delete": deque(), "get": deque()}
+
+    def queue_faults(self, route: str, faults: Iterable[dict[str, Any]]) -> None:
+        with self.lock:
+            self.faults[route].extend(faults)
+
+    def _fault(self, route: str, apply: Any) -> tuple[int, Any, dict[str, str]]:
+        """The route's next queued answer (called with the lock held), else the real one."""
+        if not self.faults[route]:
+            return apply()  # type: ignore[no-any-return]
+        fault = self.faults[route].popleft()
+        if fault.get("apply"):
+            apply()
+        body = Raw(str(fault["raw"]).encode()) if "raw" in fault else fault.get("body")
+        return int(fault.get("status", 200)), body, dict(fault.get("headers", {}))
 
     def ids(self, environment: int) -> set[str]:
         with self.lock:
@@ -80,12 +103,13 @@ class AdobeTargetEmulator(ServedEmulator):
                     {"Retry-After": seconds}
             rest = path[len(base):]
             if rest == "/catalogsearch" and method == "POST":
-                return self._search(body)
+                return self._fault("search", lambda: self._search(body))
             if rest == "/entities" and method == "DELETE":
                 self.stats.url_lengths.append(len(path) + len(_query_text(query)))
-                return self._delete(query)
+                return self._fault("delete", lambda: self._delete(query))
             if rest.startswith("/entities/") and method == "GET":
-                return self._get(unquote(rest[len("/entities/"):]), query)
+                item_id = unquote(rest[len("/entities/"):])
+                return self._fault("get", lambda: self._get(item_id, query))
         return 404, {"error": f"no route for {method} {rest}"}, {}
 
     def _search(self, body: bytes) -> tuple[int, Any, dict[str, str]]:
@@ -97,6 +121,8 @@ class AdobeTargetEmulator(ServedEmulator):
         if not 1 <= limit <= self.settings.max_search_limit or start < 1:
             return 400, {"error": f"limit must be 1..{self.settings.max_search_limit}"}, {}
         ids = sorted(self.environments.get(env, {}))
+        if self.settings.ignore_start:
+            start = 1
         page = ids[start - 1:start - 1 + limit]
         return 200, {"hits": [{"id": i} for i in page]}, {}
 

@@ -20,8 +20,10 @@ strict where the real API is strict, so a client bug shows up here first:
   queue failures: ``{"list": [503, "reset"], "bulk": [500, "truncated", "short"]}``
   (``short``: a bulk answer one entry short, which cannot be matched to the ids;
   ``reset-after``/``truncated``/``slow``: the request is applied, the answer is lost,
-  cut or late). ``fault_rate`` draws such faults at random (seeded). A fault may also be
-  a whole answer, ``{"status": 429, "headers": {"Retry-After": "86400"}, "body": ...}``
+  cut or late; ``trickle``: applied, then the answer goes one byte every
+  ``trickle_seconds``, each byte inside the client's read timeout). ``fault_rate``
+  draws such faults at random (seeded). A fault may also be a whole answer,
+  ``{"status": 429, "headers": {"Retry-After": "86400"}, "body": ...}``
   (``"raw": "text"`` for a body that is not JSON), and ``"echo"`` is a 500 whose error
   text repeats the request's credentials (header, Base64 and decoded), as careless
   servers do.
@@ -45,7 +47,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, unquote
 
-from reconciler.emulator.server import Raw, ServedEmulator
+from reconciler.emulator.server import Raw, ServedEmulator, Trickle
 
 PERMISSIONS = ("list", "get", "delete", "update")
 PERMISSION_NAMES = {
@@ -82,6 +84,7 @@ class EmulatorSettings:
     fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = ("500", "503", "reset", "reset-after", "truncated", "slow")
     slow_seconds: float = 0.5
+    trickle_seconds: float = 0.1  # between the bytes of a "trickle" answer
     seed: int = 0
 
 
@@ -263,6 +266,10 @@ class Emulator(ServedEmulator):
             raise ConnectionResetError("emulated reset after the request was applied")
         if after == "truncated":
             return 200, Raw(json.dumps(payload).encode()[:20]), {}
+        if after == "trickle":
+            trickle = Trickle(json.dumps(payload).encode())
+            trickle.interval = self.settings.trickle_seconds
+            return status, trickle, headers
         if after == "short" and isinstance(payload, list):
             return status, payload[:-1], headers
         return status, payload, headers
@@ -331,7 +338,7 @@ class Emulator(ServedEmulator):
             text = (f"bad request from {authorization!r} ({key_id}:{secret}), "
                     f"url-encoded {quote(secret, safe='')}")
             return (500, {"success": False, "error": text}, {}), None
-        if fault in ("reset-after", "truncated", "short"):
+        if fault in ("reset-after", "truncated", "short", "trickle"):
             return None, str(fault)  # applied first, then the answer is lost, cut or short
         if fault == "slow":
             time.sleep(self.settings.slow_seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -72,6 +73,13 @@ class Raw(bytes):
     """A body sent as is (for emulating truncated JSON)."""
 
 
+class Trickle(Raw):
+    """A body sent one byte every ``interval`` seconds (a proxy trickling an answer, each
+    byte inside the client's read timeout); stops when the client hangs up."""
+
+    interval: float = 0.1
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -112,7 +120,13 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            if isinstance(payload, Trickle):
+                for offset in range(len(data)):
+                    self.wfile.write(data[offset:offset + 1])
+                    self.wfile.flush()
+                    time.sleep(payload.interval)
+            else:
+                self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client is gone (killed, or timed out)
 

@@ -77,8 +77,9 @@ def test_a_429_on_a_list_call_halves_the_read_budget_and_honours_retry_after(clo
 @respx.mock
 def test_read_back_calls_are_budgeted_too(clock):
     limits = Limits(read_requests_per_window=1, read_window_seconds=3.0)
-    respx.get(url__regex=rf"{CATALOG}/items/.+").respond(
-        200, json={"success": True, "data": {"item_id": "x", "properties": {}}})
+    respx.get(url__regex=rf"{CATALOG}/items/.+").mock(side_effect=lambda request: httpx.Response(
+        200, json={"success": True, "data": {"item_id": request.url.path.rsplit("/", 1)[1],
+                                             "properties": {}}}))  # each item is itself
     backend = BloomreachBackend(TARGET, limits, clock)
     backend.read_back(["a", "b", "c"])
     backend.close()
