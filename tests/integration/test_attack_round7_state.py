@@ -324,3 +324,71 @@ def test_a_clock_set_back_a_day_does_not_reopen_the_daily_cap(tmp_path, start_em
     assert set_back.summary["refused"].startswith(
         "max_deletes_per_day: 25 deleted in the last 24 h plus 25 now; the daily budget is 40")
     assert second_gone <= emulator.ids()
+
+
+# -- 7. The journal or state_dir removed while a run deletes ----------------------------------
+
+
+def _report_of(stdout):
+    import json
+    from pathlib import Path
+
+    folder = Path(stdout.split("products: report ")[1].split()[0])
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    with (folder / "outcomes.csv").open(encoding="utf-8") as rows:
+        states = [row["outcome"] for row in csv.DictReader(rows)]
+    return summary, {s: states.count(s) for s in set(states)}
+
+
+def _removed_during_the_run(emulator, config, remove):
+    emulator.hold("bulk", 1)  # batch 1 answered, batch 2 held in flight
+    process = start_reconciler("--config", config.path, "run")
+    assert emulator.held.wait(60), "the run never reached the held request"
+    remove()
+    emulator.release()
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out, err
+
+
+def test_a_journal_deleted_under_a_running_run_stops_it_and_the_report_says_what_went(
+        tmp_path, start_emulator):
+    """SQLite keeps writing to a deleted file without an error: before the fix the run
+    finished 'exit 0, 30 deleted' into a journal nobody would read again (no history, no
+    daily total, no plan to resume). Now it stops at its next journal write (nothing more
+    is sent) and its report counts what the server was asked."""
+    emulator, config = setup(tmp_path, start_emulator)
+    journal = config.state_dir / "journal.sqlite3"
+    assert cli(config, "plan").returncode == EXIT_OK
+
+    def remove():
+        for path in config.state_dir.glob("journal.sqlite3*"):
+            path.unlink()
+
+    code, out, err = _removed_during_the_run(emulator, config, remove)
+    assert code == 1
+    assert last_line(err) == (
+        "products: stopped: the journal was removed or replaced while this run used it; "
+        f"nothing more was sent, and this run's report lists what it deleted ({journal})")
+    assert "Traceback" not in err
+    assert len(emulator.stats.deleted) == 20  # the held batch reached the server
+    summary, states = _report_of(out)
+    assert (summary["deleted"], summary["not_sent"], summary["exit_code"]) == (20, 10, 1)
+    assert states == {"queued": 20, "not_sent": 10}
+
+
+def test_a_state_dir_removed_under_a_running_run_reports_the_lost_answer_as_unknown(
+        tmp_path, start_emulator):
+    import shutil
+
+    emulator, config = setup(tmp_path, start_emulator)
+    code, out, err = _removed_during_the_run(
+        emulator, config, lambda: shutil.rmtree(config.state_dir))
+    assert code == 1
+    assert last_line(err).startswith("products: stopped: No such file or directory (")
+    assert "Traceback" not in err
+    summary, states = _report_of(out)
+    # Batch 1 answered; batch 2 reached the server but its answer could not be recorded
+    # (unknown, not "not sent"); batch 3 never went.
+    assert (summary["deleted"], summary["unknown"], summary["not_sent"]) == (10, 10, 10)
+    assert states == {"queued": 10, "unknown": 10, "not_sent": 10}
+    assert len(emulator.stats.deleted) == 20
