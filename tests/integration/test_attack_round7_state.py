@@ -173,15 +173,8 @@ def test_restore_of_a_whole_backup_still_restores_every_item(tmp_path, start_emu
 # -- 3. A crashed run's backup gone or damaged before its resume ------------------------------
 
 
-def _prune_by_a_plan(config, path):
-    os.utime(path, (1, 1))  # older than backup_retention: a dry run's prune takes it
-    assert cli(config, "plan").returncode == EXIT_OK
-    assert not path.exists()
-
-
 LOST_BACKUPS = {
     "deleted": lambda config, path: path.unlink(),
-    "pruned_by_a_plan": _prune_by_a_plan,
     "emptied": lambda config, path: path.write_bytes(b""),
 }
 
@@ -221,6 +214,28 @@ def test_a_resume_does_not_delete_ids_whose_backup_is_gone(tmp_path, start_emula
     run_id = fresh.stdout.split("/products/")[1].split()[0]
     with gzip.open(backup_file(config, run_id), "rt") as lines:
         assert sum(1 for _ in lines) == 10
+
+
+def test_a_plan_does_not_prune_the_backup_of_a_plan_waiting_to_be_resumed(
+        tmp_path, start_emulator):
+    """A crashed run's backup older than backup_retention (the job was down for a month):
+    a dry ``plan`` before the next real run used to prune it, and the resume then deleted
+    with no backup. Now the prune waits until the plan is finished."""
+    emulator, config = setup(tmp_path, start_emulator)
+    killed_while_held(emulator, config, 1, "run")
+    journal = Journal.in_state_dir(config.state_dir)
+    crashed = journal.runs("products")[0].run_id
+    journal.close()
+    path = backup_file(config, crashed)
+    os.utime(path, (1, 1))
+    assert cli(config, "plan").returncode == EXIT_OK
+    assert path.exists()
+    result = cli(config, "run")
+    assert result.stdout.splitlines()[0] == (
+        f"products: resumed {crashed}: 20 deleted, 0 not deleted")
+    assert emulator.ids() == set(ITEMS) - STALE
+    assert cli(config, "plan").returncode == EXIT_OK  # the plan is finished: pruned now
+    assert not path.exists()
 
 
 # -- 4. kill -9 during apply, and during a resume ---------------------------------------------
