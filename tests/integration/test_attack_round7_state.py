@@ -407,3 +407,42 @@ def test_a_state_dir_removed_under_a_running_run_reports_the_lost_answer_as_unkn
     assert (summary["deleted"], summary["unknown"], summary["not_sent"]) == (10, 10, 10)
     assert states == {"queued": 10, "unknown": 10, "not_sent": 10}
     assert len(emulator.stats.deleted) == 20
+
+
+def test_a_full_disk_under_the_journal_mid_run_is_one_line_and_counts_what_went(
+        tmp_path, start_emulator, monkeypatch):
+    """SQLite's 'database or disk is full' while the answer of the second batch is
+    written: the run stops (exit 1, one line), nothing more is sent, the report counts the
+    second batch as deleted (the server answered), and the next run resumes the plan."""
+    from reconciler.core.errors import EXIT_UNEXPECTED
+    from reconciler.runs.runner import RunRequest, run_job
+
+    emulator, config = setup(tmp_path, start_emulator)
+    real = Journal.record_outcomes
+    calls = []
+
+    def full_disk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Journal, "record_outcomes", full_disk)
+    result = run_job(config, config.jobs["products"], RunRequest(dry_run=False))
+    assert result.exit_code == EXIT_UNEXPECTED
+    assert result.message == "stopped: OperationalError: database or disk is full"
+    assert (result.summary["deleted"], result.summary["not_sent"]) == (20, 10)
+    assert len(emulator.stats.deleted) == 20
+    monkeypatch.setattr(Journal, "record_outcomes", real)
+
+    finish = cli(config, "run")
+    assert finish.returncode == EXIT_OK, finish.stderr[-2000:]
+    # Stopped while sending, the run's plan is resumed (before, a 'failed' run's plan was
+    # left half done in the journal, its sent ids never read back).
+    assert finish.stdout.splitlines()[0] == (
+        f"products: resumed {result.run_id}: 20 deleted, 0 not deleted")
+    assert sorted(emulator.stats.deleted) == sorted(STALE)
+    journal = Journal.in_state_dir(config.state_dir)
+    assert journal.state_counts(result.run_id) == {"queued": 30}
+    assert journal.runs("products")[1].status == "resumed"
+    journal.close()

@@ -31,7 +31,7 @@ def test_a_whole_backup_gives_each_id_once_with_its_properties(tmp_path):
     (gzip.compress(b'{"item_id": "a"}\n{"no_id": 1}\n'), 1, "KeyError: 'item_id'"),
     (gzip.compress(b'{"item_id": "a"}\n\xff\xfe\n'), 0, "UnicodeDecodeError"),
     (gzip.compress(b'"text"\n'), 0, "TypeError"),
-])
+], ids=["empty", "cut_short", "not_gzip", "no_id", "not_utf8", "not_a_record"])
 def test_a_damaged_backup_says_where_and_how_much_was_readable(tmp_path, data, readable, why):
     path = tmp_path / "b.jsonl.gz"
     path.write_bytes(data)
