@@ -446,3 +446,41 @@ def test_a_full_disk_under_the_journal_mid_run_is_one_line_and_counts_what_went(
     assert journal.state_counts(result.run_id) == {"queued": 30}
     assert journal.runs("products")[1].status == "resumed"
     journal.close()
+
+
+def test_a_clock_days_behind_then_corrected_does_not_reopen_the_daily_cap(
+        tmp_path, start_emulator):
+    """One host, one boot: its clock ran two days behind when 25 ids went, NTP then put it
+    right, and 5 minutes later 25 more are due. Before the fix the first 25 were stamped
+    'two days ago' and the daily cap (40) let the second 25 go: 50 in five minutes."""
+    from reconciler.config import load_config
+
+    items = {f"sku-{n:04d}": {"title": "t"} for n in range(300)}
+    emulator = start_emulator(items, bulk_requests_per_window=100)
+    first_gone = set(sorted(items)[:25])
+    config = configure(tmp_path, emulator, sorted(set(items) - first_gone))
+    text = config.path.read_text(encoding="utf-8").replace(
+        "[jobs.products.safety]", "[jobs.products.safety]\ngrace_runs = 1\n"
+        'grace_period = "off"\nmax_deletes_per_day = 40')
+    config.path.write_text(text, encoding="utf-8")
+    config = load_config(config.path)
+    real = datetime.now(UTC)
+    source = config.jobs["products"].source.path
+    stamp = (real - timedelta(days=2, hours=1)).timestamp()
+    os.utime(source, (stamp, stamp))
+    behind = run(config, FakeClock(start=1000, wall=real - timedelta(days=2), boot_id="boot"))
+    assert (behind.exit_code, behind.summary["deleted"]) == (EXIT_OK, 25)
+
+    second_gone = set(sorted(items)[25:50])
+    source.write_text("item_id\n" + "".join(f"{i}\n" for i in sorted(
+        set(items) - first_gone - second_gone)), encoding="utf-8")
+    corrected = run(config, FakeClock(start=1300, wall=real, boot_id="boot"))
+    assert corrected.exit_code == EXIT_REFUSED
+    assert corrected.summary["refused"].startswith(
+        "max_deletes_per_day: 25 deleted in the last 24 h plus 25 now; the daily budget is 40")
+    assert second_gone <= emulator.ids()
+
+    # A day later on the boot clock too, the budget is back.
+    later = run(config, FakeClock(start=1300 + 86400, wall=real + timedelta(days=1),
+                                  boot_id="boot"))
+    assert (later.exit_code, later.summary["deleted"]) == (EXIT_OK, 25)
