@@ -147,7 +147,10 @@ class Executor:
         self._on_retry = on_retry
 
     def run(self, ids: Iterable[str]) -> ExecutionResult:
-        result = ExecutionResult()
+        # Kept on the executor: when the ledger fails (the journal's disk or file gone),
+        # the caller still reports what the server was asked and answered.
+        result = self.partial = ExecutionResult()
+        self.in_flight: list[str] = []
         for batch in split_batches(ids, self._shape):
             if not result.stopped and self._should_stop():
                 result.stopped = STOP_REQUESTED
@@ -173,11 +176,14 @@ class Executor:
         result.batches += 1
         started = self._clock.monotonic()
         self._ledger.sending(seq, batch)
+        self.in_flight = batch  # sent, and its answer not yet recorded
         outcomes = self._send(batch, result)
         if isinstance(outcomes, FatalApiError):  # refused whole: the halves go as new batches
+            self.in_flight = []
             self._ledger.answered(seq, [])
             return outcomes
         self._record(result, seq, outcomes)
+        self.in_flight = []
         if self._on_batch:
             self._on_batch(seq, outcomes, self._clock.monotonic() - started)
         return None
@@ -219,8 +225,8 @@ class Executor:
 
     def _record(self, result: ExecutionResult, seq: int | None,
                 outcomes: list[Outcome]) -> None:
+        result.outcomes.extend(outcomes)  # first: answered, whether journaled or not
         self._ledger.answered(seq, outcomes)
-        result.outcomes.extend(outcomes)
         if self._on_outcome:
             for outcome in outcomes:
                 self._on_outcome(outcome)

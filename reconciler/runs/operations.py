@@ -25,7 +25,7 @@ from reconciler.runs.flows.restore import RestoreInput, restore_flow
 from reconciler.runs.lifecycle import run_action
 from reconciler.runs.signals import StopFlag
 from reconciler.sources.reader import read_ids
-from reconciler.store import backup_store, open_store
+from reconciler.store import backup_store, backups, open_store
 
 
 def restore(config: Config, run_id: str, ids_file: Path | None = None,
@@ -45,9 +45,12 @@ def restore(config: Config, run_id: str, ids_file: Path | None = None,
     backup = stored.read(job.name, run_id)
     if backup is None:
         raise ConfigError(f"no backup for run {run_id} ({stored.where(job.name, run_id)})")
-    records: dict[str, dict[str, object]] = {}
-    for record in backup:
-        records.setdefault(record["item_id"], dict(record.get("properties") or {}))
+    written = (run.summary.get("backup") or {}).get("records")
+    try:
+        records = backups.backed_up(backup, stored.where(job.name, run_id),
+                                    written if isinstance(written, int) else None)
+    except backups.BackupDamaged as exc:
+        raise ConfigError(f"{exc}: nothing was restored") from None
     wanted = sorted(records)
     absent: list[str] = []
     if ids_file is not None:

@@ -60,7 +60,7 @@ from reconciler.runs.flows.resume import resume
 from reconciler.runs.signals import StopFlag
 from reconciler.runs.summary import RunSummary
 from reconciler.store import Store, environment_errors, job_lease, open_store, preflight
-from reconciler.store.journal import DRY, FAILED_RUN, FINISHED, REFUSED
+from reconciler.store.journal import DRY, FAILED_RUN, FINISHED, REFUSED, STOPPED
 
 __all__ = [  # what callers import from here (the rest lives in runs/context.py and flows/)
     "BackendFactory", "RunRequest", "RunResult", "base_summary", "check_ownership",
@@ -124,7 +124,9 @@ def _execute(ctx: RunContext, rec: RunRecord) -> RunResult:
         # The environment failed under a run (disk full, state_dir removed): one line,
         # exit 1; what was journaled stays resumable.
         exit_code, message = EXIT_UNEXPECTED, f"stopped: {describe_os_error(exc)}"
-        rec.status = FAILED_RUN
+        # Stopped while sending (send_deletes said so): its plan is resumed by the next run,
+        # as after a signal; failed anywhere else, there was no plan to resume.
+        rec.status = STOPPED if rec.status == STOPPED else FAILED_RUN
         rec.summary["error"] = message
         ctx.log.error("run.failed", error=message, exit_code=exit_code)
     except Exception as exc:  # a bug: one line, the run closed, the traceback in the log

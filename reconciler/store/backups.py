@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ class RecordWriter:
 
 
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    if path.stat().st_size == 0:  # a written backup (or snapshot) has at least gzip's header
+        raise EOFError("the file is empty")
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
@@ -79,6 +82,40 @@ def write_backup(path: Path, records: Iterable[dict[str, Any]]) -> int:
     except OSError as exc:
         raise SafetyRefusal(f"cannot write the backup {path}: {exc}; nothing deleted") from None
     return writer.count
+
+
+# What reading a damaged backup raises: cut short (EOFError), not gzip or not readable
+# (OSError, zlib.error), not JSON or not UTF-8 (ValueError), a line that is not a record
+# (TypeError, KeyError, AttributeError).
+DAMAGED = (OSError, EOFError, zlib.error, ValueError, TypeError, KeyError, AttributeError)
+
+
+def backed_up(records: Iterable[dict[str, Any]], where: str,
+              expected: int | None = None) -> dict[str, dict[str, Any]]:
+    """A backup's records by id (the first of each), read whole or not at all: a backup cut
+    short, garbled or holding fewer records than its run wrote (``expected``) is
+    ``BackupDamaged``, never a silently smaller backup."""
+    found: dict[str, dict[str, Any]] = {}
+    count = 0
+    try:
+        for record in records:
+            found.setdefault(str(record["item_id"]), dict(record.get("properties") or {}))
+            count += 1
+    except DAMAGED as exc:
+        raise BackupDamaged(where, found, count, f"{type(exc).__name__}: {exc}") from None
+    if expected is not None and count != expected:
+        raise BackupDamaged(where, found, count, f"its run wrote {expected}")
+    return found
+
+
+class BackupDamaged(Exception):
+    """A backup that cannot be read whole (see ``backed_up``)."""
+
+    def __init__(self, where: str, found: dict[str, dict[str, Any]], readable: int,
+                 why: str) -> None:
+        super().__init__(f"{where}: the backup is damaged ({readable} readable records; "
+                         f"{why})")
+        self.where, self.found = where, found
 
 
 def records_for(snapshot: Path, ids: set[str]) -> Iterator[dict[str, Any]]:

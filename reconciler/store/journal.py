@@ -25,6 +25,7 @@ they never match (fail safe: the job starts fresh once).
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -182,6 +183,7 @@ class Journal(SqlStore):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._file: tuple[int, int] | None = None  # (device, inode) once open
         try:
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -190,6 +192,7 @@ class Journal(SqlStore):
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path}: cannot open the journal: {exc}") from None
+        self._file = _file_identity(path)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Journal:
@@ -216,8 +219,19 @@ class Journal(SqlStore):
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={number}")
 
+    def _check_file(self) -> None:
+        """Before each write: the journal is still the file this process opened. A journal
+        deleted (or state_dir removed, or the file replaced) under a running process takes
+        every write without an error, into a file nobody will read again: the run's record,
+        the daily total and every plan to resume would be lost without a word."""
+        if self._file is not None and _file_identity(self.path) != self._file:
+            raise OSError(errno.ENOENT, "the journal was removed or replaced while this run "
+                          "used it; nothing more was sent, and this run's report lists what "
+                          "it deleted", str(self.path))
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._check_file()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -355,3 +369,11 @@ class Journal(SqlStore):
             " ORDER BY rowid DESC LIMIT 1", (job, target, FINISHED),
         ).fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino

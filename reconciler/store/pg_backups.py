@@ -64,11 +64,17 @@ class PgBackups:
                                (job, run_id)).fetchone()
         if row is None:
             return None
-        data = bytes(row[0])
-        return (json.loads(line) for line in gzip.decompress(data).splitlines() if line.strip())
+        return _records(bytes(row[0]))
 
     def prune(self, job: str, retention_seconds: float, now: float) -> list[str]:
         with self._pool.connection() as conn, conn.transaction():
             rows = conn.execute("DELETE FROM backups WHERE job = %s AND created_at < %s"
                                 " RETURNING run_id", (job, now - retention_seconds)).fetchall()
         return [self.where(job, r[0]) for r in rows]
+
+
+def _records(data: bytes) -> Iterator[dict[str, Any]]:
+    """Decompressed as it is read, so that damage shows where the records are read."""
+    for line in gzip.decompress(data).splitlines():
+        if line.strip():
+            yield json.loads(line)

@@ -55,7 +55,7 @@ def judge(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan, source: p
         # run a cap refuses, so grace moves on and a saved plan can hold the due ids.
         journal.replace_absences(ctx.job.name, ctx.target, grace.absences())
         journal.set_grace_mark(ctx.job.name, ctx.target, clock.mark)
-    caps_refusal = judge_the_caps(ctx, rec, journal, plan, remote, now)
+    caps_refusal = judge_the_caps(ctx, rec, journal, plan, remote, now, clock)
     rec.summary.update(to_delete=len(plan.to_delete), skipped=plan.skipped_counts())
     return plan, caps_refusal
 
@@ -143,11 +143,11 @@ def split_grace(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
 
 
 def judge_the_caps(ctx: RunContext, rec: RunRecord, journal: Store, plan: Plan,
-                   remote: pa.Array, now: float) -> str | None:
+                   remote: pa.Array, now: float, clock: GraceTick) -> str | None:
     """The caps, on what is due now; a refusal ends the run unless the plan is saved
     (``plan --out``: the way past a cap is that file, applied with ``--approve``)."""
     cap_gates = judge_caps(ctx.job.safety, len(plan.to_delete), catalog_size(ctx, plan, remote),
-                           deleted_today(ctx, journal, now))
+                           deleted_today(ctx, journal, now, clock))
     record_gates(ctx, rec, cap_gates)
     caps_refusal = refusal(cap_gates)
     if caps_refusal is not None and ctx.request.plan_out is None:
@@ -171,11 +171,19 @@ def catalog_size(ctx: RunContext, plan: Plan, remote: pa.Array) -> int:
     return int(pc.count_distinct(owned).as_py() or 0)
 
 
-def deleted_today(ctx: RunContext, journal: Store, now: float) -> int:
+def deleted_today(ctx: RunContext, journal: Store, now: float,
+                  clock: GraceTick | None = None) -> int:
     """The catalog's deletes of the last 24 h, by any job or config; for a scoped job, those
     in its scope: its budget is a share of its scope, and a large neighbour's deletes must
-    not spend a small scope's budget every day."""
-    since = now - 86400
+    not spend a small scope's budget every day.
+
+    The 24 h are widened by what the wall clock jumped ahead since the job's last run beyond
+    what grace's clock counted (``clock``, or ticked here from the stored mark): deletes
+    stamped by a clock that ran days behind, then was corrected, still count."""
+    if clock is None:
+        clock = grace_tick(journal.grace_mark(ctx.job.name, ctx.target), now, ctx.clock.boot())
+    jump = max(0.0, (clock.wall_elapsed or 0.0) - (clock.counted or 0.0))
+    since = now - 86400 - jump
     if not ctx.job.scope:
         return journal.queued_since(since, ctx.target)
     ids = pa.array(journal.queued_ids_since(since, ctx.target), pa.string())

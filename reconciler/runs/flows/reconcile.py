@@ -27,7 +27,10 @@ def reconcile(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend)
     """A fresh plan: the source against the catalog, judged; a dry run stops there (with
     ``verify_only``, after reading back earlier deletes), a real run backs up and deletes."""
     now = ctx.clock.utcnow().timestamp()
-    backup_store(ctx.config).prune(ctx.job.name, ctx.job.safety.backup_retention, now)
+    if journal.interrupted_run(ctx.job.name, ctx.target) is None:
+        # Never while a plan waits to be resumed (a dry run's turn came first): its backup
+        # is what lets the resume delete (no backup, no delete).
+        backup_store(ctx.config).prune(ctx.job.name, ctx.job.safety.backup_retention, now)
     if ctx.request.report_root is None:
         pruned = prune_reports(ctx.folder.parent, ctx.job.safety.report_retention, now,
                                keep=ctx.folder)

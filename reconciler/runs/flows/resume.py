@@ -19,7 +19,7 @@ from reconciler.runs.flows.gates import gate_todays_source, protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.lastlook import in_other_columns
 from reconciler.sources.reader import read_source
-from reconciler.store import RunRow, Store
+from reconciler.store import RunRow, Store, backup_store, backups
 from reconciler.store.journal import RESUMED
 
 SKIP_BACK_IN_SOURCE = SkipReason.BACK_IN_SOURCE
@@ -59,24 +59,32 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     elsewhere_ids = pending_ids.filter(elsewhere).to_pylist()
     kept = pc.or_(pc.or_(pc.invert(rest), near), elsewhere)
     to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
+    # No backup, no delete: ids whose record is no longer in the run's backup (deleted,
+    # pruned or damaged since) are left to a fresh run, which backs them up again.
+    unbacked = without_backup(ctx, rec, old.run_id, to_send)
+    if unbacked:
+        to_send = [i for i in to_send if i not in unbacked]
+    unbacked_ids = sorted(unbacked)
     journal.record_outcomes(
         ctx.run_id, old.run_id, None,
         [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
         + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
         + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids]
         + [(i, SKIPPED, SKIP_NEAR_MATCH) for i in near_ids]
-        + [(i, SKIPPED, SkipReason.IN_OTHER_COLUMN) for i in elsewhere_ids],
+        + [(i, SKIPPED, SkipReason.IN_OTHER_COLUMN) for i in elsewhere_ids]
+        + [(i, SKIPPED, SkipReason.NO_BACKUP) for i in unbacked_ids],
         ctx.clock.utcnow().timestamp(),
     )
     rec.plan = Plan(
         to_delete=pa.array(to_send, pa.string()),
         skipped_ids=pa.array(back_ids + outside_ids + protected_ids + near_ids
-                             + elsewhere_ids, pa.string()),
+                             + elsewhere_ids + unbacked_ids, pa.string()),
         skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
                                  + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
                                  + [SKIP_PROTECTED] * len(protected_ids)
                                  + [SKIP_NEAR_MATCH] * len(near_ids)
-                                 + [SkipReason.IN_OTHER_COLUMN] * len(elsewhere_ids),
+                                 + [SkipReason.IN_OTHER_COLUMN] * len(elsewhere_ids)
+                                 + [SkipReason.NO_BACKUP] * len(unbacked_ids),
                                  pa.string()),
         source=IdStats(rows=len(source), empty=0, duplicates=0),
         remote=IdStats(rows=0, empty=0, duplicates=0),
@@ -88,4 +96,33 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     code, message = send_deletes(ctx, rec, journal, backend, old.run_id, to_send)
     if not journal.resendable(old.run_id):
         journal.set_status(old.run_id, RESUMED)
+    if unbacked_ids:
+        message += (f"; {len(unbacked_ids)} skipped (no_backup): "
+                    f"{rec.summary['backup_lost']}")
     return code, f"resumed {old.run_id}: {message}"
+
+
+def without_backup(ctx: RunContext, rec: RunRecord, plan_run: str,
+                   ids: list[str]) -> set[str]:
+    """The ids of ``ids`` with no record in ``plan_run``'s backup: the backup was deleted,
+    pruned or damaged between the crash and this resume (a damaged backup's readable
+    records still count)."""
+    if not ids:
+        return set()
+    stored = backup_store(ctx.config)
+    where = stored.where(ctx.job.name, plan_run)
+    records = stored.read(ctx.job.name, plan_run)
+    found: set[str] = set()
+    problem = f"the backup {where} is missing"
+    if records is not None:
+        try:
+            found = set(backups.backed_up(records, where))
+        except backups.BackupDamaged as exc:
+            problem = str(exc)
+            found = set(exc.found)
+    missing = set(ids) - found
+    if missing:
+        rec.summary["backup_lost"] = (
+            f"{problem}; they were not deleted, and a fresh run backs them up again")
+        ctx.log.error("resume.no_backup", path=where, ids=len(missing), reason=problem)
+    return missing

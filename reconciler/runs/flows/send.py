@@ -10,12 +10,12 @@ from functools import partial
 
 from reconciler.backends.base import Backend
 from reconciler.core.clock import Clock
-from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK
+from reconciler.core.errors import EXIT_ITEMS_FAILED, EXIT_OK, describe_os_error
 from reconciler.core.states import JOURNAL_STATE
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.executor import FAILED, NOT_SENT, QUEUED, SKIPPED, UNKNOWN, Executor, Outcome
 from reconciler.runs.progress import Progress
-from reconciler.store import Store, catalog_budget
+from reconciler.store import Store, catalog_budget, environment_errors
 from reconciler.store.journal import STOPPED
 
 
@@ -56,11 +56,23 @@ def send_deletes(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backe
     limits = ctx.job.limits
     budget = catalog_budget(ctx.config, backend.budget_key, limits.requests_per_window,
                             limits.window_seconds)
-    result = Executor(
+    executor = Executor(
         backend, limits, ctx.clock, budget,
         ledger=ledger, should_stop=ctx.stop, first_seq=journal.next_batch_seq(plan_run),
         on_outcome=partial(log_outcome, ctx), on_batch=on_batch,
-    ).run(ids)
+    )
+    failure: Exception | None = None
+    try:
+        result = executor.run(ids)
+    except environment_errors() as exc:
+        # The journal (or the budget file) failed mid-run: the report still says what the
+        # server answered; the ids never sent are not_sent. The run then stops (exit 1).
+        failure, result = exc, executor.partial
+        result.stopped = f"stopped: {describe_os_error(exc)}"
+        answered = {o.item_id for o in result.outcomes}
+        sent = set(executor.in_flight) - answered  # on the wire, the answer lost
+        result.outcomes.extend(Outcome(i, UNKNOWN if i in sent else NOT_SENT, result.stopped)
+                               for i in ids if i not in answered)
     deleting.close()
     rec.outcomes = result.outcomes
     counts = result.counts()
@@ -77,6 +89,8 @@ def send_deletes(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backe
         rec.summary["error"] = result.stopped
         ctx.log.warning("run.stopped", reason=result.stopped)
     bad = counts[FAILED] + counts[UNKNOWN] + counts[NOT_SENT]
+    if failure is not None:
+        raise failure
     message = f"{counts[QUEUED]} deleted, {bad} not deleted"
     return (EXIT_ITEMS_FAILED if bad else EXIT_OK), message
 
