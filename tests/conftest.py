@@ -5,6 +5,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 from reconciler import logging as rlog
@@ -22,6 +23,15 @@ settings.register_profile("reconciler", deadline=None, derandomize=True, databas
 settings.register_profile("explore", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "reconciler"))
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset_after_each_test() -> Iterator[None]:
+    """A test that configures logging (the CLI does, to the sys.stderr of the moment: the
+    test's capture, closed when it ends) must not leave the next test in the same worker
+    logging into a closed file; which test came before depends on xdist's scheduling."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture
