@@ -24,6 +24,7 @@ from reconciler.runs.operations import restore
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
 from tests.helpers import emulator_config, job_toml, run_reconciler
+from tests.hostile import runs_an_hour_apart, write_lines
 
 pytestmark = pytest.mark.integration
 
@@ -33,20 +34,6 @@ ACCENTED = {f"caf\u00e9-{n:03d}": {"title": "coffee"} for n in range(100)}
 DASHED = {f"ab-{n:03d}": {"title": "dashed"} for n in range(100)}
 SPACED = {f"ab {n:03d}": {"title": "spaced"} for n in range(100)}
 SHARP_S = {f"stra\u00dfe-{n:03d}": {"title": "street"} for n in range(100)}
-
-
-def write_lines(path, lines):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
-
-
-def runs_an_hour_apart(config, clock, times=3, name="products"):
-    results = []
-    for _ in range(times):
-        results.append(run_job(config, config.jobs[name], RunRequest(dry_run=False),
-                               clock=clock))
-        clock.advance(3601)
-    return results
 
 
 def now_clock():

@@ -33,6 +33,7 @@ from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
 from tests.helpers import job_toml, run_reconciler, write_config
+from tests.hostile import READS, assert_none_deleted, runs_an_hour_apart
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,6 @@ LONG = {str(1_234_567_890_123_456_789 + 7_919 * n): {"title": "long"} for n in r
 UPPER = {f"ITEM-{n:03d}": {"title": "upper"} for n in range(100)}
 
 
-READS = {"read_requests_per_window": 100, "read_window_seconds": 0.1}  # backups read fast
 
 
 @pytest.fixture
@@ -69,21 +69,6 @@ def configure(folder: Path, emulator, name: str = "products.csv"):
 
 def source_of(config) -> Path:
     return config.jobs["products"].source.path
-
-
-def runs_an_hour_apart(config, clock, times=3, name="products"):
-    results = []
-    for _ in range(times):
-        results.append(run_job(config, config.jobs[name], RunRequest(dry_run=False),
-                               clock=clock))
-        clock.advance(3601)
-    return results
-
-
-def assert_none_deleted(emulator, ids, results):
-    gone = sorted(set(ids) - emulator.ids())
-    assert not gone, (f"{len(gone)} live ids deleted, e.g. {gone[:3]}; runs: "
-                      f"{[(r.exit_code, r.summary.get('refused')) for r in results]}")
 
 
 def csv_text(ids, newline="\n", header="item_id,title") -> str:

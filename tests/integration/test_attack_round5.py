@@ -22,7 +22,7 @@ from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from reconciler.store import plan_key, saved_plan
 from tests.helpers import run_reconciler
-from tests.integration.test_attack_round4 import (
+from tests.hostile import (
     DASHED,
     PLAIN,
     assert_none_deleted,
@@ -170,12 +170,12 @@ def test_apply_skips_ids_that_moved_to_another_column_after_the_plan(
 def test_a_resume_does_not_delete_ids_now_held_in_another_column(tmp_path, start_emulator):
     """A run stopped before it sent its 100 deletes; by the resume the export holds them
     in ``replaced_by``: a fresh run would skip them as ``in_other_column``."""
-    from tests.integration.test_attack_round4 import _stopped_before_sending
+    from tests.hostile import stopped_before_sending
 
     emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     config = configure(tmp_path, emulator, sorted(PLAIN))
     clock = FakeClock(wall=datetime.now(UTC))
-    stopped = _stopped_before_sending(config, clock)
+    stopped = stopped_before_sending(config, clock)
     two_columns(config, _kept_elsewhere())
     clock.advance(600)
     resumed = run(config, clock)

@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
-from tests.integration.test_attack_round4 import (
+from tests.hostile import (
     DASHED,
     PLAIN,
     assert_none_deleted,
@@ -196,12 +196,12 @@ def test_a_resume_over_a_half_written_export_deletes_nothing(tmp_path, start_emu
     export). The export is fixed, and the daemon resumes while the fixed one is still being
     written: cut mid-row, before the ab-* rows. A fresh run refuses such a file
     (``require_final_newline``); the resume must not send the 100 deletes by it."""
-    from tests.integration.test_attack_round4 import _stopped_before_sending, run
+    from tests.hostile import run, stopped_before_sending
 
     emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     config = configure(tmp_path, emulator, sorted(PLAIN))
     clock = FakeClock(wall=datetime.now(UTC))
-    stopped = _stopped_before_sending(config, clock)
+    stopped = stopped_before_sending(config, clock)
     source = config.jobs["products"].source.path
     whole = "\n".join(["item_id", *sorted({**PLAIN, **DASHED}, reverse=True)]) + "\n"
     source.write_bytes(whole.encode()[:whole.index("ab-099") - 4])  # "sku-00" of sku-0000
@@ -225,7 +225,7 @@ def test_an_apply_over_a_half_written_export_deletes_nothing(tmp_path, start_emu
     while the fixed export is still being written (cut mid-row, before the ab-* rows):
     ``apply`` judges drift by that file, so it must refuse it as a run would."""
     from reconciler.store import plan_key, saved_plan
-    from tests.integration.test_attack_round4 import run
+    from tests.hostile import run
 
     emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     config = configure(tmp_path, emulator, sorted(PLAIN))
@@ -255,7 +255,7 @@ def test_an_export_eroding_under_max_shrink_every_hour_loses_at_most_a_fifth_a_d
     real removals, so the bound is ``max_deletes_per_day`` (20% of the catalog over any
     24 h, of the catalog as it is): in a day of runs at most 400 of the 2,000 ids go, and
     the runs past it are refused (the operator is told) rather than deleting on."""
-    from tests.integration.test_attack_round4 import run, write_lines
+    from tests.hostile import run, write_lines
 
     emulator = start_emulator({**PLAIN, **DASHED}, bulk_requests_per_window=100)
     ids = sorted({**PLAIN, **DASHED})

@@ -23,7 +23,7 @@ from reconciler.core.clock import FakeClock
 from reconciler.core.errors import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from reconciler.store.journal import Journal
 from tests.helpers import emulator_config, run_reconciler, start_reconciler
-from tests.integration.test_attack_round4 import configure, run
+from tests.hostile import configure, run
 
 pytestmark = pytest.mark.integration
 
