@@ -306,10 +306,9 @@ def test_a_signing_key_replaced_between_plan_and_apply_deletes_nothing(
 # -- 6. The wall clock set back a day under the daily cap -------------------------------------
 
 
-def test_a_clock_set_back_a_day_does_not_reopen_the_daily_cap(tmp_path, start_emulator):
-    """Default caps but for grace, and max_deletes_per_day = 40: 25 of 300 ids go at once;
-    the clock is then set back a day and 25 more go missing: 50 in the same real day is
-    over the cap, whatever the wall clock says."""
+def _daily_cap_of_40(tmp_path, start_emulator):
+    """300 items, 25 missing from the export; default safety but for grace (one run, no
+    period) and max_deletes_per_day = 40."""
     from reconciler.config import load_config
 
     items = {f"sku-{n:04d}": {"title": "t"} for n in range(300)}
@@ -320,7 +319,14 @@ def test_a_clock_set_back_a_day_does_not_reopen_the_daily_cap(tmp_path, start_em
         "[jobs.products.safety]", "[jobs.products.safety]\ngrace_runs = 1\n"
         'grace_period = "off"\nmax_deletes_per_day = 40')
     config.path.write_text(text, encoding="utf-8")
-    config = load_config(config.path)
+    return items, emulator, first_gone, load_config(config.path)
+
+
+def test_a_clock_set_back_a_day_does_not_reopen_the_daily_cap(tmp_path, start_emulator):
+    """Default caps but for grace, and max_deletes_per_day = 40: 25 of 300 ids go at once;
+    the clock is then set back a day and 25 more go missing: 50 in the same real day is
+    over the cap, whatever the wall clock says."""
+    items, emulator, first_gone, config = _daily_cap_of_40(tmp_path, start_emulator)
     real = datetime.now(UTC)
     source = config.jobs["products"].source.path
     stamp = (real - timedelta(hours=25)).timestamp()  # older than the set-back clock's now
@@ -453,17 +459,7 @@ def test_a_clock_days_behind_then_corrected_does_not_reopen_the_daily_cap(
     """One host, one boot: its clock ran two days behind when 25 ids went, NTP then put it
     right, and 5 minutes later 25 more are due. Before the fix the first 25 were stamped
     'two days ago' and the daily cap (40) let the second 25 go: 50 in five minutes."""
-    from reconciler.config import load_config
-
-    items = {f"sku-{n:04d}": {"title": "t"} for n in range(300)}
-    emulator = start_emulator(items, bulk_requests_per_window=100)
-    first_gone = set(sorted(items)[:25])
-    config = configure(tmp_path, emulator, sorted(set(items) - first_gone))
-    text = config.path.read_text(encoding="utf-8").replace(
-        "[jobs.products.safety]", "[jobs.products.safety]\ngrace_runs = 1\n"
-        'grace_period = "off"\nmax_deletes_per_day = 40')
-    config.path.write_text(text, encoding="utf-8")
-    config = load_config(config.path)
+    items, emulator, first_gone, config = _daily_cap_of_40(tmp_path, start_emulator)
     real = datetime.now(UTC)
     source = config.jobs["products"].source.path
     stamp = (real - timedelta(days=2, hours=1)).timestamp()
