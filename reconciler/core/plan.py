@@ -108,6 +108,15 @@ def make_plan(source: pa.Array, remote: pa.Array, rules: AddressRules) -> Plan:
     )
 
 
+def column_stats(ids: pa.Array) -> IdStats:
+    """Rows, empty and repeated ids of one column (a resume's or an apply's source, which
+    has no remote column to be diffed against): the shrink baseline counts distinct ids."""
+    lengths = pc.binary_length(ids)
+    empty = int(pc.sum(pc.equal(lengths, 0)).as_py() or 0)
+    unique = len(distinct(ids.filter(pc.greater(lengths, 0))))
+    return IdStats(rows=len(ids), empty=empty, duplicates=len(ids) - empty - unique)
+
+
 def _no_nulls(ids: pa.Array) -> pa.Array:
     """Nulls as empty ids (a no-op, without a copy, when there is none)."""
     return pc.fill_null(ids, "") if ids.null_count else ids

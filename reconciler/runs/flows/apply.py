@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from reconciler.core.errors import SafetyRefusal
 from reconciler.core.fingerprint import short
 from reconciler.core.nearmatch import near_matches
-from reconciler.core.plan import IdStats, Plan, defer
+from reconciler.core.plan import IdStats, Plan, column_stats, defer
 from reconciler.core.safety import judge_caps, refusal
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
@@ -56,7 +56,7 @@ def apply_saved(ctx: RunContext, rec: RunRecord, journal: Store,
     rec.summary["source_changed"] = (
         saved_plan.file_sha256(ctx.job.source.path) != saved.source_sha256)
     ids = pa.array(list(saved.to_delete), pa.string())
-    stats = distinct_stats(source)
+    stats = column_stats(source)
     gate_todays_source(ctx, rec, journal, source, stats, read)  # drift is judged by it
     backend = ctx.factory(ctx.job, ctx.clock, ctx.log)
     snapshot = snapshot_writer(ctx)
@@ -149,11 +149,3 @@ def drift_checked(ctx: RunContext, ids: pa.Array, stats: IdStats, source: pa.Arr
     elsewhere = in_other_columns(ctx.job.source, read, plan.to_delete)
     return defer(plan, pc.is_in(plan.to_delete, value_set=elsewhere),
                  SkipReason.IN_OTHER_COLUMN)
-
-
-def distinct_stats(ids: pa.Array) -> IdStats:
-    """Rows, empty and repeated ids of a column: the shrink baseline counts distinct ids."""
-    empty = int(pc.sum(pc.equal(pc.binary_length(ids), 0)).as_py() or 0)
-    distinct = int(pc.count_distinct(ids.filter(pc.greater(pc.binary_length(ids), 0))).as_py()
-                   or 0)
-    return IdStats(rows=len(ids), empty=empty, duplicates=len(ids) - empty - distinct)

@@ -8,13 +8,12 @@ import pyarrow.compute as pc
 
 from reconciler.backends.base import Backend
 from reconciler.core.nearmatch import near_matches
-from reconciler.core.plan import IdStats, Plan
+from reconciler.core.plan import IdStats, Plan, column_stats
 from reconciler.core.safety import SKIP_NEAR_MATCH, SKIP_PROTECTED
 from reconciler.core.scope import SKIP_OUT_OF_SCOPE, in_scope_mask
 from reconciler.core.states import SkipReason
 from reconciler.runs.context import RunContext, RunRecord
 from reconciler.runs.executor import SKIPPED
-from reconciler.runs.flows.apply import distinct_stats
 from reconciler.runs.flows.gates import gate_todays_source, protected_in
 from reconciler.runs.flows.send import log_skipped, send_deletes
 from reconciler.sources.lastlook import in_other_columns
@@ -39,7 +38,7 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     # (still being written), stale, shrunk or full of empty ids hides ids that came back.
     # Refused, the plan stays to be resumed by the next run. (Ids back under another
     # spelling are skipped below, one by one, as they always were.)
-    gate_todays_source(ctx, rec, journal, source, distinct_stats(source), read)
+    gate_todays_source(ctx, rec, journal, source, column_stats(source), read)
     back = pc.is_in(pending_ids, value_set=source)
     outside = pc.and_(pc.invert(in_scope_mask(pending_ids, ctx.job.scope)),
                       pc.invert(back))
@@ -52,11 +51,6 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     rest = pc.and_(rest, pc.invert(near))
     elsewhere = pc.and_(rest, pc.is_in(pending_ids, value_set=in_other_columns(
         ctx.job.source, read, pending_ids.filter(rest)).cast(pending_ids.type)))
-    back_ids = pending_ids.filter(back).to_pylist()
-    outside_ids = pending_ids.filter(outside).to_pylist()
-    protected_ids = pending_ids.filter(protected).to_pylist()
-    near_ids = pending_ids.filter(near).to_pylist()
-    elsewhere_ids = pending_ids.filter(elsewhere).to_pylist()
     kept = pc.or_(pc.or_(pc.invert(rest), near), elsewhere)
     to_send = pending_ids.filter(pc.invert(kept)).to_pylist()
     # No backup, no delete: ids whose record is no longer in the run's backup (deleted,
@@ -64,28 +58,18 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     unbacked = without_backup(ctx, rec, old.run_id, to_send)
     if unbacked:
         to_send = [i for i in to_send if i not in unbacked]
-    unbacked_ids = sorted(unbacked)
-    journal.record_outcomes(
-        ctx.run_id, old.run_id, None,
-        [(i, SKIPPED, SKIP_BACK_IN_SOURCE) for i in back_ids]
-        + [(i, SKIPPED, SKIP_OUT_OF_SCOPE) for i in outside_ids]
-        + [(i, SKIPPED, SKIP_PROTECTED) for i in protected_ids]
-        + [(i, SKIPPED, SKIP_NEAR_MATCH) for i in near_ids]
-        + [(i, SKIPPED, SkipReason.IN_OTHER_COLUMN) for i in elsewhere_ids]
-        + [(i, SKIPPED, SkipReason.NO_BACKUP) for i in unbacked_ids],
-        ctx.clock.utcnow().timestamp(),
-    )
+    skipped = [(i, reason) for mask, reason in (
+        (back, SKIP_BACK_IN_SOURCE), (outside, SKIP_OUT_OF_SCOPE), (protected, SKIP_PROTECTED),
+        (near, SKIP_NEAR_MATCH), (elsewhere, SkipReason.IN_OTHER_COLUMN),
+    ) for i in pending_ids.filter(mask).to_pylist()]
+    skipped += [(i, SkipReason.NO_BACKUP) for i in sorted(unbacked)]
+    journal.record_outcomes(ctx.run_id, old.run_id, None,
+                            [(i, SKIPPED, reason) for i, reason in skipped],
+                            ctx.clock.utcnow().timestamp())
     rec.plan = Plan(
         to_delete=pa.array(to_send, pa.string()),
-        skipped_ids=pa.array(back_ids + outside_ids + protected_ids + near_ids
-                             + elsewhere_ids + unbacked_ids, pa.string()),
-        skipped_reasons=pa.array([SKIP_BACK_IN_SOURCE] * len(back_ids)
-                                 + [SKIP_OUT_OF_SCOPE] * len(outside_ids)
-                                 + [SKIP_PROTECTED] * len(protected_ids)
-                                 + [SKIP_NEAR_MATCH] * len(near_ids)
-                                 + [SkipReason.IN_OTHER_COLUMN] * len(elsewhere_ids)
-                                 + [SkipReason.NO_BACKUP] * len(unbacked_ids),
-                                 pa.string()),
+        skipped_ids=pa.array([i for i, _ in skipped], pa.string()),
+        skipped_reasons=pa.array([str(reason) for _, reason in skipped], pa.string()),
         source=IdStats(rows=len(source), empty=0, duplicates=0),
         remote=IdStats(rows=0, empty=0, duplicates=0),
     )
@@ -96,8 +80,8 @@ def resume(ctx: RunContext, rec: RunRecord, journal: Store, backend: Backend,
     code, message = send_deletes(ctx, rec, journal, backend, old.run_id, to_send)
     if not journal.resendable(old.run_id):
         journal.set_status(old.run_id, RESUMED)
-    if unbacked_ids:
-        message += (f"; {len(unbacked_ids)} skipped (no_backup): "
+    if unbacked:
+        message += (f"; {len(unbacked)} skipped (no_backup): "
                     f"{rec.summary['backup_lost']}")
     return code, f"resumed {old.run_id}: {message}"
 
