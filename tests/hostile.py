@@ -10,10 +10,12 @@ assertion that no id a person would say is still in the source was deleted.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from reconciler.config import load_config
+from reconciler.core.clock import FakeClock
+from reconciler.core.errors import EXIT_OK
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.runs.signals import StopFlag
 from tests.helpers import job_toml
@@ -82,3 +84,20 @@ def stopped_before_sending(config, clock):
                       clock=clock, stop=stop)
     assert stopped.summary["not_sent"] == 100
     return stopped
+
+
+def plan_saved_after_grace(config, folder: Path, name="products"):
+    """Over the job's export as it is (written two hours ago), a run that starts grace and,
+    an hour later, ``plan --out`` of the 100 ids now due: (the clock, the plan file, the
+    planning run)."""
+    source = config.jobs[name].source.path
+    real = datetime.now(UTC)
+    os.utime(source, ((real - timedelta(hours=2)).timestamp(),) * 2)
+    clock = FakeClock(wall=real - timedelta(hours=2))
+    job = config.jobs[name]
+    run_job(config, job, RunRequest(dry_run=False), clock=clock)  # grace starts
+    clock.advance(3601)
+    plan_file = folder / "plan.json"
+    planned = run_job(config, job, RunRequest(dry_run=True, plan_out=plan_file), clock=clock)
+    assert planned.exit_code == EXIT_OK and len(planned.plan.to_delete) == 100
+    return clock, plan_file, planned

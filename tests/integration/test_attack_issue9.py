@@ -24,7 +24,7 @@ from reconciler.runs.operations import restore
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
 from tests.helpers import emulator_config, job_toml, run_reconciler
-from tests.hostile import runs_an_hour_apart, write_lines
+from tests.hostile import plan_saved_after_grace, runs_an_hour_apart, write_lines
 
 pytestmark = pytest.mark.integration
 
@@ -249,16 +249,8 @@ def test_a_saved_plan_is_refused_once_applied(tmp_path, start_emulator):
     items = {**PLAIN, **DASHED}
     catalog = start_emulator(items, bulk_requests_per_window=100)
     config = emulator_config(tmp_path, catalog, sorted(PLAIN), safety={})
-    source = config.jobs["products"].source.path
-    real = datetime.now(UTC)
-    os.utime(source, ((real - timedelta(hours=2)).timestamp(),) * 2)
-    clock = FakeClock(wall=real - timedelta(hours=2))
+    _, plan_file, planned = plan_saved_after_grace(config, tmp_path)
     job = config.jobs["products"]
-    run_job(config, job, RunRequest(dry_run=False), clock=clock)  # grace starts
-    clock.advance(3601)
-    plan_file = tmp_path / "plan.json"
-    planned = run_job(config, job, RunRequest(dry_run=True, plan_out=plan_file), clock=clock)
-    assert planned.exit_code == EXIT_OK and len(planned.plan.to_delete) == 100
     key = saved_plan.signing_key(config.state_dir)
     first = run_job(config, job, RunRequest(dry_run=False, apply=saved_plan.load(plan_file,
                                                                                  key)))

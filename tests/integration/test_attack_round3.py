@@ -33,7 +33,7 @@ from reconciler.core.errors import EXIT_OK, EXIT_REFUSED
 from reconciler.runs.runner import RunRequest, run_job
 from reconciler.store import saved_plan
 from tests.helpers import job_toml, run_reconciler, write_config
-from tests.hostile import READS, assert_none_deleted, runs_an_hour_apart
+from tests.hostile import READS, assert_none_deleted, plan_saved_after_grace, runs_an_hour_apart
 
 pytestmark = pytest.mark.integration
 
@@ -479,15 +479,7 @@ def _plan_with_ab_missing(tmp_path, emulator):
     config = configure(tmp_path, emulator)
     source = source_of(config)
     source.write_bytes(one_column(IDS[100:]).encode())
-    real = datetime.now(UTC)
-    os.utime(source, ((real - timedelta(hours=2)).timestamp(),) * 2)
-    clock = FakeClock(wall=real - timedelta(hours=2))
-    job = config.jobs["products"]
-    run_job(config, job, RunRequest(dry_run=False), clock=clock)  # grace starts
-    clock.advance(3601)
-    plan_file = tmp_path / "plan.json"
-    planned = run_job(config, job, RunRequest(dry_run=True, plan_out=plan_file), clock=clock)
-    assert planned.exit_code == EXIT_OK and len(planned.plan.to_delete) == 100
+    _, plan_file, _ = plan_saved_after_grace(config, tmp_path)
     return config, plan_file
 
 
